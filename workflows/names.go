@@ -1,0 +1,390 @@
+// Package workflows holds the Onboarding workflow: the order of the steps,
+// the admin-consent wait, the saga that undoes what was created, and the
+// state an operator can query. It performs no I/O itself; every side effect
+// is an activity from package activities.
+package workflows
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/activities"
+)
+
+// Fixed external names (DESIGN.md): the CLI, the UI and the tests use them.
+const (
+	TaskQueue          = "mktos2s-onboarding"
+	WorkflowType       = "Onboarding"
+	SignalAdminConsent = "admin-consent"
+	QueryProgress      = "progress"
+)
+
+// Search attributes (Keyword). They are registered on the namespace by the
+// dev stack; the starter sets TenantId and OrgHost at start.
+var (
+	SearchTenantID       = temporal.NewSearchAttributeKeyKeyword("TenantId")
+	SearchOrgHost        = temporal.NewSearchAttributeKeyKeyword("OrgHost")
+	SearchOnboardingStep = temporal.NewSearchAttributeKeyKeyword("OnboardingStep")
+)
+
+// WorkflowID is the one workflow ID per tenant and Dynamics org, so a second
+// start for the same pair is refused by Temporal instead of creating a twin.
+func WorkflowID(tenantID, orgHost string) string {
+	return "onboarding/" + strings.ToLower(tenantID) + "/" + strings.ToLower(orgHost)
+}
+
+// ConsentSignal is the payload of the admin-consent signal.
+type ConsentSignal struct {
+	Granted bool   `json:"granted"`
+	By      string `json:"by"`
+	Note    string `json:"note"`
+}
+
+// Step names are stable: they are shown in the UI, stored in the
+// OnboardingStep search attribute and filtered on by `starter list`.
+const (
+	StepPreflight                   = "preflight"
+	StepRegisterApplication         = "register-application"
+	StepCreateServicePrincipal      = "create-service-principal"
+	StepAwaitingAdminConsent        = "awaiting-admin-consent"
+	StepAddClientSecret             = "add-client-secret"
+	StepCreateApplicationUser       = "create-application-user"
+	StepConfigureHomeRealmDiscovery = "configure-home-realm-discovery"
+	StepAssignSecurityRole          = "assign-security-role"
+	StepConfigureMarketoSolution    = "configure-marketo-solution"
+	StepPublishCustomizations       = "publish-customizations"
+	StepCreateSyncFilter            = "create-sync-filter"
+	StepValidateConnection          = "validate-connection"
+	StepCompleted                   = "completed"
+	StepCompensating                = "compensating"
+	StepFailed                      = "failed"
+)
+
+// Progress statuses.
+const (
+	StatusRunning        = "running"
+	StatusWaitingConsent = "waiting-for-consent"
+	StatusCompensating   = "compensating"
+	StatusCompleted      = "completed"
+	StatusFailed         = "failed"
+	StatusCancelled      = "cancelled"
+)
+
+// FederationMode decides whether the Home Realm Discovery step runs.
+type FederationMode string
+
+const (
+	FederationAuto   FederationMode = "auto"   // run it when the tenant has a verified Federated domain
+	FederationAlways FederationMode = "always" // run it regardless of the domains
+	FederationNever  FederationMode = "never"  // skip it
+)
+
+// Defaults applied by WithDefaults.
+const (
+	DefaultAppDisplayName         = "Marketo Integration"
+	DefaultSecretLifetimeMonths   = 12
+	MaxSecretLifetimeMonths       = 24
+	DefaultConsentTimeout         = 7 * 24 * time.Hour
+	DefaultConsentRecheckInterval = 10 * time.Minute
+	DefaultSolutionName           = "Marketo Lead Management"
+	DefaultMinSolutionVersion     = "4.0.0.14"
+	DefaultSecurityRoleName       = "Marketo Sync User"
+)
+
+// OnboardingInput is what the operator asks for.
+type OnboardingInput struct {
+	TenantID               string         `json:"tenantId"`
+	OrgURL                 string         `json:"orgUrl"`
+	AppDisplayName         string         `json:"appDisplayName,omitempty"`
+	SecretLifetimeMonths   int            `json:"secretLifetimeMonths,omitempty"`
+	ConsentTimeout         time.Duration  `json:"consentTimeout,omitempty"`
+	ConsentRecheckInterval time.Duration  `json:"consentRecheckInterval,omitempty"`
+	Federation             FederationMode `json:"federation,omitempty"`
+	// SyncFilterEntities opts in to the custom sync filter: the Boolean
+	// column new_synctomkto is added to each of these entities.
+	SyncFilterEntities []string `json:"syncFilterEntities,omitempty"`
+	SolutionName       string   `json:"solutionName,omitempty"`
+	MinSolutionVersion string   `json:"minSolutionVersion,omitempty"`
+	SecurityRoleName   string   `json:"securityRoleName,omitempty"`
+}
+
+// WithDefaults fills every empty optional field and normalises the rest, so
+// the stored input says exactly what the run did.
+func (in OnboardingInput) WithDefaults() OnboardingInput {
+	in.TenantID = strings.ToLower(strings.TrimSpace(in.TenantID))
+	in.OrgURL = strings.TrimRight(strings.TrimSpace(in.OrgURL), "/")
+	if in.AppDisplayName == "" {
+		in.AppDisplayName = DefaultAppDisplayName
+	}
+	if in.SecretLifetimeMonths == 0 {
+		in.SecretLifetimeMonths = DefaultSecretLifetimeMonths
+	}
+	if in.ConsentTimeout == 0 {
+		in.ConsentTimeout = DefaultConsentTimeout
+	}
+	if in.ConsentRecheckInterval == 0 {
+		in.ConsentRecheckInterval = DefaultConsentRecheckInterval
+	}
+	if in.Federation == "" {
+		in.Federation = FederationAuto
+	}
+	if in.SolutionName == "" {
+		in.SolutionName = DefaultSolutionName
+	}
+	if in.MinSolutionVersion == "" {
+		in.MinSolutionVersion = DefaultMinSolutionVersion
+	}
+	if in.SecurityRoleName == "" {
+		in.SecurityRoleName = DefaultSecurityRoleName
+	}
+	return in
+}
+
+// OrgHost is the host[:port] of OrgURL, lower case; empty when OrgURL does not parse.
+func (in OnboardingInput) OrgHost() string {
+	u, err := url.Parse(strings.TrimSpace(in.OrgURL))
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
+}
+
+// WorkflowID is WorkflowID(in.TenantID, in.OrgHost()).
+func (in OnboardingInput) WorkflowID() string {
+	return WorkflowID(strings.TrimSpace(in.TenantID), in.OrgHost())
+}
+
+var (
+	guidRE        = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	logicalNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+)
+
+// FieldError names one bad input field and how to fix it.
+type FieldError struct {
+	Field string
+	Value string
+	Fix   string
+}
+
+func (e FieldError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Fix)
+	}
+	return fmt.Sprintf("%s: %q %s", e.Field, e.Value, e.Fix)
+}
+
+// ValidationError lists every bad field at once so the operator fixes them in one go.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		msgs[i] = f.Error()
+	}
+	return "invalid onboarding input: " + strings.Join(msgs, "; ")
+}
+
+// Validate checks the input after WithDefaults. The returned error is a
+// *ValidationError naming each bad field and its fix.
+func (in OnboardingInput) Validate() error {
+	var errs []FieldError
+	bad := func(field, value, fix string) { errs = append(errs, FieldError{field, value, fix}) }
+
+	switch t := strings.TrimSpace(in.TenantID); {
+	case t == "":
+		bad("tenantId", "", "is required; use the Directory (tenant) ID from Entra ID > Overview")
+	case !guidRE.MatchString(t):
+		bad("tenantId", t, "is not a GUID; use the Directory (tenant) ID from Entra ID > Overview")
+	}
+
+	if fix := orgURLProblem(in.OrgURL); fix != "" {
+		bad("orgUrl", in.OrgURL, fix)
+	}
+	if strings.TrimSpace(in.AppDisplayName) == "" {
+		bad("appDisplayName", "", `is required; e.g. "Marketo Integration"`)
+	}
+	if in.SecretLifetimeMonths < 1 || in.SecretLifetimeMonths > MaxSecretLifetimeMonths {
+		bad("secretLifetimeMonths", strconv.Itoa(in.SecretLifetimeMonths),
+			fmt.Sprintf("is out of range; use 1 to %d months (Microsoft recommends less than 12)", MaxSecretLifetimeMonths))
+	}
+	if in.ConsentTimeout < time.Minute {
+		bad("consentTimeout", in.ConsentTimeout.String(), "is too short; give the admin at least a minute, e.g. 168h (7 days)")
+	}
+	if in.ConsentRecheckInterval < time.Second {
+		bad("consentRecheckInterval", in.ConsentRecheckInterval.String(), "is too short; use at least 1s, e.g. 10m")
+	}
+	switch in.Federation {
+	case FederationAuto, FederationAlways, FederationNever:
+	default:
+		bad("federation", string(in.Federation), `is not a federation mode; use "auto", "always" or "never"`)
+	}
+	for i, e := range in.SyncFilterEntities {
+		if !logicalNameRE.MatchString(e) {
+			bad(fmt.Sprintf("syncFilterEntities[%d]", i), e, `is not an entity logical name; use lower-case names such as "lead", "contact", "account"`)
+		}
+	}
+	if strings.TrimSpace(in.SolutionName) == "" {
+		bad("solutionName", "", `is required; the Marketo solution's unique or friendly name, e.g. "Marketo Lead Management"`)
+	}
+	if !isDottedVersion(in.MinSolutionVersion) {
+		bad("minSolutionVersion", in.MinSolutionVersion, `is not a dotted version; use e.g. "4.0.0.14"`)
+	}
+	if strings.TrimSpace(in.SecurityRoleName) == "" {
+		bad("securityRoleName", "", `is required; e.g. "Marketo Sync User"`)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: errs}
+}
+
+func orgURLProblem(raw string) string {
+	const where = "use the Dynamics 365 environment URL, e.g. https://contoso.crm.dynamics.com (Power Platform admin center > Environments)"
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "is required; " + where
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "is not an absolute URL; " + where
+	}
+	if u.Scheme != "https" {
+		return "must use https; " + where
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "must be the bare org URL without path, query or credentials; " + where
+	}
+	return ""
+}
+
+func isDottedVersion(v string) bool {
+	parts := strings.Split(v, ".")
+	if v == "" || len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 10, 32); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Resources are the IDs of everything the onboarding created or changed,
+// recorded the moment each exists so compensation knows what to undo. They
+// never hold a secret value.
+type Resources struct {
+	AppObjectID        string `json:"appObjectId,omitempty"`
+	AppID              string `json:"appId,omitempty"` // the client ID
+	ServicePrincipalID string `json:"servicePrincipalId,omitempty"`
+	SecretKeyID        string `json:"secretKeyId,omitempty"`
+	SystemUserID       string `json:"systemUserId,omitempty"`
+	RoleID             string `json:"roleId,omitempty"`
+	HRDPolicyID        string `json:"hrdPolicyId,omitempty"`
+	ConfigID           string `json:"configId,omitempty"`
+}
+
+// UndoOutcome is the result of one compensation step.
+type UndoOutcome struct {
+	Step  string `json:"step"` // the step whose effect was undone
+	Undo  string `json:"undo"` // the undo activity
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Progress is what the progress query returns. It never holds the secret.
+type Progress struct {
+	Step            string        `json:"step"`
+	Status          string        `json:"status"`
+	ConsentURL      string        `json:"consentUrl"`
+	CompletedSteps  []string      `json:"completedSteps"`
+	Resources       Resources     `json:"resources"`
+	Error           string        `json:"error"`
+	UpdatedAt       time.Time     `json:"updatedAt"`
+	ConsentVerified bool          `json:"consentVerified"`
+	Message         string        `json:"message,omitempty"`
+	Federated       bool          `json:"federated"`
+	Compensation    []UndoOutcome `json:"compensation,omitempty"`
+}
+
+// OnboardingResult is Marketo's step-3 package plus the validation checklist.
+// It is the only place, besides AddClientSecret's result, that carries the
+// secret; both are encrypted by the payload codec.
+type OnboardingResult struct {
+	OrgURL          string             `json:"orgUrl"`
+	Username        string             `json:"username"` // the application user's e-mail
+	ClientID        string             `json:"clientId"`
+	TenantID        string             `json:"tenantId"`
+	ClientSecret    string             `json:"clientSecret"`
+	SecretExpiresAt time.Time          `json:"secretExpiresAt"`
+	Validation      []activities.Check `json:"validation"`
+	Resources       Resources          `json:"resources"`
+	CompletedSteps  []string           `json:"completedSteps"`
+}
+
+// FailureReport rides in the details of the workflow's failure: what was
+// done, what was undone and what could not be. It has no secret.
+type FailureReport struct {
+	FailedStep     string        `json:"failedStep"`
+	Reason         string        `json:"reason"`
+	CompletedSteps []string      `json:"completedSteps"`
+	Resources      Resources     `json:"resources"`
+	Compensation   []UndoOutcome `json:"compensation"`
+}
+
+// StepPlan describes one step for --dry-run and for the docs.
+type StepPlan struct {
+	Name    string `json:"name"`
+	Effect  string `json:"effect"` // what it creates or changes
+	Undo    string `json:"undo,omitempty"`
+	Skipped bool   `json:"skipped,omitempty"`
+	Note    string `json:"note,omitempty"` // why it is skipped or conditional
+}
+
+// Steps returns the plan the workflow follows for in (after WithDefaults).
+func Steps(in OnboardingInput) []StepPlan {
+	hrd := StepPlan{
+		Name:   StepConfigureHomeRealmDiscovery,
+		Effect: "Graph: a homeRealmDiscoveryPolicy (AccelerateToFederatedDomain=false, AllowCloudPasswordValidation=true) assigned to the service principal",
+		Undo:   "unassign and delete the policy",
+	}
+	switch in.Federation {
+	case FederationNever:
+		hrd.Skipped, hrd.Note = true, "federation=never"
+	case FederationAlways:
+		hrd.Note = "federation=always"
+	default:
+		hrd.Note = "only if the tenant has a verified Federated (AD FS) domain"
+	}
+	filter := StepPlan{
+		Name:   StepCreateSyncFilter,
+		Effect: "Dataverse: Boolean column new_synctomkto on " + strings.Join(in.SyncFilterEntities, ", "),
+		Note:   "opt-in; the column is kept on undo (it may hold data)",
+	}
+	if len(in.SyncFilterEntities) == 0 {
+		filter.Effect = "Dataverse: Boolean column new_synctomkto on the chosen entities"
+		filter.Skipped, filter.Note = true, "no syncFilterEntities given"
+	}
+	return []StepPlan{
+		{Name: StepPreflight, Effect: "reads only: tenant, org, solution " + in.SolutionName + " >= " + in.MinSolutionVersion + ", root business unit, role " + in.SecurityRoleName + ", Marketo Config Default, domains"},
+		{Name: StepRegisterApplication, Effect: "Graph: application " + strconv.Quote(in.AppDisplayName) + " (single tenant, Dynamics CRM user_impersonation)", Undo: "delete the application"},
+		{Name: StepCreateServicePrincipal, Effect: "Graph: service principal (enterprise app) for the application", Undo: "delete the service principal"},
+		{Name: StepAwaitingAdminConsent, Effect: "nothing; waits for an admin to grant consent at the consent URL, then verifies the grant"},
+		{Name: StepAddClientSecret, Effect: fmt.Sprintf("Graph: client secret valid %d months", in.SecretLifetimeMonths), Undo: "remove the secret"},
+		{Name: StepCreateApplicationUser, Effect: "Dataverse: application user in the root business unit (an existing one is adopted)", Undo: "disable, then delete the user"},
+		hrd,
+		{Name: StepAssignSecurityRole, Effect: "Dataverse: role " + strconv.Quote(in.SecurityRoleName) + " on the application user", Undo: "remove the role from the user"},
+		{Name: StepConfigureMarketoSolution, Effect: "Dataverse: Marketo Config Default -> Marketo User = the application user", Undo: "restore the previous Marketo User"},
+		{Name: StepPublishCustomizations, Effect: "Dataverse: Publish All Customizations"},
+		filter,
+		{Name: StepValidateConnection, Effect: "reads only: signs in as the new app with the new secret and runs Marketo's sync validation checks"},
+	}
+}
