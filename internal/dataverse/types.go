@@ -1,0 +1,131 @@
+// Package dataverse calls the Dataverse Web API v9.2 of one Dynamics 365 org. See README.md for
+// every call, its request shape and the Microsoft documentation page it follows.
+package dataverse
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/mktos2s/mktos2s/internal/msapi"
+)
+
+// MarketoConfigNames are the Marketo solution's (undocumented) table and column names.
+type MarketoConfigNames struct {
+	EntitySet   string // default "mkto_marketoconfigs"
+	IDColumn    string // default "mkto_marketoconfigid"
+	NameColumn  string // default "mkto_name"
+	DefaultName string // default "Default"
+	UserLookup  string // navigation property, default "mkto_marketouserid"; bound as "<UserLookup>@odata.bind", read as "_<UserLookup>_value"
+}
+
+// DefaultMarketoConfigNames returns the names the emulator serves and the README documents.
+func DefaultMarketoConfigNames() MarketoConfigNames {
+	return MarketoConfigNames{
+		EntitySet:   "mkto_marketoconfigs",
+		IDColumn:    "mkto_marketoconfigid",
+		NameColumn:  "mkto_name",
+		DefaultName: "Default",
+		UserLookup:  "mkto_marketouserid",
+	}
+}
+
+// Client calls one org's Dataverse Web API.
+type Client struct {
+	api   *msapi.Client
+	names MarketoConfigNames
+}
+
+// New returns a client for orgURL (e.g. https://contoso.crm.dynamics.com); the API base is
+// orgURL + "/api/data/v9.2". Empty fields of names take their defaults.
+func New(orgURL string, hc *http.Client, tokens msapi.TokenSource, names MarketoConfigNames) *Client {
+	d := DefaultMarketoConfigNames()
+	if names.EntitySet == "" {
+		names.EntitySet = d.EntitySet
+	}
+	if names.IDColumn == "" {
+		names.IDColumn = d.IDColumn
+	}
+	if names.NameColumn == "" {
+		names.NameColumn = d.NameColumn
+	}
+	if names.DefaultName == "" {
+		names.DefaultName = d.DefaultName
+	}
+	if names.UserLookup == "" {
+		names.UserLookup = d.UserLookup
+	}
+	return &Client{
+		api:   &msapi.Client{Service: "dataverse", BaseURL: strings.TrimRight(orgURL, "/") + "/api/data/v9.2", HTTP: hc, Tokens: tokens},
+		names: names,
+	}
+}
+
+// WhoAmI is the caller as Dataverse sees it.
+type WhoAmI struct{ UserID, BusinessUnitID, OrganizationID string }
+
+// Solution is an installed solution.
+type Solution struct{ ID, UniqueName, FriendlyName, Version string }
+
+// BusinessUnit is a business unit.
+type BusinessUnit struct{ ID, Name string }
+
+// Role is a security role in a business unit.
+type Role struct{ ID, Name, BusinessUnitID string }
+
+// SystemUser is a Dataverse user; application users have ApplicationID set and AccessMode 4.
+type SystemUser struct {
+	ID, ApplicationID, FullName, InternalEmail, BusinessUnitID string
+	IsDisabled                                                 bool
+	AccessMode                                                 int
+}
+
+// MarketoConfig is the Marketo solution's configuration record.
+type MarketoConfig struct{ ID, Name, UserID string }
+
+var errNotImplemented = errors.New("not implemented")
+
+func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) { return WhoAmI{}, errNotImplemented }
+func (c *Client) FindSolution(ctx context.Context, name string) (Solution, error) {
+	return Solution{}, errNotImplemented
+}
+func CompareVersions(a, b string) (int, error) { return 0, errNotImplemented }
+func (c *Client) RootBusinessUnit(ctx context.Context) (BusinessUnit, error) {
+	return BusinessUnit{}, errNotImplemented
+}
+func (c *Client) FindRole(ctx context.Context, name, businessUnitID string) (Role, error) {
+	return Role{}, errNotImplemented
+}
+func (c *Client) FindApplicationUser(ctx context.Context, applicationID string) (SystemUser, error) {
+	return SystemUser{}, errNotImplemented
+}
+func (c *Client) CreateApplicationUser(ctx context.Context, applicationID, businessUnitID string) (SystemUser, bool, error) {
+	return SystemUser{}, false, errNotImplemented
+}
+func (c *Client) SetUserDisabled(ctx context.Context, userID string, disabled bool) error {
+	return errNotImplemented
+}
+func (c *Client) DeleteUser(ctx context.Context, userID string) error { return errNotImplemented }
+func (c *Client) AssociateRole(ctx context.Context, userID, roleID string) error {
+	return errNotImplemented
+}
+func (c *Client) DisassociateRole(ctx context.Context, userID, roleID string) error {
+	return errNotImplemented
+}
+func (c *Client) UserRoles(ctx context.Context, userID string) ([]Role, error) {
+	return nil, errNotImplemented
+}
+func (c *Client) MarketoConfig(ctx context.Context) (MarketoConfig, error) {
+	return MarketoConfig{}, errNotImplemented
+}
+func (c *Client) SetMarketoConfigUser(ctx context.Context, configID, userID string) error {
+	return errNotImplemented
+}
+func (c *Client) ClearMarketoConfigUser(ctx context.Context, configID string) error {
+	return errNotImplemented
+}
+func (c *Client) PublishAllXml(ctx context.Context) error { return errNotImplemented }
+func (c *Client) EnsureBooleanColumn(ctx context.Context, entityLogicalName, schemaName, displayName string) (bool, error) {
+	return false, errNotImplemented
+}

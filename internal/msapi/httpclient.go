@@ -1,0 +1,93 @@
+package msapi
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// HTTPOptions configures NewHTTPClient.
+type HTTPOptions struct {
+	CAFile        string            // extra PEM roots (the emulator's CA); empty = system roots
+	DialOverrides map[string]string // host pattern ("*.localhost" or exact host) -> IP to dial instead
+	Timeout       time.Duration     // per request, default 30s
+}
+
+// NewHTTPClient builds the client MSAL, Graph and Dataverse share. Dial overrides send matching
+// hosts to a fixed IP (keeping the port and the TLS server name), so emulator hosts such as
+// contoso.crm.localhost are never looked up in DNS.
+func NewHTTPClient(o HTTPOptions) (*http.Client, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", o.CAFile)
+		}
+	}
+	for pattern, ip := range o.DialOverrides {
+		if net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("dial override %q: %q is not an IP address", pattern, ip)
+		}
+	}
+	overrides := make(map[string]string, len(o.DialOverrides))
+	for k, v := range o.DialOverrides {
+		overrides[strings.ToLower(k)] = v
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if ip, ok := overrideFor(overrides, host); ok {
+			addr = net.JoinHostPort(ip, port)
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	// An overridden host must be dialled directly: a proxy would resolve it itself.
+	tr.Proxy = func(r *http.Request) (*url.URL, error) {
+		if _, ok := overrideFor(overrides, r.URL.Hostname()); ok {
+			return nil, nil
+		}
+		return http.ProxyFromEnvironment(r)
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}, nil
+}
+
+// overrideFor matches host against exact names first, then "*.suffix" patterns (any depth).
+func overrideFor(overrides map[string]string, host string) (string, bool) {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if ip, ok := overrides[host]; ok {
+		return ip, true
+	}
+	best, bestLen := "", -1
+	for pattern, ip := range overrides {
+		suffix, ok := strings.CutPrefix(pattern, "*")
+		if !ok || !strings.HasPrefix(suffix, ".") {
+			continue
+		}
+		if strings.HasSuffix(host, suffix) && len(host) > len(suffix) && len(suffix) > bestLen {
+			best, bestLen = ip, len(suffix)
+		}
+	}
+	return best, bestLen >= 0
+}

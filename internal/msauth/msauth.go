@@ -1,0 +1,193 @@
+// Package msauth acquires Microsoft Entra ID access tokens with MSAL Go's confidential client,
+// for any customer tenant, with a client secret or a certificate.
+package msauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+
+	"github.com/mktos2s/mktos2s/internal/msapi"
+)
+
+// DefaultAuthorityHost is the Entra ID authority of the public cloud.
+const DefaultAuthorityHost = "https://login.microsoftonline.com"
+
+// Credential is an app's identity: a client secret or a certificate.
+type Credential struct {
+	ClientID       string
+	Secret         string // client secret, or
+	CertificatePEM []byte // PEM with CERTIFICATE and PRIVATE KEY blocks
+}
+
+// Options configures a Provider.
+type Options struct {
+	AuthorityHost string       // default https://login.microsoftonline.com
+	HTTPClient    *http.Client // given to MSAL (confidential.WithHTTPClient); trusts the emulator CA
+}
+
+// Provider hands out tokens. It keeps one MSAL client per (tenant, client ID, credential), so
+// MSAL's in-memory token cache is reused across calls instead of asking Entra every time.
+type Provider struct {
+	authorityHost string
+	hc            *http.Client
+
+	mu      sync.Mutex
+	clients map[clientKey]confidential.Client
+}
+
+// clientKey identifies a cached MSAL client. The credential is only present as a SHA-256
+// fingerprint, so the map never holds (or prints) a secret.
+type clientKey struct {
+	tenant, clientID, fingerprint string
+}
+
+// New returns a Provider.
+func New(o Options) *Provider {
+	host := strings.TrimRight(o.AuthorityHost, "/")
+	if host == "" {
+		host = DefaultAuthorityHost
+	}
+	return &Provider{authorityHost: host, hc: o.HTTPClient, clients: map[clientKey]confidential.Client{}}
+}
+
+// Token returns an access token for scope (e.g. "https://graph.microsoft.com/.default") in tenantID.
+func (p *Provider) Token(ctx context.Context, tenantID string, cred Credential, scope string) (string, error) {
+	if tenantID == "" || cred.ClientID == "" || scope == "" {
+		return "", &msapi.Error{Service: "entra", Op: "token", Kind: msapi.Invalid,
+			Message: "tenant ID, client ID and scope are required"}
+	}
+	c, err := p.client(tenantID, cred)
+	if err != nil {
+		return "", err
+	}
+	scopes := []string{scope}
+	if res, err := c.AcquireTokenSilent(ctx, scopes); err == nil {
+		return res.AccessToken, nil
+	}
+	failed := &capture{}
+	res, err := c.AcquireTokenByCredential(withCapture(ctx, failed), scopes)
+	if err != nil {
+		return "", tokenError(err, failed)
+	}
+	return res.AccessToken, nil
+}
+
+// Source binds a tenant, credential and scope into a msapi.TokenSource.
+func (p *Provider) Source(tenantID string, cred Credential, scope string) msapi.TokenSource {
+	return source{p: p, tenant: tenantID, cred: cred, scope: scope}
+}
+
+type source struct {
+	p      *Provider
+	tenant string
+	cred   Credential
+	scope  string
+}
+
+func (s source) Token(ctx context.Context) (string, error) {
+	return s.p.Token(ctx, s.tenant, s.cred, s.scope)
+}
+
+// ScopeFor returns "<scheme>://<host[:port]>/.default" for any URL on a resource's host.
+func ScopeFor(resourceURL string) string {
+	u, err := url.Parse(resourceURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return strings.TrimRight(resourceURL, "/") + "/.default"
+	}
+	return u.Scheme + "://" + u.Host + "/.default"
+}
+
+func (p *Provider) client(tenantID string, cred Credential) (confidential.Client, error) {
+	key := clientKey{tenant: strings.ToLower(tenantID), clientID: strings.ToLower(cred.ClientID), fingerprint: fingerprint(cred)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[key]; ok {
+		return c, nil
+	}
+	mc, err := newCredential(cred)
+	if err != nil {
+		return confidential.Client{}, err
+	}
+	hc := p.hc
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	opts := []confidential.Option{
+		confidential.WithInstanceDiscovery(false),
+		confidential.WithHTTPClient(capturingClient{hc: hc}),
+	}
+	c, err := confidential.New(p.authorityHost+"/"+url.PathEscape(tenantID), cred.ClientID, mc, opts...)
+	if err != nil {
+		// MSAL's message names the authority, never the credential.
+		return confidential.Client{}, &msapi.Error{Service: "entra", Op: "newClient", Kind: msapi.Invalid, Err: err}
+	}
+	p.clients[key] = c
+	return c, nil
+}
+
+func newCredential(cred Credential) (confidential.Credential, error) {
+	switch {
+	case cred.Secret != "" && len(cred.CertificatePEM) > 0:
+		return confidential.Credential{}, &msapi.Error{Service: "entra", Op: "credential", Kind: msapi.Invalid,
+			Message: "give a client secret or a certificate, not both"}
+	case cred.Secret != "":
+		c, err := confidential.NewCredFromSecret(cred.Secret)
+		if err != nil {
+			return c, &msapi.Error{Service: "entra", Op: "credential", Kind: msapi.Invalid, Message: "empty client secret"}
+		}
+		return c, nil
+	case len(cred.CertificatePEM) > 0:
+		certs, key, err := confidential.CertFromPEM(cred.CertificatePEM, "")
+		if err != nil {
+			return confidential.Credential{}, &msapi.Error{Service: "entra", Op: "credential", Kind: msapi.Invalid,
+				Message: "certificate PEM must hold a CERTIFICATE and an unencrypted PRIVATE KEY", Err: err}
+		}
+		c, err := confidential.NewCredFromCert(certs, key)
+		if err != nil {
+			return c, &msapi.Error{Service: "entra", Op: "credential", Kind: msapi.Invalid, Err: err}
+		}
+		return c, nil
+	default:
+		return confidential.Credential{}, &msapi.Error{Service: "entra", Op: "credential", Kind: msapi.Invalid,
+			Message: "no client secret or certificate configured"}
+	}
+}
+
+// fingerprint distinguishes credentials without keeping them: a rotated secret gets a new
+// MSAL client (and cache) while the old one is never reachable from the key.
+func fingerprint(cred Credential) string {
+	h := sha256.New()
+	h.Write([]byte(cred.Secret))
+	h.Write([]byte{0})
+	h.Write(cred.CertificatePEM)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// tokenError turns an MSAL failure into an *msapi.Error from Entra's error response
+// ({"error","error_description","error_codes"}) captured on the way in. MSAL's own message
+// embeds the token URL and the whole body, so it is kept only when there is no response.
+func tokenError(err error, failed *capture) error {
+	if status, h, body, ok := failed.get(); ok {
+		e := msapi.ErrorFromBody("entra", "token", status, h, body)
+		switch e.Code {
+		case "invalid_client", "unauthorized_client":
+			// The app or its secret is not known (yet): replication lag or a wrong credential.
+			e.Kind = msapi.Unauthorized
+		}
+		return e
+	}
+	// No HTTP error response: the network failed, the context ended, or MSAL rejected a reply.
+	kind := msapi.Transient
+	if errors.Is(err, context.Canceled) {
+		kind = msapi.Invalid
+	}
+	return &msapi.Error{Service: "entra", Op: "token", Kind: kind, Err: err}
+}
