@@ -3,8 +3,6 @@
 package dataverse
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -83,49 +81,3 @@ type SystemUser struct {
 
 // MarketoConfig is the Marketo solution's configuration record.
 type MarketoConfig struct{ ID, Name, UserID string }
-
-var errNotImplemented = errors.New("not implemented")
-
-func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) { return WhoAmI{}, errNotImplemented }
-func (c *Client) FindSolution(ctx context.Context, name string) (Solution, error) {
-	return Solution{}, errNotImplemented
-}
-func CompareVersions(a, b string) (int, error) { return 0, errNotImplemented }
-func (c *Client) RootBusinessUnit(ctx context.Context) (BusinessUnit, error) {
-	return BusinessUnit{}, errNotImplemented
-}
-func (c *Client) FindRole(ctx context.Context, name, businessUnitID string) (Role, error) {
-	return Role{}, errNotImplemented
-}
-func (c *Client) FindApplicationUser(ctx context.Context, applicationID string) (SystemUser, error) {
-	return SystemUser{}, errNotImplemented
-}
-func (c *Client) CreateApplicationUser(ctx context.Context, applicationID, businessUnitID string) (SystemUser, bool, error) {
-	return SystemUser{}, false, errNotImplemented
-}
-func (c *Client) SetUserDisabled(ctx context.Context, userID string, disabled bool) error {
-	return errNotImplemented
-}
-func (c *Client) DeleteUser(ctx context.Context, userID string) error { return errNotImplemented }
-func (c *Client) AssociateRole(ctx context.Context, userID, roleID string) error {
-	return errNotImplemented
-}
-func (c *Client) DisassociateRole(ctx context.Context, userID, roleID string) error {
-	return errNotImplemented
-}
-func (c *Client) UserRoles(ctx context.Context, userID string) ([]Role, error) {
-	return nil, errNotImplemented
-}
-func (c *Client) MarketoConfig(ctx context.Context) (MarketoConfig, error) {
-	return MarketoConfig{}, errNotImplemented
-}
-func (c *Client) SetMarketoConfigUser(ctx context.Context, configID, userID string) error {
-	return errNotImplemented
-}
-func (c *Client) ClearMarketoConfigUser(ctx context.Context, configID string) error {
-	return errNotImplemented
-}
-func (c *Client) PublishAllXml(ctx context.Context) error { return errNotImplemented }
-func (c *Client) EnsureBooleanColumn(ctx context.Context, entityLogicalName, schemaName, displayName string) (bool, error) {
-	return false, errNotImplemented
-}

@@ -3,8 +3,6 @@
 package graph
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -77,58 +75,3 @@ type PermissionGrant struct{ ID, ClientID, ConsentType, ResourceID, Scope string
 
 // Organization is the tenant.
 type Organization struct{ ID, DisplayName string }
-
-var errNotImplemented = errors.New("not implemented")
-
-func (c *Client) UpsertApplication(ctx context.Context, spec ApplicationSpec) (Application, bool, error) {
-	return Application{}, false, errNotImplemented
-}
-func (c *Client) GetApplicationByUniqueName(ctx context.Context, uniqueName string) (Application, error) {
-	return Application{}, errNotImplemented
-}
-func (c *Client) DeleteApplication(ctx context.Context, objectID string) error {
-	return errNotImplemented
-}
-func (c *Client) UpsertServicePrincipal(ctx context.Context, appID string) (ServicePrincipal, bool, error) {
-	return ServicePrincipal{}, false, errNotImplemented
-}
-func (c *Client) GetServicePrincipalByAppID(ctx context.Context, appID string) (ServicePrincipal, error) {
-	return ServicePrincipal{}, errNotImplemented
-}
-func (c *Client) DeleteServicePrincipal(ctx context.Context, objectID string) error {
-	return errNotImplemented
-}
-func (c *Client) AddPassword(ctx context.Context, appObjectID, displayName string, end time.Time) (PasswordCredential, error) {
-	return PasswordCredential{}, errNotImplemented
-}
-func (c *Client) RemovePassword(ctx context.Context, appObjectID, keyID string) error {
-	return errNotImplemented
-}
-func (c *Client) ListPasswords(ctx context.Context, appObjectID string) ([]PasswordCredential, error) {
-	return nil, errNotImplemented
-}
-func (c *Client) ListDomains(ctx context.Context) ([]Domain, error) { return nil, errNotImplemented }
-func (c *Client) CreateHRDPolicy(ctx context.Context, displayName string, definition []string) (HomeRealmDiscoveryPolicy, error) {
-	return HomeRealmDiscoveryPolicy{}, errNotImplemented
-}
-func (c *Client) ListHRDPolicies(ctx context.Context) ([]HomeRealmDiscoveryPolicy, error) {
-	return nil, errNotImplemented
-}
-func (c *Client) DeleteHRDPolicy(ctx context.Context, policyID string) error {
-	return errNotImplemented
-}
-func (c *Client) AssignHRDPolicy(ctx context.Context, spID, policyID string) error {
-	return errNotImplemented
-}
-func (c *Client) ListAssignedHRDPolicies(ctx context.Context, spID string) ([]HomeRealmDiscoveryPolicy, error) {
-	return nil, errNotImplemented
-}
-func (c *Client) UnassignHRDPolicy(ctx context.Context, spID, policyID string) error {
-	return errNotImplemented
-}
-func (c *Client) ListPermissionGrants(ctx context.Context, clientSPID string) ([]PermissionGrant, error) {
-	return nil, errNotImplemented
-}
-func (c *Client) Organization(ctx context.Context) (Organization, error) {
-	return Organization{}, errNotImplemented
-}

@@ -279,3 +279,17 @@ func escapeQuery(s string) string {
 	}
 	return b.String()
 }
+
+// ListAll pages through a collection like List and converts each element, decoded as W, with conv.
+func ListAll[W, T any](ctx context.Context, c *Client, req Request, conv func(W) T) ([]T, error) {
+	out := []T{}
+	err := c.List(ctx, req, func(raw json.RawMessage) error {
+		var w W
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return &Error{Service: c.Service, Op: req.Op, Kind: Invalid, Message: "unexpected element in value", Err: err}
+		}
+		out = append(out, conv(w))
+		return nil
+	})
+	return out, err
+}

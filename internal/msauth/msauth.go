@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 
 	"github.com/mktos2s/mktos2s/internal/msapi"
 )
@@ -72,10 +74,9 @@ func (p *Provider) Token(ctx context.Context, tenantID string, cred Credential, 
 	if res, err := c.AcquireTokenSilent(ctx, scopes); err == nil {
 		return res.AccessToken, nil
 	}
-	failed := &capture{}
-	res, err := c.AcquireTokenByCredential(withCapture(ctx, failed), scopes)
+	res, err := c.AcquireTokenByCredential(ctx, scopes)
 	if err != nil {
-		return "", tokenError(err, failed)
+		return "", tokenError(err)
 	}
 	return res.AccessToken, nil
 }
@@ -122,7 +123,7 @@ func (p *Provider) client(tenantID string, cred Credential) (confidential.Client
 	}
 	opts := []confidential.Option{
 		confidential.WithInstanceDiscovery(false),
-		confidential.WithHTTPClient(capturingClient{hc: hc}),
+		confidential.WithHTTPClient(hc),
 	}
 	c, err := confidential.New(p.authorityHost+"/"+url.PathEscape(tenantID), cred.ClientID, mc, opts...)
 	if err != nil {
@@ -171,12 +172,17 @@ func fingerprint(cred Credential) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// tokenError turns an MSAL failure into an *msapi.Error from Entra's error response
-// ({"error","error_description","error_codes"}) captured on the way in. MSAL's own message
-// embeds the token URL and the whole body, so it is kept only when there is no response.
-func tokenError(err error, failed *capture) error {
-	if status, h, body, ok := failed.get(); ok {
-		e := msapi.ErrorFromBody("entra", "token", status, h, body)
+// tokenError turns an MSAL failure into an *msapi.Error. For an HTTP error MSAL returns a
+// CallErr whose Resp carries Entra's body ({"error","error_description","error_codes"}); MSAL's
+// own message embeds the token URL and the whole body, so it is not kept as the cause.
+func tokenError(err error) error {
+	var ce msalerrors.CallErr
+	if errors.As(err, &ce) && ce.Resp != nil {
+		var body []byte
+		if ce.Resp.Body != nil {
+			body, _ = io.ReadAll(io.LimitReader(ce.Resp.Body, 64<<10))
+		}
+		e := msapi.ErrorFromBody("entra", "token", ce.Resp.StatusCode, ce.Resp.Header, body)
 		switch e.Code {
 		case "invalid_client", "unauthorized_client":
 			// The app or its secret is not known (yet): replication lag or a wrong credential.
@@ -185,9 +191,5 @@ func tokenError(err error, failed *capture) error {
 		return e
 	}
 	// No HTTP error response: the network failed, the context ended, or MSAL rejected a reply.
-	kind := msapi.Transient
-	if errors.Is(err, context.Canceled) {
-		kind = msapi.Invalid
-	}
-	return &msapi.Error{Service: "entra", Op: "token", Kind: kind, Err: err}
+	return &msapi.Error{Service: "entra", Op: "token", Kind: msapi.Transient, Err: err}
 }
