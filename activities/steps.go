@@ -1,0 +1,537 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/internal/dataverse"
+	"github.com/mktos2s/mktos2s/internal/graph"
+	"github.com/mktos2s/mktos2s/internal/msapi"
+)
+
+// UniqueName is the Graph alternate key of the onboarding's app. It is
+// derived from the tenant and org only, so a retry or a second run for the
+// same pair adopts the same app instead of registering another one.
+func UniqueName(tenantID, orgHost string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(orgHost) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return "mktos2s-" + strings.ToLower(tenantID) + "-" + b.String()
+}
+
+// SecretTag is the displayName of the onboarding's client secret. The tag
+// lets a retry find secrets whose value an earlier attempt lost.
+func SecretTag(workflowID string) string { return "mktos2s " + workflowID }
+
+// HRDPolicyName is the displayName of the app's Home Realm Discovery policy.
+func HRDPolicyName(appID string) string { return "mktos2s-hrd-" + appID }
+
+// ConsentState is the opaque state parameter of the consent URL. It is the
+// one place to change when the state becomes signed.
+func ConsentState(workflowID string) string {
+	sum := sha256.Sum256([]byte("mktos2s-consent\x00" + workflowID))
+	return hex.EncodeToString(sum[:16])
+}
+
+// hrdDefinition follows Microsoft's HRD policy for apps that must keep
+// signing in with a client secret in AD FS federated tenants: no
+// acceleration to the federated IdP, cloud password validation allowed.
+var hrdDefinition = []string{`{"HomeRealmDiscoveryPolicy":{"AccelerateToFederatedDomain":false,"AllowCloudPasswordValidation":true}}`}
+
+const syncFilterSchemaName = "new_SyncToMkto" // logical name new_synctomkto
+
+// ---- preflight ------------------------------------------------------------
+
+type PreflightInput struct {
+	TenantID           string `json:"tenantId"`
+	OrgURL             string `json:"orgUrl"`
+	SolutionName       string `json:"solutionName"`
+	MinSolutionVersion string `json:"minSolutionVersion"`
+	RoleName           string `json:"roleName"`
+	DetectFederation   bool   `json:"detectFederation"`
+}
+
+type PreflightResult struct {
+	TenantName       string   `json:"tenantName"`
+	OrganizationID   string   `json:"organizationId"`
+	SolutionVersion  string   `json:"solutionVersion"`
+	BusinessUnitID   string   `json:"businessUnitId"`
+	RoleID           string   `json:"roleId"`
+	ConfigID         string   `json:"configId"`
+	ConfigUserID     string   `json:"configUserId,omitempty"` // the Marketo user before onboarding, restored on undo
+	FederatedDomains []string `json:"federatedDomains,omitempty"`
+}
+
+// Preflight only reads. Anything missing fails it for good, before a single
+// object is created.
+func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (PreflightResult, error) {
+	var out PreflightResult
+	u, err := url.Parse(in.OrgURL)
+	if err != nil || u.Host == "" {
+		return out, preflightError("orgUrl %q is not a URL", in.OrgURL)
+	}
+	if !a.orgAllowed(u.Hostname()) {
+		return out, preflightError("org host %s is not in dynamics.allowedOrgSuffixes %v; use the org's *.dynamics.com URL or extend the setting",
+			u.Hostname(), a.deps.AllowedOrgSuffixes)
+	}
+	g := a.graphFor(in.TenantID)
+	org, err := g.Organization(ctx)
+	if err != nil {
+		return out, preflightMapped(ctx, "read the tenant (organization)", err, fix{permission: permOrg, invalid: "check tenantId"})
+	}
+	out.TenantName = org.DisplayName
+
+	dv := a.provisioned(in.TenantID, in.OrgURL)
+	who, err := dv.WhoAmI(ctx)
+	if err != nil {
+		return out, preflightMapped(ctx, "sign in to the Dynamics org as the provisioner (WhoAmI)", err,
+			fix{permission: permDataverse, invalid: "check orgUrl"})
+	}
+	out.OrganizationID = who.OrganizationID
+
+	sol, err := dv.FindSolution(ctx, in.SolutionName)
+	switch {
+	case msapi.IsKind(err, msapi.NotFound):
+		return out, preflightError("the Marketo solution %q is not installed in %s; install it first (Marketo's Step 1 of 3), or set solutionName to its unique name",
+			in.SolutionName, u.Host)
+	case err != nil:
+		return out, preflightMapped(ctx, "find the Marketo solution", err, fix{permission: permDataverse})
+	}
+	cmp, err := dataverse.CompareVersions(sol.Version, in.MinSolutionVersion)
+	if err != nil {
+		return out, preflightError("cannot compare the Marketo solution version %q with %q: %v", sol.Version, in.MinSolutionVersion, err)
+	}
+	if cmp < 0 {
+		return out, preflightError("the Marketo solution is version %s, older than %s; upgrade it from AppSource before onboarding",
+			sol.Version, in.MinSolutionVersion)
+	}
+	out.SolutionVersion = sol.Version
+
+	bu, err := dv.RootBusinessUnit(ctx)
+	if err != nil {
+		return out, preflightMapped(ctx, "find the root business unit", err, fix{permission: permDataverse})
+	}
+	out.BusinessUnitID = bu.ID
+
+	role, err := dv.FindRole(ctx, in.RoleName, bu.ID)
+	switch {
+	case msapi.IsKind(err, msapi.NotFound):
+		return out, preflightError("security role %q does not exist in the root business unit %q; it ships with the Marketo solution, reinstall or upgrade it",
+			in.RoleName, bu.Name)
+	case err != nil:
+		return out, preflightMapped(ctx, "find the security role", err, fix{permission: permDataverse})
+	}
+	out.RoleID = role.ID
+
+	cfg, err := dv.MarketoConfig(ctx)
+	switch {
+	case msapi.IsKind(err, msapi.NotFound):
+		return out, preflightError("the Marketo Config record %q does not exist; open Marketo Config in Dynamics once so the solution creates it, or set the dataverse.marketoConfig.* names",
+			a.deps.ConfigNames.DefaultName)
+	case err != nil:
+		return out, preflightMapped(ctx, "read the Marketo Config", err, fix{permission: permDataverse, invalid: "check the dataverse.marketoConfig.* names"})
+	}
+	out.ConfigID, out.ConfigUserID = cfg.ID, cfg.UserID
+
+	if in.DetectFederation {
+		domains, err := g.ListDomains(ctx)
+		if err != nil {
+			return out, preflightMapped(ctx, "list the tenant's domains", err, fix{permission: permDomains})
+		}
+		for _, d := range domains {
+			if d.IsVerified && strings.EqualFold(d.AuthenticationType, "Federated") {
+				out.FederatedDomains = append(out.FederatedDomains, d.ID)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (a *Activities) orgAllowed(host string) bool {
+	if len(a.deps.AllowedOrgSuffixes) == 0 {
+		return true
+	}
+	host = strings.ToLower(host)
+	for _, s := range a.deps.AllowedOrgSuffixes {
+		s = strings.ToLower(s)
+		if host == strings.TrimPrefix(s, ".") || strings.HasSuffix(host, "."+strings.TrimPrefix(s, ".")) {
+			return true
+		}
+	}
+	return false
+}
+
+// preflightMapped keeps throttling and outages retryable and makes every
+// other refusal a final preflight failure.
+func preflightMapped(ctx context.Context, what string, err error, f fix) error {
+	mapped := mapError(ctx, what, err, asProvisioner, f)
+	var ae *temporal.ApplicationError
+	if !errors.As(mapped, &ae) {
+		return mapped
+	}
+	switch ae.Type() {
+	case ErrThrottled, ErrTransient, ErrConflict:
+		return mapped
+	}
+	return temporal.NewApplicationErrorWithOptions("preflight: "+ae.Message(), ErrPreflight,
+		temporal.ApplicationErrorOptions{NonRetryable: true})
+}
+
+// ---- Entra app and service principal -------------------------------------
+
+type RegisterApplicationInput struct {
+	TenantID    string `json:"tenantId"`
+	OrgHost     string `json:"orgHost"`
+	DisplayName string `json:"displayName"`
+}
+
+type RegisterApplicationResult struct {
+	AppObjectID string `json:"appObjectId"`
+	AppID       string `json:"appId"`
+	UniqueName  string `json:"uniqueName"`
+	Created     bool   `json:"created"`
+}
+
+func (a *Activities) RegisterApplication(ctx context.Context, in RegisterApplicationInput) (RegisterApplicationResult, error) {
+	spec := graph.ApplicationSpec{
+		UniqueName:  UniqueName(in.TenantID, in.OrgHost),
+		DisplayName: in.DisplayName,
+		RequiredResourceAccess: []graph.RequiredResourceAccess{{
+			ResourceAppID:  graph.DynamicsCRMAppID,
+			ResourceAccess: []graph.ResourceAccess{{ID: graph.DynamicsUserImpersonationID, Type: "Scope"}},
+		}},
+	}
+	if a.deps.ConsentRedirectURI != "" {
+		spec.RedirectURIs = []string{a.deps.ConsentRedirectURI}
+	}
+	app, created, err := a.graphFor(in.TenantID).UpsertApplication(ctx, spec)
+	if err != nil {
+		return RegisterApplicationResult{}, mapError(ctx, "register the application", err, asProvisioner,
+			fix{permission: permApps, invalid: "check appDisplayName and microsoft.consentRedirectUri"})
+	}
+	return RegisterApplicationResult{AppObjectID: app.ID, AppID: app.AppID, UniqueName: spec.UniqueName, Created: created}, nil
+}
+
+type CreateServicePrincipalInput struct {
+	TenantID string `json:"tenantId"`
+	AppID    string `json:"appId"`
+}
+
+type CreateServicePrincipalResult struct {
+	ServicePrincipalID string `json:"servicePrincipalId"`
+	Created            bool   `json:"created"`
+}
+
+func (a *Activities) CreateServicePrincipal(ctx context.Context, in CreateServicePrincipalInput) (CreateServicePrincipalResult, error) {
+	sp, created, err := a.graphFor(in.TenantID).UpsertServicePrincipal(ctx, in.AppID)
+	if msapi.IsKind(err, msapi.Invalid) || msapi.IsKind(err, msapi.NotFound) {
+		// Graph answers 400/404 while the app just created is not replicated yet.
+		return CreateServicePrincipalResult{}, lagError("create the service principal: application %s not visible yet: %v", in.AppID, err)
+	}
+	if err != nil {
+		return CreateServicePrincipalResult{}, mapError(ctx, "create the service principal", err, asProvisioner, fix{permission: permApps})
+	}
+	return CreateServicePrincipalResult{ServicePrincipalID: sp.ID, Created: created}, nil
+}
+
+// ---- admin consent ----------------------------------------------------------
+
+type BuildConsentURLInput struct {
+	TenantID   string `json:"tenantId"`
+	AppID      string `json:"appId"`
+	WorkflowID string `json:"workflowId"`
+}
+
+type BuildConsentURLResult struct {
+	URL string `json:"url"`
+}
+
+// BuildConsentURL is an activity rather than workflow code because the
+// authority host and redirect URI are worker configuration.
+func (a *Activities) BuildConsentURL(_ context.Context, in BuildConsentURLInput) (BuildConsentURLResult, error) {
+	return BuildConsentURLResult{URL: consentURL(a.deps.AuthorityHost, a.deps.ConsentRedirectURI, in)}, nil
+}
+
+func consentURL(authorityHost, redirectURI string, in BuildConsentURLInput) string {
+	host := strings.TrimRight(authorityHost, "/")
+	if host == "" {
+		host = "https://login.microsoftonline.com"
+	}
+	q := url.Values{}
+	q.Set("client_id", in.AppID)
+	q.Set("state", ConsentState(in.WorkflowID))
+	if redirectURI != "" {
+		q.Set("redirect_uri", redirectURI)
+	}
+	return host + "/" + url.PathEscape(in.TenantID) + "/adminconsent?" + q.Encode()
+}
+
+type VerifyConsentInput struct {
+	TenantID           string `json:"tenantId"`
+	ServicePrincipalID string `json:"servicePrincipalId"`
+}
+
+type VerifyConsentResult struct {
+	Granted bool   `json:"granted"`
+	Reason  string `json:"reason"` // why not, for the progress message
+}
+
+// VerifyConsent looks for the tenant-wide delegated grant of Dynamics CRM
+// user_impersonation to the app's service principal.
+func (a *Activities) VerifyConsent(ctx context.Context, in VerifyConsentInput) (VerifyConsentResult, error) {
+	g := a.graphFor(in.TenantID)
+	crm, err := g.GetServicePrincipalByAppID(ctx, graph.DynamicsCRMAppID)
+	if msapi.IsKind(err, msapi.NotFound) {
+		return VerifyConsentResult{Reason: "the Dynamics CRM service principal does not exist in this tenant yet"}, nil
+	}
+	if err != nil {
+		return VerifyConsentResult{}, mapError(ctx, "find the Dynamics CRM service principal", err, asProvisioner, fix{permission: permApps})
+	}
+	grants, err := g.ListPermissionGrants(ctx, in.ServicePrincipalID)
+	if err != nil {
+		return VerifyConsentResult{}, mapError(ctx, "list the app's permission grants", err, asProvisioner, fix{permission: permGrants})
+	}
+	for _, gr := range grants {
+		if gr.ResourceID == crm.ID && gr.ConsentType == "AllPrincipals" && slices.Contains(strings.Fields(gr.Scope), "user_impersonation") {
+			return VerifyConsentResult{Granted: true}, nil
+		}
+	}
+	return VerifyConsentResult{Reason: "no tenant-wide grant of Dynamics CRM user_impersonation to the app yet"}, nil
+}
+
+// ---- client secret ------------------------------------------------------------
+
+type AddClientSecretInput struct {
+	TenantID       string `json:"tenantId"`
+	AppObjectID    string `json:"appObjectId"`
+	WorkflowID     string `json:"workflowId"`
+	LifetimeMonths int    `json:"lifetimeMonths"`
+}
+
+// AddClientSecretResult carries the secret value; it only travels in
+// encrypted payloads.
+type AddClientSecretResult struct {
+	KeyID        string    `json:"keyId"`
+	Secret       string    `json:"secret"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	RemovedStale []string  `json:"removedStale,omitempty"` // keyIds of earlier attempts' secrets
+}
+
+// AddClientSecret leaves exactly one live secret per onboarding: secrets
+// tagged by an earlier attempt are removed first, since their values were
+// lost with that attempt.
+func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInput) (AddClientSecretResult, error) {
+	var out AddClientSecretResult
+	if in.LifetimeMonths < 1 {
+		return out, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("secret lifetime %d months is not positive", in.LifetimeMonths), ErrInvalidRequest, nil)
+	}
+	g := a.graphFor(in.TenantID)
+	tag := SecretTag(in.WorkflowID)
+	existing, err := g.ListPasswords(ctx, in.AppObjectID)
+	if err != nil {
+		return out, mapError(ctx, "list the app's secrets", err, asProvisioner, fix{permission: permApps})
+	}
+	for _, pc := range existing {
+		if pc.DisplayName != tag {
+			continue
+		}
+		if err := g.RemovePassword(ctx, in.AppObjectID, pc.KeyID); err != nil && !isGone(err) {
+			return out, mapError(ctx, "remove a stale secret", err, asProvisioner, fix{permission: permApps})
+		}
+		out.RemovedStale = append(out.RemovedStale, pc.KeyID)
+	}
+	end := a.deps.Now().UTC().AddDate(0, in.LifetimeMonths, 0)
+	pc, err := g.AddPassword(ctx, in.AppObjectID, tag, end)
+	if err != nil {
+		return out, mapError(ctx, "add the client secret", err, asProvisioner, fix{permission: permApps})
+	}
+	out.KeyID, out.Secret, out.ExpiresAt = pc.KeyID, pc.SecretText, pc.EndDateTime
+	if out.ExpiresAt.IsZero() {
+		out.ExpiresAt = end
+	}
+	return out, nil
+}
+
+// ---- Dataverse --------------------------------------------------------------
+
+type CreateApplicationUserInput struct {
+	TenantID       string `json:"tenantId"`
+	OrgURL         string `json:"orgUrl"`
+	AppID          string `json:"appId"`
+	BusinessUnitID string `json:"businessUnitId"`
+}
+
+type CreateApplicationUserResult struct {
+	SystemUserID string `json:"systemUserId"`
+	Username     string `json:"username"` // the application user's e-mail, Marketo's "username"
+	Adopted      bool   `json:"adopted"`
+}
+
+func (a *Activities) CreateApplicationUser(ctx context.Context, in CreateApplicationUserInput) (CreateApplicationUserResult, error) {
+	u, adopted, err := a.provisioned(in.TenantID, in.OrgURL).CreateApplicationUser(ctx, in.AppID, in.BusinessUnitID)
+	if msapi.IsKind(err, msapi.Invalid) || msapi.IsKind(err, msapi.NotFound) {
+		// Dataverse rejects an applicationid it cannot see in Entra yet.
+		return CreateApplicationUserResult{}, lagError("create the application user: app %s not visible to Dataverse yet: %v", in.AppID, err)
+	}
+	if err != nil {
+		return CreateApplicationUserResult{}, mapError(ctx, "create the application user", err, asProvisioner, fix{permission: permDataverse})
+	}
+	return CreateApplicationUserResult{SystemUserID: u.ID, Username: u.InternalEmail, Adopted: adopted}, nil
+}
+
+type ConfigureHomeRealmDiscoveryInput struct {
+	TenantID           string `json:"tenantId"`
+	ServicePrincipalID string `json:"servicePrincipalId"`
+	AppID              string `json:"appId"`
+}
+
+type ConfigureHomeRealmDiscoveryResult struct {
+	PolicyID string `json:"policyId"`
+	Created  bool   `json:"created"`
+}
+
+// ConfigureHomeRealmDiscovery reuses the policy tagged with the app ID and
+// assigns it only when it is not assigned yet.
+func (a *Activities) ConfigureHomeRealmDiscovery(ctx context.Context, in ConfigureHomeRealmDiscoveryInput) (ConfigureHomeRealmDiscoveryResult, error) {
+	var out ConfigureHomeRealmDiscoveryResult
+	g := a.graphFor(in.TenantID)
+	name := HRDPolicyName(in.AppID)
+	policies, err := g.ListHRDPolicies(ctx)
+	if err != nil {
+		return out, mapError(ctx, "list Home Realm Discovery policies", err, asProvisioner, fix{permission: permPolicy})
+	}
+	for _, p := range policies {
+		if p.DisplayName == name {
+			out.PolicyID = p.ID
+			break
+		}
+	}
+	if out.PolicyID == "" {
+		p, err := g.CreateHRDPolicy(ctx, name, hrdDefinition)
+		if err != nil {
+			return out, mapError(ctx, "create the Home Realm Discovery policy", err, asProvisioner, fix{permission: permPolicy})
+		}
+		out.PolicyID, out.Created = p.ID, true
+	}
+	assigned, err := g.ListAssignedHRDPolicies(ctx, in.ServicePrincipalID)
+	if err != nil {
+		return out, mapError(ctx, "list the service principal's HRD policies", err, asProvisioner, fix{permission: permPolicy})
+	}
+	if slices.ContainsFunc(assigned, func(p graph.HomeRealmDiscoveryPolicy) bool { return p.ID == out.PolicyID }) {
+		return out, nil
+	}
+	if err := g.AssignHRDPolicy(ctx, in.ServicePrincipalID, out.PolicyID); err != nil {
+		return out, mapError(ctx, "assign the Home Realm Discovery policy", err, asProvisioner,
+			fix{permission: permPolicy, invalid: "a service principal holds one HRD policy; remove the other one first"})
+	}
+	return out, nil
+}
+
+type AssignSecurityRoleInput struct {
+	TenantID     string `json:"tenantId"`
+	OrgURL       string `json:"orgUrl"`
+	SystemUserID string `json:"systemUserId"`
+	RoleID       string `json:"roleId"`
+}
+
+type AssignSecurityRoleResult struct {
+	RoleID string `json:"roleId"`
+}
+
+func (a *Activities) AssignSecurityRole(ctx context.Context, in AssignSecurityRoleInput) (AssignSecurityRoleResult, error) {
+	if err := a.provisioned(in.TenantID, in.OrgURL).AssociateRole(ctx, in.SystemUserID, in.RoleID); err != nil {
+		return AssignSecurityRoleResult{}, mapError(ctx, "assign the security role", err, asProvisioner, fix{permission: permDataverse})
+	}
+	return AssignSecurityRoleResult{RoleID: in.RoleID}, nil
+}
+
+type ConfigureMarketoSolutionInput struct {
+	TenantID     string `json:"tenantId"`
+	OrgURL       string `json:"orgUrl"`
+	SystemUserID string `json:"systemUserId"`
+	// PreviousUserID is the Marketo user preflight saw; it stands in when a
+	// retry finds the config already pointing at SystemUserID.
+	PreviousUserID string `json:"previousUserId,omitempty"`
+}
+
+type ConfigureMarketoSolutionResult struct {
+	ConfigID       string `json:"configId"`
+	PreviousUserID string `json:"previousUserId,omitempty"`
+}
+
+func (a *Activities) ConfigureMarketoSolution(ctx context.Context, in ConfigureMarketoSolutionInput) (ConfigureMarketoSolutionResult, error) {
+	dv := a.provisioned(in.TenantID, in.OrgURL)
+	cfg, err := dv.MarketoConfig(ctx)
+	if err != nil {
+		return ConfigureMarketoSolutionResult{}, mapError(ctx, "read the Marketo Config", err, asProvisioner,
+			fix{permission: permDataverse, invalid: "check the dataverse.marketoConfig.* names"})
+	}
+	prev := cfg.UserID
+	if prev == in.SystemUserID {
+		prev = in.PreviousUserID
+	}
+	if cfg.UserID != in.SystemUserID {
+		if err := dv.SetMarketoConfigUser(ctx, cfg.ID, in.SystemUserID); err != nil {
+			return ConfigureMarketoSolutionResult{}, mapError(ctx, "set the Marketo Config user", err, asProvisioner,
+				fix{permission: permDataverse, invalid: "check dataverse.marketoConfig.userLookup"})
+		}
+	}
+	return ConfigureMarketoSolutionResult{ConfigID: cfg.ID, PreviousUserID: prev}, nil
+}
+
+type PublishCustomizationsInput struct {
+	TenantID string `json:"tenantId"`
+	OrgURL   string `json:"orgUrl"`
+}
+
+type PublishCustomizationsResult struct{}
+
+func (a *Activities) PublishCustomizations(ctx context.Context, in PublishCustomizationsInput) (PublishCustomizationsResult, error) {
+	if err := a.provisioned(in.TenantID, in.OrgURL).PublishAllXml(ctx); err != nil {
+		return PublishCustomizationsResult{}, mapError(ctx, "publish all customizations", err, asProvisioner, fix{permission: permDataverse})
+	}
+	return PublishCustomizationsResult{}, nil
+}
+
+type CreateSyncFilterInput struct {
+	TenantID string   `json:"tenantId"`
+	OrgURL   string   `json:"orgUrl"`
+	Entities []string `json:"entities"`
+}
+
+type CreateSyncFilterResult struct {
+	Created []string `json:"created,omitempty"` // entities that got the column now
+}
+
+// CreateSyncFilter adds the Boolean column new_synctomkto where missing.
+// The column is not removed on undo: it may already hold data.
+func (a *Activities) CreateSyncFilter(ctx context.Context, in CreateSyncFilterInput) (CreateSyncFilterResult, error) {
+	var out CreateSyncFilterResult
+	dv := a.provisioned(in.TenantID, in.OrgURL)
+	for _, e := range in.Entities {
+		created, err := dv.EnsureBooleanColumn(ctx, e, syncFilterSchemaName, "Sync to Marketo")
+		if err != nil {
+			return out, mapError(ctx, "add the sync filter column to "+e, err, asProvisioner,
+				fix{permission: permDataverse, invalid: "check that entity " + e + " exists and is customizable"})
+		}
+		if created {
+			out.Created = append(out.Created, e)
+		}
+	}
+	return out, nil
+}
