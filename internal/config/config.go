@@ -1,0 +1,308 @@
+// Package config loads the configuration shared by the worker and the
+// starter: the file mktos2s.yaml, MKTOS2S_* environment variables and
+// command-line flags, in increasing order of precedence.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is the typed view of every key in Keys().
+type Config struct {
+	Temporal    Temporal    `mapstructure:"temporal"`
+	Codec       Codec       `mapstructure:"codec"`
+	Microsoft   Microsoft   `mapstructure:"microsoft"`
+	Dataverse   Dataverse   `mapstructure:"dataverse"`
+	Consent     Consent     `mapstructure:"consent"`
+	Log         Log         `mapstructure:"log"`
+	CodecServer CodecServer `mapstructure:"codecServer"`
+	Worker      Worker      `mapstructure:"worker"`
+
+	// File is the config file that was read, empty when none was found.
+	File string `mapstructure:"-"`
+
+	unknown []string // keys in the file that no code reads, likely typos
+}
+
+type Temporal struct {
+	Address   string `mapstructure:"address"`
+	Namespace string `mapstructure:"namespace"`
+	TLS       TLS    `mapstructure:"tls"`
+	APIKey    string `mapstructure:"apiKey"`
+}
+
+type TLS struct {
+	Enabled    bool   `mapstructure:"enabled"`
+	CAFile     string `mapstructure:"caFile"`
+	CertFile   string `mapstructure:"certFile"`
+	KeyFile    string `mapstructure:"keyFile"`
+	ServerName string `mapstructure:"serverName"`
+}
+
+type Codec struct {
+	Keys        map[string]string `mapstructure:"keys"` // key ID → base64 of 32 bytes
+	ActiveKeyID string            `mapstructure:"activeKeyId"`
+}
+
+type Microsoft struct {
+	AuthorityHost      string            `mapstructure:"authorityHost"`
+	GraphBaseURL       string            `mapstructure:"graphBaseURL"`
+	CAFile             string            `mapstructure:"caFile"`
+	DialOverrides      map[string]string `mapstructure:"dialOverrides"`
+	AllowedOrgSuffixes []string          `mapstructure:"allowedOrgSuffixes"`
+	Provisioner        Provisioner       `mapstructure:"provisioner"`
+}
+
+type Provisioner struct {
+	ClientID        string `mapstructure:"clientId"`
+	ClientSecret    string `mapstructure:"clientSecret"`
+	CertificateFile string `mapstructure:"certificateFile"`
+}
+
+type Dataverse struct {
+	MarketoConfig MarketoConfig `mapstructure:"marketoConfig"`
+}
+
+// MarketoConfig names the Marketo solution's configuration table; Adobe does
+// not document them, so they are configurable (see dataverse.MarketoConfigNames).
+type MarketoConfig struct {
+	EntitySet   string `mapstructure:"entitySet"`
+	IDColumn    string `mapstructure:"idColumn"`
+	NameColumn  string `mapstructure:"nameColumn"`
+	DefaultName string `mapstructure:"defaultName"`
+	UserLookup  string `mapstructure:"userLookup"`
+}
+
+type Consent struct {
+	RedirectURI     string        `mapstructure:"redirectURI"`
+	RecheckInterval time.Duration `mapstructure:"recheckInterval"`
+}
+
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+type CodecServer struct {
+	Listen     string `mapstructure:"listen"`
+	Token      string `mapstructure:"token"`
+	CORSOrigin string `mapstructure:"corsOrigin"`
+}
+
+type Worker struct {
+	MaxConcurrentActivities    int           `mapstructure:"maxConcurrentActivities"`
+	MaxConcurrentWorkflowTasks int           `mapstructure:"maxConcurrentWorkflowTasks"`
+	StopTimeout                time.Duration `mapstructure:"stopTimeout"`
+}
+
+// Options tell Load where to look.
+type Options struct {
+	// File is an explicit config file (--config). When empty, mktos2s.yaml is
+	// searched in ., ./config and $HOME/.config/mktos2s; none found is fine.
+	File string
+	// Flags are bound over file and environment: a flag named like a key
+	// ("temporal.address") binds to it, and FlagKeys maps other flag names
+	// ("address") to keys. Only flags the user set take effect.
+	Flags    *pflag.FlagSet
+	FlagKeys map[string]string
+}
+
+// Load reads the configuration. It does not validate it: call Validate or
+// ValidateWorker, which name every bad key at once.
+func Load(o Options) (Config, error) {
+	v := viper.New()
+	for _, k := range Keys() {
+		if k.Default != nil {
+			v.SetDefault(k.Name, k.Default)
+		}
+		// Explicit binding makes keys without a default (maps, secrets)
+		// visible to Unmarshal when they come only from the environment.
+		if err := v.BindEnv(k.Name, k.Env()); err != nil {
+			return Config{}, fmt.Errorf("config: bind %s: %w", k.Env(), err)
+		}
+	}
+	if err := bindFlags(v, o); err != nil {
+		return Config{}, err
+	}
+
+	var cfg Config
+	if o.File != "" {
+		v.SetConfigFile(o.File)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("config: read %s: %w", o.File, err)
+		}
+	} else {
+		v.SetConfigName("mktos2s")
+		v.SetConfigType("yaml")
+		v.AddConfigPath(".")
+		v.AddConfigPath("./config")
+		if home, err := os.UserHomeDir(); err == nil {
+			v.AddConfigPath(filepath.Join(home, ".config", "mktos2s"))
+		}
+		if err := v.ReadInConfig(); err != nil {
+			var notFound viper.ConfigFileNotFoundError
+			if !errors.As(err, &notFound) {
+				return Config{}, fmt.Errorf("config: %w", err)
+			}
+		}
+	}
+	cfg.File = v.ConfigFileUsed()
+	cfg.unknown = unknownKeys(v.AllKeys())
+
+	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		stringToMapHook,
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	))
+	if err := v.Unmarshal(&cfg, hook); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg.normalize()
+	return cfg, nil
+}
+
+// unknownKeys returns the keys that are neither a documented key nor an entry
+// of a map-valued key.
+func unknownKeys(all []string) []string {
+	known := map[string]bool{}
+	var maps []string
+	for _, k := range Keys() {
+		name := strings.ToLower(k.Name)
+		known[name] = true
+		if name == "codec.keys" || name == "microsoft.dialoverrides" {
+			maps = append(maps, name+".")
+		}
+	}
+	var out []string
+	for _, k := range all {
+		if !known[k] && !slices.ContainsFunc(maps, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func bindFlags(v *viper.Viper, o Options) error {
+	if o.Flags == nil {
+		return nil
+	}
+	known := make(map[string]string, len(Keys()))
+	for _, k := range Keys() {
+		known[strings.ToLower(k.Name)] = k.Name
+	}
+	var err error
+	o.Flags.VisitAll(func(f *pflag.Flag) {
+		key, ok := o.FlagKeys[f.Name]
+		if !ok {
+			key, ok = known[strings.ToLower(f.Name)]
+		}
+		if ok && err == nil {
+			err = v.BindPFlag(key, f)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("config: bind flags: %w", err)
+	}
+	return nil
+}
+
+// stringToMapHook reads the environment form "a=1,b=2" of map keys
+// (codec.keys, microsoft.dialOverrides).
+func stringToMapHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeFor[map[string]string]() {
+		return data, nil
+	}
+	return ParsePairs(data.(string))
+}
+
+// ParsePairs parses "id1=value1,id2=value2". Values may contain "=" (base64
+// padding); the first "=" separates ID and value.
+func ParsePairs(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(item, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			// Never echo the item: it may be a key.
+			return nil, fmt.Errorf("expected id=value pairs separated by commas, got an item without id=")
+		}
+		out[strings.ToLower(k)] = strings.TrimSpace(val)
+	}
+	return out, nil
+}
+
+func (c *Config) normalize() {
+	if c.Codec.ActiveKeyID == "" && len(c.Codec.Keys) == 1 {
+		for id := range c.Codec.Keys {
+			c.Codec.ActiveKeyID = id
+		}
+	}
+	for i, s := range c.Microsoft.AllowedOrgSuffixes {
+		c.Microsoft.AllowedOrgSuffixes[i] = strings.ToLower(strings.TrimSpace(s))
+	}
+	c.Microsoft.AuthorityHost = strings.TrimRight(c.Microsoft.AuthorityHost, "/")
+	c.Microsoft.GraphBaseURL = strings.TrimRight(c.Microsoft.GraphBaseURL, "/")
+}
+
+// RawKeys decodes codec.keys. Standard and URL-safe base64, padded or not,
+// are accepted; every key must be 32 bytes.
+func (c Codec) RawKeys() (map[string][]byte, error) {
+	out := make(map[string][]byte, len(c.Keys))
+	var errs []error
+	for _, id := range sortedKeys(c.Keys) {
+		raw, err := decodeBase64(c.Keys[id])
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("codec.keys[%s]: not base64", id))
+		case len(raw) != 32:
+			errs = append(errs, fmt.Errorf("codec.keys[%s]: %d bytes, want 32", id, len(raw)))
+		default:
+			out[id] = raw
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	var firstErr error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(s)
+		if err == nil {
+			return b, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}
+
+// SlogLevel is log.level as a slog level.
+func (l Log) SlogLevel() (slog.Level, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("log.level %q: want debug, info, warn or error", l.Level)
+	}
+	return lvl, nil
+}

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// isolate makes Load see neither the developer's files nor their MKTOS2S_* variables.
+func isolate(t *testing.T) {
+	t.Helper()
+	t.Setenv("HOME", t.TempDir())
+	t.Chdir(t.TempDir())
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, EnvPrefix+"_") {
+			t.Setenv(name, "")
+			require.NoError(t, os.Unsetenv(name))
+		}
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
+
+func b64key(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+
+func TestLoadDefaults(t *testing.T) {
+	isolate(t)
+	cfg, err := Load(Options{})
+	require.NoError(t, err)
+
+	assert.Empty(t, cfg.File)
+	assert.Equal(t, DefaultTemporalAddress, cfg.Temporal.Address)
+	assert.Equal(t, "default", cfg.Temporal.Namespace)
+	assert.Equal(t, "https://login.microsoftonline.com", cfg.Microsoft.AuthorityHost)
+	assert.Equal(t, "https://graph.microsoft.com/v1.0", cfg.Microsoft.GraphBaseURL)
+	assert.Contains(t, cfg.Microsoft.AllowedOrgSuffixes, ".crm4.dynamics.com")
+	assert.Equal(t, MarketoConfig{"mkto_marketoconfigs", "mkto_marketoconfigid", "mkto_name", "Default", "mkto_marketouserid"},
+		cfg.Dataverse.MarketoConfig)
+	assert.Equal(t, 10*time.Minute, cfg.Consent.RecheckInterval)
+	assert.Equal(t, 30*time.Second, cfg.Worker.StopTimeout)
+	assert.Empty(t, cfg.Codec.Keys)
+	require.NoError(t, cfg.Validate(), "defaults must be valid")
+	assert.ErrorIs(t, cfg.ValidateWorker(), ErrNoCodecKey)
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	isolate(t)
+	// Found by the search path ./config.
+	writeFile(t, ".", "config/mktos2s.yaml", `
+temporal:
+  address: file-host:7233
+  namespace: from-file
+codec:
+  keys:
+    k1: `+b64key(1)+`
+log:
+  level: debug
+`)
+	t.Setenv("MKTOS2S_TEMPORAL_NAMESPACE", "from-env")
+	t.Setenv("MKTOS2S_LOG_LEVEL", "warn")
+
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.String("log.level", "info", "")
+	fs.String("address", "", "")
+	fs.String("temporal.namespace", "flag-default-is-ignored", "")
+	require.NoError(t, fs.Parse([]string{"--log.level=error"}))
+
+	cfg, err := Load(Options{Flags: fs, FlagKeys: map[string]string{"address": "temporal.address"}})
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(cfg.File, filepath.Join("config", "mktos2s.yaml")), cfg.File)
+	assert.Equal(t, "file-host:7233", cfg.Temporal.Address, "unset flag must not override the file")
+	assert.Equal(t, "from-env", cfg.Temporal.Namespace, "env beats file; an unset flag's default does not")
+	assert.Equal(t, "error", cfg.Log.Level, "a set flag beats env and file")
+	assert.Equal(t, "k1", cfg.Codec.ActiveKeyID, "a single key becomes the active one")
+
+	require.NoError(t, fs.Parse([]string{"--address=flag-host:1"}))
+	cfg, err = Load(Options{Flags: fs, FlagKeys: map[string]string{"address": "temporal.address"}})
+	require.NoError(t, err)
+	assert.Equal(t, "flag-host:1", cfg.Temporal.Address)
+}
+
+func TestLoadEnvironmentForms(t *testing.T) {
+	isolate(t)
+	t.Setenv("MKTOS2S_CODEC_KEYS", "old="+b64key(1)+", New2026="+b64key(2))
+	t.Setenv("MKTOS2S_CODEC_ACTIVEKEYID", "new2026")
+	t.Setenv("MKTOS2S_MICROSOFT_DIALOVERRIDES", "*.localhost=127.0.0.1")
+	t.Setenv("MKTOS2S_MICROSOFT_ALLOWEDORGSUFFIXES", ".crm.localhost,.CRM4.dynamics.com")
+	t.Setenv("MKTOS2S_CONSENT_RECHECKINTERVAL", "45s")
+	t.Setenv("MKTOS2S_TEMPORAL_TLS_ENABLED", "true")
+	t.Setenv("MKTOS2S_WORKER_MAXCONCURRENTACTIVITIES", "7")
+
+	cfg, err := Load(Options{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"old": b64key(1), "new2026": b64key(2)}, cfg.Codec.Keys)
+	assert.Equal(t, "new2026", cfg.Codec.ActiveKeyID)
+	assert.Equal(t, map[string]string{"*.localhost": "127.0.0.1"}, cfg.Microsoft.DialOverrides)
+	assert.Equal(t, []string{".crm.localhost", ".crm4.dynamics.com"}, cfg.Microsoft.AllowedOrgSuffixes)
+	assert.Equal(t, 45*time.Second, cfg.Consent.RecheckInterval)
+	assert.True(t, cfg.Temporal.TLS.Enabled)
+	assert.Equal(t, 7, cfg.Worker.MaxConcurrentActivities)
+
+	raw, err := cfg.Codec.RawKeys()
+	require.NoError(t, err)
+	assert.Equal(t, bytes.Repeat([]byte{2}, 32), raw["new2026"])
+	require.NoError(t, cfg.Validate())
+}
+
+func TestLoadExplicitFileErrors(t *testing.T) {
+	isolate(t)
+	_, err := Load(Options{File: "missing.yaml"})
+	assert.ErrorContains(t, err, "missing.yaml")
+
+	rawKey := base64.RawStdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32)) // no "=" anywhere
+	t.Setenv("MKTOS2S_CODEC_KEYS", rawKey)
+	_, err = Load(Options{})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), rawKey, "a malformed key list must not be echoed")
+}
+
+func TestValidateNamesEachBadKey(t *testing.T) {
+	isolate(t)
+	base, err := Load(Options{})
+	require.NoError(t, err)
+
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		keys   []string // every key the error must name
+	}{
+		{"address without port", func(c *Config) { c.Temporal.Address = "temporal" }, []string{"temporal.address", "MKTOS2S_TEMPORAL_ADDRESS"}},
+		{"empty namespace", func(c *Config) { c.Temporal.Namespace = "" }, []string{"temporal.namespace"}},
+		{"cert without key", func(c *Config) { c.Temporal.TLS.CertFile = writeFile(t, t.TempDir(), "c.pem", "x") }, []string{"temporal.tls.certFile"}},
+		{"missing CA file", func(c *Config) { c.Temporal.TLS.CAFile = "/nonexistent/ca.pem" }, []string{"temporal.tls.caFile"}},
+		{"short codec key", func(c *Config) {
+			c.Codec.Keys = map[string]string{"k": base64.StdEncoding.EncodeToString([]byte("short"))}
+			c.Codec.ActiveKeyID = "k"
+		}, []string{"codec.keys", "5 bytes, want 32"}},
+		{"active key not configured", func(c *Config) {
+			c.Codec.Keys = map[string]string{"a": b64key(1), "b": b64key(2)}
+			c.Codec.ActiveKeyID = ""
+		}, []string{"codec.activeKeyId", "a, b"}},
+		{"upper-case key ID", func(c *Config) {
+			c.Codec.Keys = map[string]string{"K1": b64key(1)}
+			c.Codec.ActiveKeyID = "K1"
+		}, []string{"codec.keys", "lower-case"}},
+		{"authority with tenant path", func(c *Config) { c.Microsoft.AuthorityHost = "https://login.microsoftonline.com/contoso" }, []string{"microsoft.authorityHost"}},
+		{"graph over http", func(c *Config) { c.Microsoft.GraphBaseURL = "http://graph.microsoft.com/v1.0" }, []string{"microsoft.graphBaseURL"}},
+		{"dial override to a name", func(c *Config) { c.Microsoft.DialOverrides = map[string]string{"*.localhost": "localhost"} }, []string{"microsoft.dialOverrides", "IP address"}},
+		{"suffix without dot", func(c *Config) { c.Microsoft.AllowedOrgSuffixes = []string{"crm.dynamics.com"} }, []string{"microsoft.allowedOrgSuffixes"}},
+		{"client ID not a GUID", func(c *Config) { c.Microsoft.Provisioner.ClientID = "my-app" }, []string{"microsoft.provisioner.clientId"}},
+		{"secret and certificate", func(c *Config) {
+			c.Microsoft.Provisioner.ClientSecret = "s"
+			c.Microsoft.Provisioner.CertificateFile = writeFile(t, t.TempDir(), "p.pem", "x")
+		}, []string{"microsoft.provisioner.certificateFile", "not both"}},
+		{"lookup with a space", func(c *Config) { c.Dataverse.MarketoConfig.UserLookup = "mkto user" }, []string{"dataverse.marketoConfig.userLookup"}},
+		{"relative redirect", func(c *Config) { c.Consent.RedirectURI = "/done" }, []string{"consent.redirectURI"}},
+		{"zero recheck", func(c *Config) { c.Consent.RecheckInterval = 0 }, []string{"consent.recheckInterval"}},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" }, []string{"log.level"}},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, []string{"log.format"}},
+		{"codec listen", func(c *Config) { c.CodecServer.Listen = "8081" }, []string{"codecServer.listen"}},
+		{"cors origin with path", func(c *Config) { c.CodecServer.CORSOrigin = "http://localhost:8233/namespaces" }, []string{"codecServer.corsOrigin"}},
+		{"negative concurrency", func(c *Config) { c.Worker.MaxConcurrentActivities = -1 }, []string{"worker.maxConcurrentActivities"}},
+		{"two problems at once", func(c *Config) {
+			c.Log.Format = "xml"
+			c.Temporal.Namespace = ""
+		}, []string{"log.format", "temporal.namespace"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base
+			cfg.Microsoft.AllowedOrgSuffixes = append([]string(nil), base.Microsoft.AllowedOrgSuffixes...)
+			tt.mutate(&cfg)
+			err := cfg.Validate()
+			require.Error(t, err)
+			for _, k := range tt.keys {
+				assert.Contains(t, err.Error(), k)
+			}
+		})
+	}
+}
+
+func TestValidateReportsUnknownFileKeys(t *testing.T) {
+	isolate(t)
+	path := writeFile(t, t.TempDir(), "m.yaml", "temporal:\n  adress: x:1\n")
+	cfg, err := Load(Options{File: path})
+	require.NoError(t, err)
+	assert.ErrorContains(t, cfg.Validate(), "temporal.adress: unknown key")
+}
+
+func TestValidateWorkerNeedsProvisioner(t *testing.T) {
+	isolate(t)
+	t.Setenv("MKTOS2S_CODEC_KEYS", "k1="+b64key(1))
+	cfg, err := Load(Options{})
+	require.NoError(t, err)
+	err = cfg.ValidateWorker()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "microsoft.provisioner.clientId")
+	assert.Contains(t, err.Error(), "microsoft.provisioner.clientSecret")
+	assert.NotErrorIs(t, err, ErrNoCodecKey)
+
+	cfg.Microsoft.Provisioner.ClientID = "aaaaaaaa-0000-0000-0000-000000000001"
+	cfg.Microsoft.Provisioner.ClientSecret = "x"
+	assert.NoError(t, cfg.ValidateWorker())
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	isolate(t)
+	secrets := map[string]string{
+		"MKTOS2S_CODEC_KEYS":                         "k1=" + b64key(9),
+		"MKTOS2S_MICROSOFT_PROVISIONER_CLIENTSECRET": "provisioner-secret-value",
+		"MKTOS2S_TEMPORAL_APIKEY":                    "temporal-api-key-value",
+		"MKTOS2S_CODECSERVER_TOKEN":                  "codec-token-value",
+	}
+	for k, v := range secrets {
+		t.Setenv(k, v)
+	}
+	cfg, err := Load(Options{})
+	require.NoError(t, err)
+	require.Equal(t, "provisioner-secret-value", cfg.Microsoft.Provisioner.ClientSecret, "the real value stays usable")
+
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg)
+	outputs := map[string]string{
+		"%v":         fmt.Sprintf("%v", cfg),
+		"%+v":        fmt.Sprintf("%+v", cfg),
+		"%#v":        fmt.Sprintf("%#v", cfg),
+		"%s":         fmt.Sprintf("%s", cfg),
+		"Redacted":   fmt.Sprintf("%+v", view(cfg.Redacted())),
+		"slog":       logged.String(),
+		"pointer %v": fmt.Sprintf("%v", &cfg),
+	}
+	for name, out := range outputs {
+		for _, secret := range []string{b64key(9), "provisioner-secret-value", "temporal-api-key-value", "codec-token-value"} {
+			assert.NotContains(t, out, secret, "%s leaks a secret", name)
+		}
+		assert.Contains(t, out, "k1", "%s should still show the key ID", name)
+	}
+	assert.Contains(t, logged.String(), DefaultTemporalAddress, "non-secret values are logged")
+}
+
+func TestAllowsOrgHost(t *testing.T) {
+	m := Microsoft{AllowedOrgSuffixes: []string{".crm.dynamics.com", ".crm.localhost"}}
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"contoso.crm.dynamics.com", true},
+		{"Contoso.CRM.Dynamics.com", true},
+		{"contoso.crm.localhost", true},
+		{"crm.dynamics.com", false},
+		{".crm.dynamics.com", false},
+		{"contoso.crm.dynamics.com.evil.example", false},
+		{"evilcrm.dynamics.com", false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, m.AllowsOrgHost(tt.host), tt.host)
+	}
+}

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts every environment variable the product reads.
+const EnvPrefix = "MKTOS2S"
+
+// Key documents one configuration key. The table below is the single source
+// for defaults, environment binding and the README's configuration section.
+type Key struct {
+	Name    string // dotted, as in mktos2s.yaml: "temporal.tls.caFile"
+	Default any    // nil when the key has no default
+	Secret  bool   // never printed; Redacted() masks it
+	Meaning string
+}
+
+// Env is the environment variable for the key: MKTOS2S_ followed by the
+// upper-cased key with dots replaced by underscores.
+func (k Key) Env() string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(k.Name, ".", "_"))
+}
+
+// DefaultAllowedOrgSuffixes are the host suffixes of Dynamics 365 orgs in
+// Microsoft's commercial datacenter regions (Power Platform admin docs,
+// "Datacenter regions"): NAM, SAM, CAN, EUR, APJ, OCE, JPN, IND, GCC, GBR,
+// FRA, ZAF, UAE, GER, CHE.
+var DefaultAllowedOrgSuffixes = []string{
+	".crm.dynamics.com", ".crm2.dynamics.com", ".crm3.dynamics.com", ".crm4.dynamics.com",
+	".crm5.dynamics.com", ".crm6.dynamics.com", ".crm7.dynamics.com", ".crm8.dynamics.com",
+	".crm9.dynamics.com", ".crm11.dynamics.com", ".crm12.dynamics.com", ".crm14.dynamics.com",
+	".crm15.dynamics.com", ".crm16.dynamics.com", ".crm17.dynamics.com",
+}
+
+// Defaults that other packages and the README refer to.
+const (
+	DefaultTemporalAddress = "127.0.0.1:7233"
+	DefaultAuthorityHost   = "https://login.microsoftonline.com"
+	DefaultGraphBaseURL    = "https://graph.microsoft.com/v1.0"
+	DefaultRedirectURI     = "https://login.microsoftonline.com/common/oauth2/nativeclient"
+	DefaultCodecListen     = "127.0.0.1:8081"
+	DefaultCORSOrigin      = "http://localhost:8233"
+)
+
+// Keys lists every configuration key in documentation order.
+func Keys() []Key {
+	return []Key{
+		{"temporal.address", DefaultTemporalAddress, false, "Temporal frontend host:port (Temporal Cloud: <namespace>.<account>.tmprl.cloud:7233)."},
+		{"temporal.namespace", "default", false, "Temporal namespace."},
+		{"temporal.tls.enabled", false, false, "Use TLS to reach Temporal (implied by temporal.apiKey or a client certificate)."},
+		{"temporal.tls.caFile", nil, false, "PEM file of CAs that sign the Temporal server certificate; empty = system roots."},
+		{"temporal.tls.certFile", nil, false, "PEM client certificate for mTLS (with temporal.tls.keyFile)."},
+		{"temporal.tls.keyFile", nil, false, "PEM private key of the mTLS client certificate."},
+		{"temporal.tls.serverName", nil, false, "Server name to verify in the Temporal certificate, when it differs from the address host."},
+		{"temporal.apiKey", nil, true, "Temporal Cloud API key (sent as a bearer token; turns TLS on)."},
+		{"codec.keys", nil, true, "Payload encryption keys: key ID → base64 of 32 random bytes. Env form: id1=base64,id2=base64. Key IDs are lower-case."},
+		{"codec.activeKeyId", nil, false, "ID of the key that encrypts new payloads; optional when there is exactly one key. Other keys only decrypt (rotation)."},
+		{"microsoft.authorityHost", DefaultAuthorityHost, false, "Microsoft Entra authority host (the emulator: https://127.0.0.1:8443)."},
+		{"microsoft.graphBaseURL", DefaultGraphBaseURL, false, "Microsoft Graph base URL including the version."},
+		{"microsoft.caFile", nil, false, "Extra PEM roots for Entra, Graph and Dataverse (the emulator's CA); empty = system roots."},
+		{"microsoft.dialOverrides", nil, false, "Host pattern → IP to dial instead of resolving (\"*.localhost=127.0.0.1\"); emulator only."},
+		{"microsoft.allowedOrgSuffixes", DefaultAllowedOrgSuffixes, false, "Host suffixes a Dynamics org URL may have; anything else is refused before a token is sent to it."},
+		{"microsoft.provisioner.clientId", nil, false, "Application (client) ID of the provisioner app that mktos2s signs in as in each customer tenant."},
+		{"microsoft.provisioner.clientSecret", nil, true, "Client secret of the provisioner app (or use certificateFile)."},
+		{"microsoft.provisioner.certificateFile", nil, false, "PEM file with the provisioner's certificate and private key (instead of a secret)."},
+		{"dataverse.marketoConfig.entitySet", "mkto_marketoconfigs", false, "Entity set of the Marketo Config table in Dataverse."},
+		{"dataverse.marketoConfig.idColumn", "mkto_marketoconfigid", false, "Primary key column of the Marketo Config table."},
+		{"dataverse.marketoConfig.nameColumn", "mkto_name", false, "Name column used to find the Default record."},
+		{"dataverse.marketoConfig.defaultName", "Default", false, "Name of the Marketo Config record to point at the sync user."},
+		{"dataverse.marketoConfig.userLookup", "mkto_marketouserid", false, "Navigation property of the Marketo User lookup (bound as <name>@odata.bind)."},
+		{"consent.redirectURI", DefaultRedirectURI, false, "Where Entra sends the admin after the admin-consent page; registered on the new app."},
+		{"consent.recheckInterval", 10 * time.Minute, false, "How often a waiting onboarding re-checks Graph for a consent given without the signal."},
+		{"log.level", "info", false, "debug, info, warn or error."},
+		{"log.format", "json", false, "json or text."},
+		{"codecServer.listen", DefaultCodecListen, false, "Address of the codec endpoint for the Temporal UI (starter codec-server)."},
+		{"codecServer.token", nil, true, "Bearer token the Temporal UI must send to the codec endpoint (required to serve it)."},
+		{"codecServer.corsOrigin", DefaultCORSOrigin, false, "The one browser origin (the Temporal UI) allowed to call the codec endpoint."},
+		{"worker.maxConcurrentActivities", 0, false, "Activities a worker runs at once; 0 = Temporal SDK default (1000)."},
+		{"worker.maxConcurrentWorkflowTasks", 0, false, "Workflow tasks a worker runs at once; 0 = Temporal SDK default (1000)."},
+		{"worker.stopTimeout", 30 * time.Second, false, "On shutdown, how long running activities may take to finish before they are abandoned (and retried elsewhere)."},
+	}
+}

@@ -1,0 +1,263 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/mktos2s/mktos2s/internal/codec"
+)
+
+// ErrNoCodecKey is returned by ValidateWorker when codec.keys is empty: the
+// product refuses to write payloads in plain text.
+var ErrNoCodecKey = errors.New("codec.keys is empty: set MKTOS2S_CODEC_KEYS=<id>=<base64 of 32 bytes> " +
+	"(generate one with: echo \"k1=$(openssl rand -base64 32)\") or codec.keys in mktos2s.yaml")
+
+var (
+	keyIDPattern      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	guidPattern       = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	identifierPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// problems collects one message per bad key, each naming the key, its
+// environment variable and the fix.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	env := Key{Name: key}.Env()
+	*p = append(*p, fmt.Errorf("%s (%s): %s", key, env, fmt.Sprintf(format, args...)))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration:\n  %w", errors.Join(p...))
+}
+
+// Validate checks that every key that is set is well formed. It does not
+// require the keys only the worker needs; see ValidateWorker.
+func (c Config) Validate() error {
+	var p problems
+	for _, k := range c.unknown {
+		p = append(p, fmt.Errorf("%s: unknown key in %s; check its spelling against the README's configuration table", k, c.File))
+	}
+	c.validateTemporal(&p)
+	c.validateCodec(&p)
+	c.validateMicrosoft(&p)
+
+	mc := c.Dataverse.MarketoConfig
+	for key, val := range map[string]string{
+		"dataverse.marketoConfig.entitySet":  mc.EntitySet,
+		"dataverse.marketoConfig.idColumn":   mc.IDColumn,
+		"dataverse.marketoConfig.nameColumn": mc.NameColumn,
+		"dataverse.marketoConfig.userLookup": mc.UserLookup,
+	} {
+		if !identifierPattern.MatchString(val) {
+			p.add(key, "%q is not a Dataverse logical name; use letters, digits and _ (see the README for the defaults)", val)
+		}
+	}
+	if mc.DefaultName == "" {
+		p.add("dataverse.marketoConfig.defaultName", "empty; set the name of the Marketo Config record (default \"Default\")")
+	}
+
+	if u, err := url.Parse(c.Consent.RedirectURI); err != nil || !u.IsAbs() || u.Host == "" {
+		p.add("consent.redirectURI", "%q is not an absolute URL; use e.g. %s", c.Consent.RedirectURI, DefaultRedirectURI)
+	}
+	if c.Consent.RecheckInterval <= 0 {
+		p.add("consent.recheckInterval", "%s must be positive, e.g. 10m", c.Consent.RecheckInterval)
+	}
+
+	if _, err := c.Log.SlogLevel(); err != nil {
+		p.add("log.level", "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		p.add("log.format", "%q: use json or text", c.Log.Format)
+	}
+
+	if _, _, err := net.SplitHostPort(c.CodecServer.Listen); err != nil {
+		p.add("codecServer.listen", "%q is not host:port; use e.g. %s", c.CodecServer.Listen, DefaultCodecListen)
+	}
+	if c.CodecServer.CORSOrigin != "" {
+		if _, err := codec.NormalizeOrigin(c.CodecServer.CORSOrigin); err != nil {
+			p.add("codecServer.corsOrigin", "%v; use the Temporal UI's address, e.g. %s", err, DefaultCORSOrigin)
+		}
+	}
+
+	if c.Worker.MaxConcurrentActivities < 0 {
+		p.add("worker.maxConcurrentActivities", "%d is negative; use 0 for the SDK default", c.Worker.MaxConcurrentActivities)
+	}
+	if c.Worker.MaxConcurrentWorkflowTasks < 0 {
+		p.add("worker.maxConcurrentWorkflowTasks", "%d is negative; use 0 for the SDK default", c.Worker.MaxConcurrentWorkflowTasks)
+	}
+	if c.Worker.StopTimeout < 0 {
+		p.add("worker.stopTimeout", "%s is negative; use e.g. 30s", c.Worker.StopTimeout)
+	}
+	return p.err()
+}
+
+// ValidateWorker is Validate plus what a worker cannot run without: a codec
+// key and the provisioner's credential.
+func (c Config) ValidateWorker() error {
+	var p problems
+	if err := c.Validate(); err != nil {
+		p = append(p, err)
+	}
+	if len(c.Codec.Keys) == 0 {
+		p = append(p, ErrNoCodecKey)
+	}
+	pr := c.Microsoft.Provisioner
+	if pr.ClientID == "" {
+		p.add("microsoft.provisioner.clientId", "empty; set the application (client) ID of the provisioner app")
+	}
+	if pr.ClientSecret == "" && pr.CertificateFile == "" {
+		p.add("microsoft.provisioner.clientSecret", "no provisioner credential; set it or microsoft.provisioner.certificateFile")
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	return errors.Join(p...)
+}
+
+func (c Config) validateTemporal(p *problems) {
+	t := c.Temporal
+	if host, port, err := net.SplitHostPort(t.Address); err != nil || host == "" || port == "" {
+		p.add("temporal.address", "%q is not host:port; use e.g. %s", t.Address, DefaultTemporalAddress)
+	}
+	if t.Namespace == "" {
+		p.add("temporal.namespace", "empty; use \"default\" for a dev server or your namespace")
+	}
+	for key, file := range map[string]string{
+		"temporal.tls.caFile":   t.TLS.CAFile,
+		"temporal.tls.certFile": t.TLS.CertFile,
+		"temporal.tls.keyFile":  t.TLS.KeyFile,
+	} {
+		checkFile(p, key, file)
+	}
+	if (t.TLS.CertFile == "") != (t.TLS.KeyFile == "") {
+		p.add("temporal.tls.certFile", "certFile and keyFile must be set together for mTLS")
+	}
+}
+
+func (c Config) validateCodec(p *problems) {
+	for _, id := range sortedKeys(c.Codec.Keys) {
+		if !keyIDPattern.MatchString(id) {
+			p.add("codec.keys", "key ID %q: use lower-case letters, digits, '.', '_' or '-' (IDs are stored in every payload)", id)
+		}
+	}
+	if _, err := c.Codec.RawKeys(); err != nil {
+		p.add("codec.keys", "%v; generate a key with: openssl rand -base64 32", err)
+	}
+	if len(c.Codec.Keys) > 0 {
+		if _, ok := c.Codec.Keys[c.Codec.ActiveKeyID]; !ok {
+			p.add("codec.activeKeyId", "%q is not one of codec.keys (%s); set the ID of the key that encrypts new payloads",
+				c.Codec.ActiveKeyID, strings.Join(sortedKeys(c.Codec.Keys), ", "))
+		}
+	} else if c.Codec.ActiveKeyID != "" {
+		p.add("codec.activeKeyId", "%q is set but codec.keys is empty", c.Codec.ActiveKeyID)
+	}
+}
+
+func (c Config) validateMicrosoft(p *problems) {
+	m := c.Microsoft
+	if u, err := url.Parse(m.AuthorityHost); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		p.add("microsoft.authorityHost", "%q must be https://host[:port] without a path; use %s", m.AuthorityHost, DefaultAuthorityHost)
+	}
+	if u, err := url.Parse(m.GraphBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		p.add("microsoft.graphBaseURL", "%q must be an https URL; use %s", m.GraphBaseURL, DefaultGraphBaseURL)
+	}
+	checkFile(p, "microsoft.caFile", m.CAFile)
+	for _, pattern := range sortedKeys(m.DialOverrides) {
+		if strings.TrimPrefix(pattern, "*.") == "" {
+			p.add("microsoft.dialOverrides", "empty host pattern; use e.g. *.localhost=127.0.0.1")
+		}
+		if net.ParseIP(m.DialOverrides[pattern]) == nil {
+			p.add("microsoft.dialOverrides", "%s=%q: the target must be an IP address, never a name to resolve", pattern, m.DialOverrides[pattern])
+		}
+	}
+	if len(m.AllowedOrgSuffixes) == 0 {
+		p.add("microsoft.allowedOrgSuffixes", "empty; every org URL would be refused (default: the Dynamics regional suffixes)")
+	}
+	for _, s := range m.AllowedOrgSuffixes {
+		if !strings.HasPrefix(s, ".") || len(s) < 3 {
+			p.add("microsoft.allowedOrgSuffixes", "%q must start with a dot, e.g. .crm4.dynamics.com", s)
+		}
+	}
+	pr := m.Provisioner
+	if pr.ClientID != "" && !guidPattern.MatchString(pr.ClientID) {
+		p.add("microsoft.provisioner.clientId", "%q is not a GUID; copy the Application (client) ID from Entra", pr.ClientID)
+	}
+	if pr.ClientSecret != "" && pr.CertificateFile != "" {
+		p.add("microsoft.provisioner.certificateFile", "set either clientSecret or certificateFile, not both")
+	}
+	checkFile(p, "microsoft.provisioner.certificateFile", pr.CertificateFile)
+}
+
+func checkFile(p *problems, key, path string) {
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		p.add(key, "cannot read %q: %v", path, errors.Unwrap(err))
+	}
+}
+
+// AllowsOrgHost reports whether host ends with one of the allowed suffixes.
+func (m Microsoft) AllowsOrgHost(host string) bool {
+	host = strings.ToLower(host)
+	return slices.ContainsFunc(m.AllowedOrgSuffixes, func(s string) bool {
+		return strings.HasSuffix(host, s) && len(host) > len(s)
+	})
+}
+
+const redacted = "[redacted]"
+
+// Redacted returns a copy with every secret masked, safe to log or print.
+func (c Config) Redacted() Config {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return redacted
+	}
+	c.Temporal.APIKey = mask(c.Temporal.APIKey)
+	c.Microsoft.Provisioner.ClientSecret = mask(c.Microsoft.Provisioner.ClientSecret)
+	c.CodecServer.Token = mask(c.CodecServer.Token)
+	if c.Codec.Keys != nil {
+		keys := make(map[string]string, len(c.Codec.Keys))
+		for id := range c.Codec.Keys {
+			keys[id] = redacted
+		}
+		c.Codec.Keys = keys
+	}
+	c.Microsoft.AllowedOrgSuffixes = slices.Clone(c.Microsoft.AllowedOrgSuffixes)
+	return c
+}
+
+// view has Config's fields but none of its methods, so printing it cannot
+// recurse into String or LogValue.
+type view Config
+
+// String prints the redacted configuration, so a stray %v cannot leak a secret.
+func (c Config) String() string { return fmt.Sprintf("%+v", view(c.Redacted())) }
+
+// GoString is String for %#v.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue makes slog log the redacted configuration.
+func (c Config) LogValue() slog.Value { return slog.AnyValue(view(c.Redacted())) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
