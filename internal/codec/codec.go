@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -59,7 +60,7 @@ func New(keys map[string][]byte, activeKeyID string) (*Codec, error) {
 	}
 	if _, ok := keys[activeKeyID]; !ok {
 		return nil, fmt.Errorf("codec: active key ID %q is not among the configured keys (%s)",
-			activeKeyID, strings.Join(sortedIDs(keys), ", "))
+			activeKeyID, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
 	}
 	c := &Codec{active: activeKeyID, aeads: make(map[string]cipher.AEAD, len(keys))}
 	for id, key := range keys {
@@ -124,7 +125,7 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		aead, ok := c.aeads[id]
 		if !ok {
 			return nil, fmt.Errorf("codec: payload sealed with key %q (configured: %s): %w",
-				id, strings.Join(sortedIDs(c.aeads), ", "), ErrUnknownKey)
+				id, strings.Join(slices.Sorted(maps.Keys(c.aeads)), ", "), ErrUnknownKey)
 		}
 		data := p.GetData()
 		if len(data) < aead.NonceSize()+aead.Overhead() {
@@ -166,13 +167,4 @@ func ClientOptions(o client.Options, c converter.PayloadCodec) client.Options {
 	o.DataConverter = dc
 	o.FailureConverter = NewFailureConverter(dc)
 	return o
-}
-
-func sortedIDs[V any](m map[string]V) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -267,7 +268,7 @@ func (c *Config) normalize() {
 func (c Codec) RawKeys() (map[string][]byte, error) {
 	out := make(map[string][]byte, len(c.Keys))
 	var errs []error
-	for _, id := range sortedKeys(c.Keys) {
+	for _, id := range slices.Sorted(maps.Keys(c.Keys)) {
 		raw, err := decodeBase64(c.Keys[id])
 		switch {
 		case err != nil:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -146,7 +147,7 @@ func (c Config) validateTemporal(p *problems) {
 }
 
 func (c Config) validateCodec(p *problems) {
-	for _, id := range sortedKeys(c.Codec.Keys) {
+	for _, id := range slices.Sorted(maps.Keys(c.Codec.Keys)) {
 		if !keyIDPattern.MatchString(id) {
 			p.add("codec.keys", "key ID %q: use lower-case letters, digits, '.', '_' or '-' (IDs are stored in every payload)", id)
 		}
@@ -157,7 +158,7 @@ func (c Config) validateCodec(p *problems) {
 	if len(c.Codec.Keys) > 0 {
 		if _, ok := c.Codec.Keys[c.Codec.ActiveKeyID]; !ok {
 			p.add("codec.activeKeyId", "%q is not one of codec.keys (%s); set the ID of the key that encrypts new payloads",
-				c.Codec.ActiveKeyID, strings.Join(sortedKeys(c.Codec.Keys), ", "))
+				c.Codec.ActiveKeyID, strings.Join(slices.Sorted(maps.Keys(c.Codec.Keys)), ", "))
 		}
 	} else if c.Codec.ActiveKeyID != "" {
 		p.add("codec.activeKeyId", "%q is set but codec.keys is empty", c.Codec.ActiveKeyID)
@@ -173,7 +174,7 @@ func (c Config) validateMicrosoft(p *problems) {
 		p.add("microsoft.graphBaseURL", "%q must be an https URL; use %s", m.GraphBaseURL, DefaultGraphBaseURL)
 	}
 	checkFile(p, "microsoft.caFile", m.CAFile)
-	for _, pattern := range sortedKeys(m.DialOverrides) {
+	for _, pattern := range slices.Sorted(maps.Keys(m.DialOverrides)) {
 		if strings.TrimPrefix(pattern, "*.") == "" {
 			p.add("microsoft.dialOverrides", "empty host pattern; use e.g. *.localhost=127.0.0.1")
 		}
@@ -252,12 +253,3 @@ func (c Config) GoString() string { return c.String() }
 
 // LogValue makes slog log the redacted configuration.
 func (c Config) LogValue() slog.Value { return slog.AnyValue(view(c.Redacted())) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
