@@ -312,6 +312,7 @@ type Progress struct {
 	ConsentVerified bool          `json:"consentVerified"`
 	Message         string        `json:"message,omitempty"`
 	Federated       bool          `json:"federated"`
+	FailedStep      string        `json:"failedStep,omitempty"`
 	Compensation    []UndoOutcome `json:"compensation,omitempty"`
 }
 
@@ -338,6 +339,8 @@ type FailureReport struct {
 	CompletedSteps []string      `json:"completedSteps"`
 	Resources      Resources     `json:"resources"`
 	Compensation   []UndoOutcome `json:"compensation"`
+	// Validation is set when the sync validation ran and failed.
+	Validation []activities.Check `json:"validation,omitempty"`
 }
 
 // StepPlan describes one step for --dry-run and for the docs.

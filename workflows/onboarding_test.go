@@ -1,0 +1,629 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/mktos2s/mktos2s/activities"
+)
+
+const (
+	testTenant = "11111111-1111-1111-1111-111111111111"
+	testOrgURL = "https://contoso.crm.localhost:8443"
+	testSecret = "s3cr3t-value-never-in-progress"
+)
+
+// stepActivity is the activity that performs each step; the order is the
+// order of DESIGN.md.
+var stepActivity = []struct{ step, activity, undo string }{
+	{StepPreflight, "Preflight", ""},
+	{StepRegisterApplication, "RegisterApplication", "RemoveApplication"},
+	{StepCreateServicePrincipal, "CreateServicePrincipal", "RemoveServicePrincipal"},
+	{StepAwaitingAdminConsent, "VerifyConsent", ""},
+	{StepAddClientSecret, "AddClientSecret", "RemoveClientSecret"},
+	{StepCreateApplicationUser, "CreateApplicationUser", "RemoveApplicationUser"},
+	{StepConfigureHomeRealmDiscovery, "ConfigureHomeRealmDiscovery", "RemoveHRDPolicy"},
+	{StepAssignSecurityRole, "AssignSecurityRole", "RemoveRoleAssociation"},
+	{StepConfigureMarketoSolution, "ConfigureMarketoSolution", "RestoreMarketoConfig"},
+	{StepPublishCustomizations, "PublishCustomizations", ""},
+	{StepCreateSyncFilter, "CreateSyncFilter", ""},
+	{StepValidateConnection, "ValidateConnection", ""},
+}
+
+var undoNames = []string{"RemoveApplication", "RemoveServicePrincipal", "RemoveClientSecret", "RemoveApplicationUser",
+	"RemoveHRDPolicy", "RemoveRoleAssociation", "RestoreMarketoConfig"}
+
+// harness runs Onboarding against mocked activities and records the order
+// in which activities start.
+type harness struct {
+	testsuite.WorkflowTestSuite
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+
+	mu        sync.Mutex
+	started   []string
+	consent   atomic.Bool // whether VerifyConsent sees a grant
+	federated bool
+	failAt    string // activity name that fails for good
+	failUndo  string // undo activity that fails for good
+	invalid   bool   // validation returns a failed check
+	slowCheck time.Duration
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t}
+	h.env = h.NewTestWorkflowEnvironment()
+	Register(h.env)
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.started = append(h.started, info.ActivityType.Name)
+	})
+	return h
+}
+
+func permanent(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, activities.ErrPermissionDenied, nil)
+}
+
+// mock installs the activity mocks; call after setting the knobs.
+func (h *harness) mock() {
+	var a *activities.Activities
+	env := h.env
+	fail := func(name string) error {
+		if h.failAt == name {
+			return permanent(name + " refused: grant X")
+		}
+		return nil
+	}
+	env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PreflightInput) (activities.PreflightResult, error) {
+			r := activities.PreflightResult{BusinessUnitID: "bu-1", RoleID: "role-1", ConfigID: "cfg-1", ConfigUserID: "old-user"}
+			if h.federated && in.DetectFederation {
+				r.FederatedDomains = []string{"fabrikam.com"}
+			}
+			return r, fail("Preflight")
+		})
+	env.OnActivity(a.RegisterApplication, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RegisterApplicationInput) (activities.RegisterApplicationResult, error) {
+			return activities.RegisterApplicationResult{AppObjectID: "app-obj", AppID: "app-id", Created: true}, fail("RegisterApplication")
+		})
+	env.OnActivity(a.CreateServicePrincipal, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.CreateServicePrincipalInput) (activities.CreateServicePrincipalResult, error) {
+			return activities.CreateServicePrincipalResult{ServicePrincipalID: "sp-1"}, fail("CreateServicePrincipal")
+		})
+	env.OnActivity(a.BuildConsentURL, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BuildConsentURLInput) (activities.BuildConsentURLResult, error) {
+			return activities.BuildConsentURLResult{URL: "https://login.example/" + in.TenantID + "/adminconsent?client_id=" + in.AppID}, nil
+		})
+	env.OnActivity(a.VerifyConsent, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.VerifyConsentInput) (activities.VerifyConsentResult, error) {
+			if err := fail("VerifyConsent"); err != nil {
+				return activities.VerifyConsentResult{}, err
+			}
+			if h.consent.Load() {
+				return activities.VerifyConsentResult{Granted: true}, nil
+			}
+			return activities.VerifyConsentResult{Reason: "no grant yet"}, nil
+		})
+	env.OnActivity(a.AddClientSecret, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.AddClientSecretInput) (activities.AddClientSecretResult, error) {
+			return activities.AddClientSecretResult{KeyID: "key-1", Secret: testSecret, ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+				fail("AddClientSecret")
+		})
+	env.OnActivity(a.CreateApplicationUser, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.CreateApplicationUserInput) (activities.CreateApplicationUserResult, error) {
+			return activities.CreateApplicationUserResult{SystemUserID: "user-1", Username: "app@contoso.example"}, fail("CreateApplicationUser")
+		})
+	env.OnActivity(a.ConfigureHomeRealmDiscovery, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.ConfigureHomeRealmDiscoveryInput) (activities.ConfigureHomeRealmDiscoveryResult, error) {
+			return activities.ConfigureHomeRealmDiscoveryResult{PolicyID: "hrd-1", Created: true}, fail("ConfigureHomeRealmDiscovery")
+		})
+	env.OnActivity(a.AssignSecurityRole, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AssignSecurityRoleInput) (activities.AssignSecurityRoleResult, error) {
+			return activities.AssignSecurityRoleResult{RoleID: in.RoleID}, fail("AssignSecurityRole")
+		})
+	env.OnActivity(a.ConfigureMarketoSolution, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ConfigureMarketoSolutionInput) (activities.ConfigureMarketoSolutionResult, error) {
+			return activities.ConfigureMarketoSolutionResult{ConfigID: "cfg-1", PreviousUserID: in.PreviousUserID}, fail("ConfigureMarketoSolution")
+		})
+	env.OnActivity(a.PublishCustomizations, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.PublishCustomizationsInput) (activities.PublishCustomizationsResult, error) {
+			return activities.PublishCustomizationsResult{}, fail("PublishCustomizations")
+		})
+	env.OnActivity(a.CreateSyncFilter, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CreateSyncFilterInput) (activities.CreateSyncFilterResult, error) {
+			return activities.CreateSyncFilterResult{Created: in.Entities}, fail("CreateSyncFilter")
+		})
+	env.OnActivity(a.ValidateConnection, mock.Anything, mock.Anything).After(h.slowCheck).Return(
+		func(_ context.Context, in activities.ValidateConnectionInput) (activities.ValidateConnectionResult, error) {
+			if in.ClientSecret != testSecret {
+				return activities.ValidateConnectionResult{}, permanent("validation got the wrong secret")
+			}
+			checks := []activities.Check{{Name: activities.CheckCredentials, Passed: true}, {Name: activities.CheckRole, Passed: !h.invalid}}
+			if h.invalid {
+				checks[1].Reason = "the user holds no roles"
+			}
+			return activities.ValidateConnectionResult{Checks: checks, Passed: !h.invalid}, fail("ValidateConnection")
+		})
+	env.OnActivity(a.RemoveApplication, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RemoveApplicationInput) (activities.UndoResult, error) {
+			return h.undoResult("RemoveApplication")
+		})
+	env.OnActivity(a.RemoveServicePrincipal, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RemoveServicePrincipalInput) (activities.UndoResult, error) {
+			return h.undoResult("RemoveServicePrincipal")
+		})
+	env.OnActivity(a.RemoveClientSecret, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RemoveClientSecretInput) (activities.UndoResult, error) {
+			return h.undoResult("RemoveClientSecret")
+		})
+	env.OnActivity(a.RemoveApplicationUser, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RemoveApplicationUserInput) (activities.UndoResult, error) {
+			return h.undoResult("RemoveApplicationUser")
+		})
+	env.OnActivity(a.RemoveHRDPolicy, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RemoveHRDPolicyInput) (activities.UndoResult, error) {
+			return h.undoResult("RemoveHRDPolicy")
+		})
+	env.OnActivity(a.RemoveRoleAssociation, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RemoveRoleAssociationInput) (activities.UndoResult, error) {
+			return h.undoResult("RemoveRoleAssociation")
+		})
+	env.OnActivity(a.RestoreMarketoConfig, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RestoreMarketoConfigInput) (activities.UndoResult, error) {
+			if in.PreviousUserID != "old-user" || in.SystemUserID != "user-1" {
+				return activities.UndoResult{}, permanent("restore got the wrong users")
+			}
+			return h.undoResult("RestoreMarketoConfig")
+		})
+}
+
+func (h *harness) undoResult(name string) (activities.UndoResult, error) {
+	if h.failUndo == name {
+		return activities.UndoResult{}, permanent(name + " refused")
+	}
+	return activities.UndoResult{}, nil
+}
+
+func (h *harness) startedActivities() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.started...)
+}
+
+func (h *harness) undos() []string {
+	var out []string
+	for _, s := range h.startedActivities() {
+		if slices.Contains(undoNames, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (h *harness) signal(after time.Duration, payload any) {
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalAdminConsent, payload) }, after)
+}
+
+// grantAndSignal makes the grant visible and signals it, as an admin would.
+func (h *harness) grantAndSignal(after time.Duration) {
+	h.env.RegisterDelayedCallback(func() {
+		h.consent.Store(true)
+		h.env.SignalWorkflow(SignalAdminConsent, ConsentSignal{Granted: true, By: "admin@contoso"})
+	}, after)
+}
+
+func (h *harness) progress() Progress {
+	v, err := h.env.QueryWorkflow(QueryProgress)
+	require.NoError(h.t, err)
+	var p Progress
+	require.NoError(h.t, v.Get(&p))
+	return p
+}
+
+// queryAt records the progress at a point in workflow time.
+func (h *harness) queryAt(after time.Duration, into *Progress) {
+	h.env.RegisterDelayedCallback(func() { *into = h.progress() }, after)
+}
+
+func input() OnboardingInput {
+	return OnboardingInput{TenantID: testTenant, OrgURL: testOrgURL, SyncFilterEntities: []string{"lead", "contact"}}
+}
+
+func appErr(t *testing.T, err error) *temporal.ApplicationError {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "want an ApplicationError, got %v", err)
+	return ae
+}
+
+func TestOnboardingHappyPath(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	var waiting Progress
+	h.queryAt(30*time.Second, &waiting)
+	h.grantAndSignal(time.Minute)
+
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+
+	var res OnboardingResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	assert.Equal(t, OnboardingResult{
+		OrgURL: testOrgURL, Username: "app@contoso.example", ClientID: "app-id", TenantID: testTenant,
+		ClientSecret: testSecret, SecretExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		Validation: []activities.Check{{Name: activities.CheckCredentials, Passed: true}, {Name: activities.CheckRole, Passed: true}},
+		Resources: Resources{AppObjectID: "app-obj", AppID: "app-id", ServicePrincipalID: "sp-1", SecretKeyID: "key-1",
+			SystemUserID: "user-1", RoleID: "role-1", ConfigID: "cfg-1"},
+		CompletedSteps: []string{StepPreflight, StepRegisterApplication, StepCreateServicePrincipal, StepAwaitingAdminConsent,
+			StepAddClientSecret, StepCreateApplicationUser, StepAssignSecurityRole, StepConfigureMarketoSolution,
+			StepPublishCustomizations, StepCreateSyncFilter, StepValidateConnection},
+	}, res)
+
+	// Consent is verified once at entry (not yet) and once on the signal.
+	assert.Equal(t, []string{"Preflight", "RegisterApplication", "CreateServicePrincipal", "BuildConsentURL", "VerifyConsent",
+		"VerifyConsent", "AddClientSecret", "CreateApplicationUser", "AssignSecurityRole", "ConfigureMarketoSolution",
+		"PublishCustomizations", "CreateSyncFilter", "ValidateConnection"}, h.startedActivities())
+	assert.Empty(t, h.undos())
+
+	// While waiting, progress shows where it stands and the consent URL.
+	assert.Equal(t, StepAwaitingAdminConsent, waiting.Step)
+	assert.Equal(t, StatusWaitingConsent, waiting.Status)
+	assert.Equal(t, "https://login.example/"+testTenant+"/adminconsent?client_id=app-id", waiting.ConsentURL)
+	assert.Equal(t, []string{StepPreflight, StepRegisterApplication, StepCreateServicePrincipal}, waiting.CompletedSteps)
+	assert.Equal(t, Resources{AppObjectID: "app-obj", AppID: "app-id", ServicePrincipalID: "sp-1", RoleID: "role-1", ConfigID: "cfg-1"},
+		waiting.Resources)
+	assert.False(t, waiting.ConsentVerified)
+	assert.Contains(t, waiting.Message, "no grant yet")
+
+	done := h.progress()
+	assert.Equal(t, StepCompleted, done.Step)
+	assert.Equal(t, StatusCompleted, done.Status)
+	assert.True(t, done.ConsentVerified)
+	assert.Empty(t, done.Error)
+	assert.Equal(t, "key-1", done.Resources.SecretKeyID)
+	assert.Equal(t, res.CompletedSteps, done.CompletedSteps)
+}
+
+func TestSecretNeverInProgress(t *testing.T) {
+	h := newHarness(t)
+	h.slowCheck = time.Hour // so the query lands while the secret exists and the run is not over
+	h.mock()
+	var mid Progress
+	h.grantAndSignal(time.Minute)
+	h.queryAt(30*time.Minute, &mid)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.NoError(t, h.env.GetWorkflowError())
+
+	assert.Equal(t, StepValidateConnection, mid.Step)
+	for _, p := range []Progress{mid, h.progress()} {
+		b, err := json.Marshal(p)
+		require.NoError(t, err)
+		assert.NotContains(t, string(b), testSecret)
+		assert.Contains(t, string(b), `"secretKeyId":"key-1"`) // the ID is there, the value is not
+	}
+}
+
+func TestOnboardingProgressJSONFieldNames(t *testing.T) {
+	b, err := json.Marshal(Progress{})
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	for _, k := range []string{"step", "status", "consentUrl", "completedSteps", "resources", "error", "updatedAt", "consentVerified"} {
+		assert.Contains(t, m, k)
+	}
+}
+
+func TestConsentDeniedCompensatesEverything(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	h.signal(time.Hour, ConsentSignal{Granted: false, By: "ciso@contoso", Note: "not this quarter"})
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	ae := appErr(t, err)
+	assert.Equal(t, activities.ErrConsentNotGranted, ae.Type())
+	assert.Contains(t, err.Error(), "denied by ciso@contoso: not this quarter")
+	assert.Equal(t, []string{"RemoveServicePrincipal", "RemoveApplication"}, h.undos())
+
+	var report FailureReport
+	require.NoError(t, ae.Details(&report))
+	assert.Equal(t, StepAwaitingAdminConsent, report.FailedStep)
+	assert.Equal(t, []UndoOutcome{{Step: StepCreateServicePrincipal, Undo: "RemoveServicePrincipal", OK: true},
+		{Step: StepRegisterApplication, Undo: "RemoveApplication", OK: true}}, report.Compensation)
+
+	p := h.progress()
+	assert.Equal(t, StepFailed, p.Step)
+	assert.Equal(t, StatusFailed, p.Status)
+	assert.Equal(t, StepAwaitingAdminConsent, p.FailedStep)
+	assert.Contains(t, p.Error, "denied")
+}
+
+func TestConsentTimeoutCompensates(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	in := input()
+	in.ConsentTimeout = time.Hour
+	in.ConsentRecheckInterval = 10 * time.Minute
+	h.env.ExecuteWorkflow(Onboarding, in)
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	assert.Equal(t, activities.ErrConsentNotGranted, appErr(t, err).Type())
+	assert.Contains(t, err.Error(), "not granted within 1h0m0s")
+	assert.Equal(t, []string{"RemoveServicePrincipal", "RemoveApplication"}, h.undos())
+	// One check at entry plus one per re-check interval within the hour.
+	verifies := 0
+	for _, s := range h.startedActivities() {
+		if s == "VerifyConsent" {
+			verifies++
+		}
+	}
+	assert.Equal(t, 1+6, verifies)
+}
+
+func TestConsentNoticedByRecheckWithoutSignal(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	h.env.RegisterDelayedCallback(func() { h.consent.Store(true) }, 25*time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.NoError(t, h.env.GetWorkflowError())
+	assert.Contains(t, h.progress().CompletedSteps, StepValidateConnection)
+}
+
+func TestSignalBeforeGrantVisibleKeepsWaiting(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	var afterSignal Progress
+	h.signal(time.Minute, ConsentSignal{Granted: true, By: "admin@contoso"}) // grant not visible yet
+	h.queryAt(2*time.Minute, &afterSignal)
+	h.env.RegisterDelayedCallback(func() { h.consent.Store(true) }, 5*time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	require.NoError(t, h.env.GetWorkflowError())
+	assert.Equal(t, StepAwaitingAdminConsent, afterSignal.Step)
+	assert.Contains(t, afterSignal.Message, "signalled by admin@contoso but the grant is not visible")
+	assert.False(t, afterSignal.ConsentVerified)
+}
+
+func TestMalformedConsentSignalIsIgnored(t *testing.T) {
+	for name, payload := range map[string]any{
+		"string":          "yes please",
+		"granted missing": map[string]string{"by": "admin"},
+		"granted wrong":   map[string]string{"granted": "maybe"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t)
+			h.mock()
+			var afterBad Progress
+			h.signal(time.Minute, payload)
+			h.queryAt(2*time.Minute, &afterBad)
+			h.grantAndSignal(3 * time.Minute)
+			h.env.ExecuteWorkflow(Onboarding, input())
+
+			require.NoError(t, h.env.GetWorkflowError())
+			assert.Equal(t, StepAwaitingAdminConsent, afterBad.Step)
+			assert.Contains(t, afterBad.Message, "ignored a malformed admin-consent signal")
+			assert.Empty(t, h.undos())
+		})
+	}
+}
+
+func TestCancelWhileWaitingForConsentCompensates(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	var ce *temporal.CanceledError
+	require.True(t, errors.As(err, &ce), "want a CanceledError, got %v", err)
+	assert.Equal(t, []string{"RemoveServicePrincipal", "RemoveApplication"}, h.undos())
+	p := h.progress()
+	assert.Equal(t, StatusCancelled, p.Status)
+	assert.Len(t, p.Compensation, 2)
+}
+
+func TestFederationDecidesHRDStep(t *testing.T) {
+	cases := []struct {
+		mode         FederationMode
+		federated    bool
+		wantHRD      bool
+		wantDetected bool
+	}{
+		{FederationAuto, true, true, true},
+		{FederationAuto, false, false, true},
+		{FederationAlways, false, true, false},
+		{FederationNever, true, false, false},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/federated=%t", c.mode, c.federated), func(t *testing.T) {
+			h := newHarness(t)
+			h.federated = c.federated
+			h.mock()
+			var detect atomic.Bool
+			h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+				h.mu.Lock()
+				h.started = append(h.started, info.ActivityType.Name)
+				h.mu.Unlock()
+				if info.ActivityType.Name == "Preflight" {
+					var in activities.PreflightInput
+					require.NoError(t, args.Get(&in))
+					detect.Store(in.DetectFederation)
+				}
+			})
+			h.grantAndSignal(time.Minute)
+			in := input()
+			in.Federation = c.mode
+			h.env.ExecuteWorkflow(Onboarding, in)
+
+			require.NoError(t, h.env.GetWorkflowError())
+			assert.Equal(t, c.wantDetected, detect.Load())
+			assert.Equal(t, c.wantHRD, slices.Contains(h.startedActivities(), "ConfigureHomeRealmDiscovery"))
+			p := h.progress()
+			assert.Equal(t, c.wantHRD, p.Federated)
+			assert.Equal(t, c.wantHRD, slices.Contains(p.CompletedSteps, StepConfigureHomeRealmDiscovery))
+			if c.wantHRD {
+				assert.Equal(t, "hrd-1", p.Resources.HRDPolicyID)
+			}
+		})
+	}
+}
+
+// TestFailureAtEachStepUndoesExactlyThePreviousSteps runs every step with
+// all optional steps on, fails it for good, and checks the undo order.
+func TestFailureAtEachStepUndoesExactlyThePreviousSteps(t *testing.T) {
+	for k, s := range stepActivity {
+		t.Run(s.step, func(t *testing.T) {
+			h := newHarness(t)
+			h.federated = true
+			h.failAt = s.activity
+			h.mock()
+			h.grantAndSignal(time.Minute)
+			h.env.ExecuteWorkflow(Onboarding, input())
+
+			err := h.env.GetWorkflowError()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "onboarding failed at "+s.step)
+			assert.Contains(t, err.Error(), s.activity+" refused: grant X", "the activity's actionable message is kept")
+			assert.Equal(t, activities.ErrPermissionDenied, appErr(t, err).Type())
+
+			var want []string
+			for i := k - 1; i >= 0; i-- {
+				if stepActivity[i].undo != "" {
+					want = append(want, stepActivity[i].undo)
+				}
+			}
+			assert.Equal(t, want, h.undos())
+
+			p := h.progress()
+			assert.Equal(t, s.step, p.FailedStep)
+			assert.NotContains(t, p.CompletedSteps, s.step)
+			assert.Len(t, p.Compensation, len(want))
+			if len(want) == 0 {
+				assert.Contains(t, p.Error, "nothing had been created")
+			}
+		})
+	}
+}
+
+func TestValidationFailureFailsWithChecklist(t *testing.T) {
+	h := newHarness(t)
+	h.invalid = true
+	h.mock()
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	ae := appErr(t, err)
+	assert.Equal(t, activities.ErrValidationFailed, ae.Type())
+	assert.Contains(t, err.Error(), activities.CheckRole+": the user holds no roles")
+	var report FailureReport
+	require.NoError(t, ae.Details(&report))
+	assert.Len(t, report.Validation, 2)
+	assert.Equal(t, []string{"RestoreMarketoConfig", "RemoveRoleAssociation", "RemoveApplicationUser", "RemoveClientSecret",
+		"RemoveServicePrincipal", "RemoveApplication"}, h.undos())
+}
+
+func TestFailedUndoIsReportedAndTheRestStillRuns(t *testing.T) {
+	h := newHarness(t)
+	h.failAt = "CreateApplicationUser"
+	h.failUndo = "RemoveClientSecret"
+	h.mock()
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "compensation FAILED")
+	assert.Contains(t, err.Error(), "RemoveClientSecret: RemoveClientSecret refused")
+	assert.Equal(t, []string{"RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication"}, h.undos())
+	p := h.progress()
+	require.Len(t, p.Compensation, 3)
+	assert.False(t, p.Compensation[0].OK)
+	assert.True(t, p.Compensation[1].OK)
+	assert.Contains(t, p.Error, "compensation FAILED")
+}
+
+func TestInvalidInputStartsNothing(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	h.env.ExecuteWorkflow(Onboarding, OnboardingInput{TenantID: "abc", OrgURL: "http://contoso"})
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	assert.Equal(t, ErrInvalidInput, appErr(t, err).Type())
+	assert.Contains(t, err.Error(), `tenantId: "abc" is not a GUID`)
+	assert.Empty(t, h.startedActivities())
+}
+
+func TestSearchAttributesFollowTheStep(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	var mu sync.Mutex
+	var steps []string
+	var tenant, host string
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa := args.Get(0).(temporal.SearchAttributes)
+		mu.Lock()
+		defer mu.Unlock()
+		if v, ok := sa.GetKeyword(SearchOnboardingStep); ok {
+			steps = append(steps, v)
+		}
+		if v, ok := sa.GetKeyword(SearchTenantID); ok {
+			tenant = v
+		}
+		if v, ok := sa.GetKeyword(SearchOrgHost); ok {
+			host = v
+		}
+	}).Return(nil)
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.NoError(t, h.env.GetWorkflowError())
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, testTenant, tenant)
+	assert.Equal(t, "contoso.crm.localhost:8443", host)
+	// One upsert per step change, none repeated (history stays small).
+	assert.Equal(t, []string{StepPreflight, StepRegisterApplication, StepCreateServicePrincipal, StepAwaitingAdminConsent,
+		StepAddClientSecret, StepCreateApplicationUser, StepAssignSecurityRole, StepConfigureMarketoSolution,
+		StepPublishCustomizations, StepCreateSyncFilter, StepValidateConnection, StepCompleted}, steps)
+}
+
+func TestIdentityAttributesNotRewrittenWhenSetAtStart(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	require.NoError(t, h.env.SetTypedSearchAttributesOnStart(temporal.NewSearchAttributes(
+		SearchTenantID.ValueSet(testTenant), SearchOrgHost.ValueSet("contoso.crm.localhost:8443"))))
+	var identityUpserts atomic.Int32
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa := args.Get(0).(temporal.SearchAttributes)
+		if sa.ContainsKey(SearchTenantID) || sa.ContainsKey(SearchOrgHost) {
+			identityUpserts.Add(1)
+		}
+	}).Return(nil)
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.NoError(t, h.env.GetWorkflowError())
+	assert.Zero(t, identityUpserts.Load())
+}
