@@ -1,0 +1,714 @@
+package emulator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Dataverse Web API v9.2, following learn.microsoft.com/power-apps/developer/data-platform/webapi:
+// query-data-web-api, create-entity-web-api, update-delete-entities-using-web-api,
+// associate-disassociate-entities-using-web-api, create-update-column-definitions-using-web-api,
+// reference/whoami, reference/publishallxml, compose-http-requests-handle-errors.
+
+const dvBase = "/api/data/v9.2"
+
+// Property types of the entity sets the emulator serves, for $filter/$select checking.
+var (
+	solutionSchema = map[string]colType{"solutionid": tGUID, "uniquename": tString, "friendlyname": tString, "version": tString, "ismanaged": tBool}
+	buSchema       = map[string]colType{"businessunitid": tGUID, "name": tString, "_parentbusinessunitid_value": tGUID}
+	roleSchema     = map[string]colType{"roleid": tGUID, "name": tString, "_businessunitid_value": tGUID}
+	userSchema     = map[string]colType{
+		"systemuserid": tGUID, "applicationid": tGUID, "fullname": tString, "internalemailaddress": tString,
+		"_businessunitid_value": tGUID, "isdisabled": tBool, "accessmode": tInt, "azureactivedirectoryobjectid": tGUID,
+	}
+	attrSchema = map[string]colType{"LogicalName": tString, "SchemaName": tString, "AttributeType": tString, "MetadataId": tGUID}
+)
+
+var (
+	keyRE  = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)\(([0-9a-fA-F-]{36})\)$`)
+	nameRE = regexp.MustCompile(`^([A-Za-z]+)\(LogicalName='([A-Za-z0-9_]+)'\)$`)
+)
+
+type dvHandler = func(w http.ResponseWriter, r *http.Request, c *call)
+
+func (s *Server) dvErr(w http.ResponseWriter, c *call, status int, code, msg string) {
+	s.writeError(w, svcDataverse, c, status, code, msg)
+}
+
+func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
+	p, ok := strings.CutPrefix(r.URL.Path, dvBase+"/")
+	if !ok {
+		return route{}, http.StatusNotFound, "0x80060888", "Resource not found for the segment '" + strings.TrimPrefix(r.URL.Path, "/") + "'."
+	}
+	segs := strings.Split(p, "/")
+	methods := map[string]route{}
+	add := func(m, op string, h dvHandler) { methods[m] = route{op: op, handle: h, auth: true} }
+	cfgSet := ""
+	s.mu.Lock()
+	for _, o := range s.orgs {
+		if strings.EqualFold(r.Host, o.host) || strings.HasPrefix(strings.ToLower(r.Host), o.host+":") {
+			cfgSet = o.cfgNames.EntitySet
+		}
+	}
+	s.mu.Unlock()
+	badSeg := func(seg string) (route, int, string, string) {
+		return route{}, http.StatusNotFound, "0x80060888", fmt.Sprintf("Resource not found for the segment '%s'.", seg)
+	}
+	k := keyRE.FindStringSubmatch(segs[0])
+	switch {
+	case len(segs) == 1 && (segs[0] == "WhoAmI" || segs[0] == "WhoAmI()"):
+		add(http.MethodGet, "dataverse.whoAmI", s.dWhoAmI)
+	case len(segs) == 1 && segs[0] == "PublishAllXml":
+		add(http.MethodPost, "dataverse.publishAllXml", s.dPublish)
+	case len(segs) == 1 && segs[0] == "solutions":
+		add(http.MethodGet, "dataverse.listSolutions", s.dList(solutionSchema, "solutionid", func(o *org) []map[string]any {
+			var out []map[string]any
+			for _, x := range o.solutions {
+				out = append(out, map[string]any{"solutionid": strings.ToLower(x.ID), "uniquename": x.UniqueName, "friendlyname": x.FriendlyName, "version": x.Version, "ismanaged": true})
+			}
+			return out
+		}))
+	case len(segs) == 1 && segs[0] == "businessunits":
+		add(http.MethodGet, "dataverse.listBusinessUnits", s.dList(buSchema, "businessunitid", func(o *org) []map[string]any {
+			return []map[string]any{{"businessunitid": strings.ToLower(o.rootBU.ID), "name": o.rootBU.Name, "_parentbusinessunitid_value": nil}}
+		}))
+	case len(segs) == 1 && segs[0] == "roles":
+		add(http.MethodGet, "dataverse.listRoles", s.dList(roleSchema, "roleid", func(o *org) []map[string]any {
+			var out []map[string]any
+			for _, x := range o.roles {
+				out = append(out, wireRole(o, x))
+			}
+			return out
+		}))
+	case len(segs) == 1 && segs[0] == "systemusers":
+		add(http.MethodGet, "dataverse.listSystemUsers", s.dList(userSchema, "systemuserid", func(o *org) []map[string]any {
+			var out []map[string]any
+			for _, u := range o.users {
+				out = append(out, wireUser(u))
+			}
+			return out
+		}))
+		add(http.MethodPost, "dataverse.createSystemUser", s.dCreateUser)
+	case k != nil && k[1] == "systemusers":
+		id := strings.ToLower(k[2])
+		switch {
+		case len(segs) == 1:
+			add(http.MethodGet, "dataverse.getSystemUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dGetUser(w, c, id) })
+			add(http.MethodPatch, "dataverse.updateSystemUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dUpdateUser(w, r, c, id) })
+			add(http.MethodDelete, "dataverse.deleteSystemUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dDeleteUser(w, c, id) })
+		case len(segs) == 2 && segs[1] == "systemuserroles_association":
+			add(http.MethodGet, "dataverse.listUserRoles", func(w http.ResponseWriter, r *http.Request, c *call) { s.dUserRoles(w, r, c, id) })
+		case len(segs) == 3 && segs[1] == "systemuserroles_association" && segs[2] == "$ref":
+			add(http.MethodPost, "dataverse.associateRole", func(w http.ResponseWriter, r *http.Request, c *call) { s.dAssociate(w, r, c, id) })
+			add(http.MethodDelete, "dataverse.disassociateRole", func(w http.ResponseWriter, r *http.Request, c *call) {
+				s.dDisassociate(w, c, id, r.URL.Query().Get("$id"))
+			})
+		case len(segs) == 3 && segs[2] == "$ref" && keyRE.MatchString(segs[1]) && keyRE.FindStringSubmatch(segs[1])[1] == "systemuserroles_association":
+			rid := keyRE.FindStringSubmatch(segs[1])[2]
+			add(http.MethodDelete, "dataverse.disassociateRole", func(w http.ResponseWriter, r *http.Request, c *call) { s.dDisassociate(w, c, id, "roles("+rid+")") })
+		default:
+			return badSeg(segs[len(segs)-1])
+		}
+	case cfgSet != "" && len(segs) == 1 && segs[0] == cfgSet:
+		add(http.MethodGet, "dataverse.listMarketoConfigs", s.dListConfigs)
+	case cfgSet != "" && k != nil && k[1] == cfgSet:
+		id := strings.ToLower(k[2])
+		switch {
+		case len(segs) == 1:
+			add(http.MethodPatch, "dataverse.updateMarketoConfig", func(w http.ResponseWriter, r *http.Request, c *call) { s.dUpdateConfig(w, r, c, id) })
+		case len(segs) == 3 && segs[2] == "$ref":
+			nav := segs[1]
+			add(http.MethodDelete, "dataverse.clearMarketoConfigUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dClearConfigRef(w, c, id, nav) })
+		default:
+			return badSeg(segs[len(segs)-1])
+		}
+	case nameRE.MatchString(segs[0]) && nameRE.FindStringSubmatch(segs[0])[1] == "EntityDefinitions":
+		entity := strings.ToLower(nameRE.FindStringSubmatch(segs[0])[2])
+		switch {
+		case len(segs) == 2 && segs[1] == "Attributes":
+			add(http.MethodGet, "dataverse.listAttributes", func(w http.ResponseWriter, r *http.Request, c *call) { s.dListAttrs(w, r, c, entity) })
+			add(http.MethodPost, "dataverse.createAttribute", func(w http.ResponseWriter, r *http.Request, c *call) { s.dCreateAttr(w, r, c, entity) })
+		case len(segs) == 2 && nameRE.MatchString(segs[1]) && nameRE.FindStringSubmatch(segs[1])[1] == "Attributes":
+			attr := strings.ToLower(nameRE.FindStringSubmatch(segs[1])[2])
+			add(http.MethodGet, "dataverse.getAttribute", func(w http.ResponseWriter, r *http.Request, c *call) { s.dGetAttr(w, c, entity, attr) })
+		default:
+			return badSeg(segs[len(segs)-1])
+		}
+	default:
+		return badSeg(segs[0])
+	}
+	rt, ok := methods[r.Method]
+	if !ok {
+		return route{}, http.StatusMethodNotAllowed, "0x80060888", "The requested resource does not support http method '" + r.Method + "'."
+	}
+	return rt, 0, "", ""
+}
+
+// dataverseAuth: token signature/lifetime, audience = this org, tenant = the org's tenant, and the
+// caller must be an enabled application user whose app and service principal have replicated.
+func (s *Server) dataverseAuth(w http.ResponseWriter, r *http.Request, c *call) bool {
+	o := c.org
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer authorization_uri=%s/%s/oauth2/authorize, resource_id=https://%s/", s.URL(), o.tenantID, o.host))
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		s.dvErr(w, c, http.StatusUnauthorized, "0x80072560", "Bearer token is missing.")
+		return false
+	}
+	claims, err := s.verifyToken(tok)
+	if err != nil {
+		s.dvErr(w, c, http.StatusUnauthorized, "0x80072560", "Bearer token is invalid: "+err.Error()+".")
+		return false
+	}
+	aud := ""
+	if len(claims.Audience) == 1 {
+		aud = strings.TrimSuffix(claims.Audience[0], "/")
+	}
+	if aud != "https://"+o.host && aud != fmt.Sprintf("https://%s:%d", o.host, s.port) {
+		s.dvErr(w, c, http.StatusUnauthorized, "0x80072560", "Bearer token audience is not this organization.")
+		return false
+	}
+	if claims.TenantID != o.tenantID {
+		s.dvErr(w, c, http.StatusUnauthorized, "0x80072560", "Bearer token was issued by a tenant this organization does not trust.")
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tenants[o.tenantID]
+	app, sp := t.appByAppID(claims.AppID), t.spByAppID(claims.AppID)
+	u := o.userByAppID(claims.AppID)
+	if app == nil || sp == nil || !s.visible(app.created) || !s.visible(sp.created) || u == nil {
+		s.dvErr(w, c, http.StatusForbidden, "0x80072560", "The user is not a member of the organization.")
+		return false
+	}
+	if u.disabled {
+		s.dvErr(w, c, http.StatusForbidden, "0x80040225", fmt.Sprintf("The specified user (Id = %s) is disabled.", u.id))
+		return false
+	}
+	c.claims, c.tenant, c.user = claims, t, u
+	return true
+}
+
+// isAdmin: writes need System Administrator; the sync user only reads, as Marketo does.
+func (s *Server) requireAdmin(w http.ResponseWriter, c *call, privilege string) bool {
+	for _, rid := range c.user.roleIDs {
+		if r := c.org.roleByID(rid); r != nil && r.Name == "System Administrator" {
+			return true
+		}
+	}
+	s.dvErr(w, c, http.StatusForbidden, "0x80040220",
+		fmt.Sprintf("Principal user (Id=%s, type=8) is missing %s privilege.", c.user.id, privilege))
+	return false
+}
+
+func (s *Server) dWhoAmI(w http.ResponseWriter, r *http.Request, c *call) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+		"BusinessUnitId": c.user.businessUnitID, "UserId": c.user.id, "OrganizationId": c.org.organizationID,
+	})
+}
+
+func (s *Server) dPublish(w http.ResponseWriter, r *http.Request, c *call) {
+	if !s.requireAdmin(w, c, "prvPublishCustomization") {
+		return
+	}
+	s.mu.Lock()
+	c.org.publishCount++
+	s.mu.Unlock()
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) queryError(w http.ResponseWriter, c *call, entity string, err error) {
+	var up *unknownPropError
+	if errors.As(err, &up) {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", up.prop, entity))
+		return
+	}
+	s.dvErr(w, c, http.StatusBadRequest, "0x80060888", strings.ToUpper(err.Error()[:1])+err.Error()[1:]+".")
+}
+
+func (s *Server) dList(schema map[string]colType, key string, rows func(o *org) []map[string]any) dvHandler {
+	return func(w http.ResponseWriter, r *http.Request, c *call) {
+		entity := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, dvBase+"/"), "s")
+		q, err := parseQuery(r.URL.Query(), schema)
+		if err != nil {
+			s.queryError(w, c, entity, err)
+			return
+		}
+		s.mu.Lock()
+		recs := rows(c.org)
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{
+			"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#" + strings.TrimPrefix(r.URL.Path, dvBase+"/"),
+			"value":          q.apply(recs, key),
+		})
+	}
+}
+
+func wireRole(o *org, x SeedRole) map[string]any {
+	return map[string]any{"roleid": strings.ToLower(x.ID), "name": x.Name, "_businessunitid_value": strings.ToLower(o.rootBU.ID)}
+}
+
+func wireUser(u *systemUser) map[string]any {
+	return map[string]any{
+		"systemuserid": u.id, "applicationid": nilIfEmpty(u.applicationID), "fullname": u.fullName,
+		"internalemailaddress": u.email, "_businessunitid_value": strings.ToLower(u.businessUnitID),
+		"isdisabled": u.disabled, "accessmode": u.accessMode, "azureactivedirectoryobjectid": nil,
+	}
+}
+
+func (s *Server) dGetUser(w http.ResponseWriter, c *call, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := c.org.userByID(id)
+	if u == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
+		return
+	}
+	out := wireUser(u)
+	out["@odata.context"] = s.OrgURL(c.org.host) + dvBase + "/$metadata#systemusers/$entity"
+	writeJSON(w, http.StatusOK, out)
+}
+
+// decodeDataverse decodes a body, naming an unknown property the way Dataverse does.
+func (s *Server) decodeDataverse(w http.ResponseWriter, r *http.Request, c *call, entity string, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := "Error identified in Payload provided by the user for Entity :'" + entity + "s'."
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			msg = fmt.Sprintf("Could not find a property named %s on type 'Microsoft.Dynamics.CRM.%s'.", strings.ReplaceAll(f, `"`, "'"), entity)
+		}
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", msg)
+		return false
+	}
+	return true
+}
+
+// bindID extracts the GUID from an @odata.bind / @odata.id value naming entitySet(guid).
+func bindID(v, entitySet string) (string, bool) {
+	if u, err := url.Parse(v); err == nil && u.IsAbs() {
+		v = u.Path
+	}
+	v = strings.TrimPrefix(v, dvBase)
+	v = strings.TrimPrefix(v, "/")
+	m := keyRE.FindStringSubmatch(v)
+	if m == nil || m[1] != entitySet {
+		return "", false
+	}
+	return strings.ToLower(m[2]), true
+}
+
+type wireSystemUserCreate struct {
+	ApplicationID        *string `json:"applicationid"`
+	BusinessUnitBind     *string `json:"businessunitid@odata.bind"`
+	AccessMode           *int    `json:"accessmode"`
+	FirstName            *string `json:"firstname"`
+	LastName             *string `json:"lastname"`
+	FullName             *string `json:"fullname"`
+	InternalEmailAddress *string `json:"internalemailaddress"`
+	IsDisabled           *bool   `json:"isdisabled"`
+}
+
+func (s *Server) dCreateUser(w http.ResponseWriter, r *http.Request, c *call) {
+	if !s.requireAdmin(w, c, "prvCreateUser") {
+		return
+	}
+	var in wireSystemUserCreate
+	if !s.decodeDataverse(w, r, c, "systemuser", &in) {
+		return
+	}
+	if in.ApplicationID == nil || !isGUID(*in.ApplicationID) {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80040203", "Invalid argument: 'applicationid' must be a GUID for an application user.")
+		return
+	}
+	if in.BusinessUnitBind == nil {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80040203", "Invalid argument: a business unit is required ('businessunitid@odata.bind').")
+		return
+	}
+	buID, ok := bindID(*in.BusinessUnitBind, "businessunits")
+	if !ok {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The value of 'businessunitid@odata.bind' is not a valid entity reference: '"+*in.BusinessUnitBind+"'.")
+		return
+	}
+	if in.AccessMode == nil || *in.AccessMode != 4 {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80040203", "Invalid argument: application users must have accessmode 4 (Non-interactive).")
+		return
+	}
+	appID := strings.ToLower(*in.ApplicationID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := c.org
+	if !strings.EqualFold(buID, o.rootBU.ID) {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("businessunit With Id = %s Does Not Exist", buID))
+		return
+	}
+	if o.userByAppID(appID) != nil {
+		s.dvErr(w, c, http.StatusPreconditionFailed, "0x80040237", "A record with matching key values already exists (applicationid).")
+		return
+	}
+	t := s.tenants[o.tenantID]
+	app, sp := t.appByAppID(appID), t.spByAppID(appID)
+	if app == nil || sp == nil || !s.visible(app.created) || !s.visible(sp.created) {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("Application with id %s was not found in Microsoft Entra ID for tenant %s.", appID, t.id))
+		return
+	}
+	u := &systemUser{
+		id: newGUID(), applicationID: appID, fullName: "# " + app.displayName, email: appID + "@" + t.initialDomain(),
+		businessUnitID: o.rootBU.ID, accessMode: 4, created: s.now(),
+	}
+	if in.IsDisabled != nil {
+		u.disabled = *in.IsDisabled
+	}
+	o.users = append(o.users, u)
+	loc := fmt.Sprintf("%s%s/systemusers(%s)", s.OrgURL(o.host), dvBase, u.id)
+	w.Header().Set("OData-EntityId", loc)
+	if strings.Contains(r.Header.Get("Prefer"), "return=representation") {
+		out := wireUser(u)
+		out["@odata.context"] = s.OrgURL(o.host) + dvBase + "/$metadata#systemusers/$entity"
+		writeJSON(w, http.StatusCreated, out)
+		return
+	}
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) dUpdateUser(w http.ResponseWriter, r *http.Request, c *call, id string) {
+	if !s.requireAdmin(w, c, "prvWriteUser") {
+		return
+	}
+	var in struct {
+		IsDisabled *bool `json:"isdisabled"`
+	}
+	if !s.decodeDataverse(w, r, c, "systemuser", &in) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := c.org.userByID(id)
+	if u == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
+		return
+	}
+	if in.IsDisabled != nil {
+		u.disabled = *in.IsDisabled
+	}
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) dDeleteUser(w http.ResponseWriter, c *call, id string) {
+	if !s.requireAdmin(w, c, "prvDeleteUser") {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := c.org
+	i := slices.IndexFunc(o.users, func(u *systemUser) bool { return u.id == id })
+	if i < 0 {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
+		return
+	}
+	if !o.users[i].disabled {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80040225", "Only disabled users can be deleted; set isdisabled to true first.")
+		return
+	}
+	for _, cfg := range o.configs {
+		if cfg.userID == id {
+			cfg.userID = ""
+		}
+	}
+	o.users = slices.Delete(o.users, i, i+1)
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) dUserRoles(w http.ResponseWriter, r *http.Request, c *call, id string) {
+	q, err := parseQuery(r.URL.Query(), roleSchema)
+	if err != nil {
+		s.queryError(w, c, "role", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := c.org.userByID(id)
+	if u == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
+		return
+	}
+	var recs []map[string]any
+	for _, rid := range u.roleIDs {
+		if x := c.org.roleByID(rid); x != nil {
+			recs = append(recs, wireRole(c.org, *x))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#roles", "value": q.apply(recs, "roleid")})
+}
+
+func (s *Server) dAssociate(w http.ResponseWriter, r *http.Request, c *call, id string) {
+	if !s.requireAdmin(w, c, "prvAssignRole") {
+		return
+	}
+	var in wireRef
+	if !s.decodeDataverse(w, r, c, "role", &in) {
+		return
+	}
+	rid, ok := bindID(in.ODataID, "roles")
+	if !ok {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The '@odata.id' value is not a valid reference to a role: '"+in.ODataID+"'.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := c.org.userByID(id)
+	if u == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
+		return
+	}
+	if c.org.roleByID(rid) == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("role With Id = %s Does Not Exist", rid))
+		return
+	}
+	if slices.Contains(u.roleIDs, rid) {
+		s.dvErr(w, c, http.StatusPreconditionFailed, "0x80040237", "Cannot insert duplicate key.")
+		return
+	}
+	u.roleIDs = append(u.roleIDs, rid)
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) dDisassociate(w http.ResponseWriter, c *call, id, ref string) {
+	if !s.requireAdmin(w, c, "prvAssignRole") {
+		return
+	}
+	rid, ok := bindID(ref, "roles")
+	if !ok {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The $id value is not a valid reference to a role: '"+ref+"'.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := c.org.userByID(id)
+	if u == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
+		return
+	}
+	i := slices.Index(u.roleIDs, rid)
+	if i < 0 {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("The role %s is not associated with systemuser %s.", rid, id))
+		return
+	}
+	u.roleIDs = slices.Delete(u.roleIDs, i, i+1)
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) cfgSchema(o *org) map[string]colType {
+	n := o.cfgNames
+	return map[string]colType{n.IDColumn: tGUID, n.NameColumn: tString, "_" + n.UserLookup + "_value": tGUID}
+}
+
+func (s *Server) dListConfigs(w http.ResponseWriter, r *http.Request, c *call) {
+	n := c.org.cfgNames
+	entity := strings.TrimSuffix(n.EntitySet, "s")
+	q, err := parseQuery(r.URL.Query(), s.cfgSchema(c.org))
+	if err != nil {
+		s.queryError(w, c, entity, err)
+		return
+	}
+	s.mu.Lock()
+	var recs []map[string]any
+	for _, cfg := range c.org.configs {
+		recs = append(recs, map[string]any{n.IDColumn: cfg.id, n.NameColumn: cfg.name, "_" + n.UserLookup + "_value": nilIfEmpty(cfg.userID)})
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#" + n.EntitySet, "value": q.apply(recs, n.IDColumn)})
+}
+
+func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, id string) {
+	if !s.requireAdmin(w, c, "prvWrite"+c.org.cfgNames.EntitySet) {
+		return
+	}
+	n := c.org.cfgNames
+	entity := strings.TrimSuffix(n.EntitySet, "s")
+	var in map[string]json.RawMessage
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "Error identified in Payload provided by the user for Entity :'"+n.EntitySet+"'.")
+		return
+	}
+	bindKey := n.UserLookup + "@odata.bind"
+	var bind *string
+	for k, v := range in {
+		switch k {
+		case bindKey:
+			if err := json.Unmarshal(v, &bind); err != nil {
+				s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The value of '"+bindKey+"' must be a string or null.")
+				return
+			}
+		case n.NameColumn:
+		default:
+			s.dvErr(w, c, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", k, entity))
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg := c.org.configByID(id)
+	if cfg == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("%s With Id = %s Does Not Exist", entity, id))
+		return
+	}
+	if raw, ok := in[n.NameColumn]; ok {
+		_ = json.Unmarshal(raw, &cfg.name)
+	}
+	if _, ok := in[bindKey]; ok {
+		if bind == nil {
+			cfg.userID = ""
+		} else {
+			uid, ok := bindID(*bind, "systemusers")
+			if !ok {
+				s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The value of '"+bindKey+"' is not a valid reference to a systemuser.")
+				return
+			}
+			if c.org.userByID(uid) == nil {
+				s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", uid))
+				return
+			}
+			cfg.userID = uid
+		}
+	}
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) dClearConfigRef(w http.ResponseWriter, c *call, id, nav string) {
+	if !s.requireAdmin(w, c, "prvWrite"+c.org.cfgNames.EntitySet) {
+		return
+	}
+	if nav != c.org.cfgNames.UserLookup {
+		s.dvErr(w, c, http.StatusNotFound, "0x80060888", "Resource not found for the segment '"+nav+"'.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg := c.org.configByID(id)
+	if cfg == nil {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("record With Id = %s Does Not Exist", id))
+		return
+	}
+	cfg.userID = ""
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func wireAttr(col column) map[string]any {
+	return map[string]any{
+		"@odata.type": "#Microsoft.Dynamics.CRM.BooleanAttributeMetadata", "LogicalName": col.logicalName,
+		"SchemaName": col.schemaName, "AttributeType": "Boolean", "MetadataId": col.metadataID,
+	}
+}
+
+func (s *Server) entityCols(w http.ResponseWriter, c *call, entity string) map[string]column {
+	cols, ok := c.org.entities[entity]
+	if !ok {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("Could not find an entity with the specified LogicalName '%s'.", entity))
+	}
+	return cols
+}
+
+func (s *Server) dListAttrs(w http.ResponseWriter, r *http.Request, c *call, entity string) {
+	q, err := parseQuery(r.URL.Query(), attrSchema)
+	if err != nil {
+		s.queryError(w, c, "AttributeMetadata", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cols := s.entityCols(w, c, entity)
+	if cols == nil {
+		return
+	}
+	var recs []map[string]any
+	for _, col := range cols {
+		recs = append(recs, wireAttr(col))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": q.apply(recs, "MetadataId")})
+}
+
+func (s *Server) dGetAttr(w http.ResponseWriter, c *call, entity, attr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cols := s.entityCols(w, c, entity)
+	if cols == nil {
+		return
+	}
+	col, ok := cols[attr]
+	if !ok {
+		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("Could not find attribute with LogicalName '%s' on entity '%s'.", attr, entity))
+		return
+	}
+	writeJSON(w, http.StatusOK, wireAttr(col))
+}
+
+// dCreateAttr accepts a BooleanAttributeMetadata definition. The metadata API has many optional
+// properties, so instead of rejecting unknown ones it checks the ones that matter.
+func (s *Server) dCreateAttr(w http.ResponseWriter, r *http.Request, c *call, entity string) {
+	if !s.requireAdmin(w, c, "prvCreateAttribute") {
+		return
+	}
+	var in struct {
+		ODataType   string `json:"@odata.type"`
+		SchemaName  string `json:"SchemaName"`
+		DisplayName *struct {
+			LocalizedLabels []struct {
+				Label        string `json:"Label"`
+				LanguageCode int    `json:"LanguageCode"`
+			} `json:"LocalizedLabels"`
+		} `json:"DisplayName"`
+		OptionSet *struct {
+			TrueOption  *json.RawMessage `json:"TrueOption"`
+			FalseOption *json.RawMessage `json:"FalseOption"`
+		} `json:"OptionSet"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "Error identified in Payload provided by the user for Entity :'Attributes'.")
+		return
+	}
+	switch {
+	case strings.TrimPrefix(in.ODataType, "#") != "Microsoft.Dynamics.CRM.BooleanAttributeMetadata":
+		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The emulator only creates Boolean columns: '@odata.type' must be 'Microsoft.Dynamics.CRM.BooleanAttributeMetadata'.")
+		return
+	case !regexp.MustCompile(`^[A-Za-z]+_[A-Za-z0-9_]+$`).MatchString(in.SchemaName):
+		s.dvErr(w, c, http.StatusBadRequest, "0x80044150", "SchemaName must start with a customization prefix followed by '_' (e.g. new_SyncToMkto).")
+		return
+	case in.DisplayName == nil || len(in.DisplayName.LocalizedLabels) == 0:
+		s.dvErr(w, c, http.StatusBadRequest, "0x80044150", "DisplayName with at least one LocalizedLabel is required.")
+		return
+	case in.OptionSet == nil || in.OptionSet.TrueOption == nil || in.OptionSet.FalseOption == nil:
+		s.dvErr(w, c, http.StatusBadRequest, "0x80044150", "A Boolean column needs OptionSet with TrueOption and FalseOption.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cols := s.entityCols(w, c, entity)
+	if cols == nil {
+		return
+	}
+	ln := strings.ToLower(in.SchemaName)
+	if _, ok := cols[ln]; ok {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80047013", fmt.Sprintf("An attribute with the name %s already exists on entity %s.", ln, entity))
+		return
+	}
+	col := column{logicalName: ln, schemaName: in.SchemaName, displayName: in.DisplayName.LocalizedLabels[0].Label, metadataID: newGUID()}
+	cols[ln] = col
+	w.Header().Set("OData-EntityId", fmt.Sprintf("%s%s/EntityDefinitions(LogicalName='%s')/Attributes(%s)", s.OrgURL(c.org.host), dvBase, entity, col.metadataID))
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}

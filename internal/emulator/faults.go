@@ -1,0 +1,143 @@
+package emulator
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Faults are the failures the emulator injects. Zero value = none.
+type Faults struct {
+	RouteFaults      `yaml:",inline"`
+	ReplicationLagMs int                    `yaml:"replicationLagMs" json:"replicationLagMs"`
+	Routes           map[string]RouteFaults `yaml:"routes" json:"routes,omitempty"`
+}
+
+// RouteFaults apply to every request (Faults), to one service ("graph", "dataverse", "entra")
+// or to one operation ("graph.addPassword").
+type RouteFaults struct {
+	ThrottleProbability    float64 `yaml:"throttleProbability" json:"throttleProbability"`
+	RetryAfterMinSeconds   int     `yaml:"retryAfterMinSeconds" json:"retryAfterMinSeconds"`
+	RetryAfterMaxSeconds   int     `yaml:"retryAfterMaxSeconds" json:"retryAfterMaxSeconds"`
+	ServerErrorProbability float64 `yaml:"serverErrorProbability" json:"serverErrorProbability"`
+	ServerErrorStatus      int     `yaml:"serverErrorStatus" json:"serverErrorStatus"`
+	LatencyMs              int     `yaml:"latencyMs" json:"latencyMs"`
+}
+
+func (f Faults) validate() error {
+	check := func(name string, r RouteFaults) error {
+		if r.ThrottleProbability < 0 || r.ThrottleProbability > 1 || r.ServerErrorProbability < 0 || r.ServerErrorProbability > 1 {
+			return fmt.Errorf("faults %s: probabilities must be within 0..1", name)
+		}
+		if r.RetryAfterMinSeconds < 0 || r.RetryAfterMaxSeconds < 0 || r.LatencyMs < 0 {
+			return fmt.Errorf("faults %s: negative duration", name)
+		}
+		if r.ServerErrorStatus != 0 && (r.ServerErrorStatus < 500 || r.ServerErrorStatus > 599) {
+			return fmt.Errorf("faults %s: serverErrorStatus must be 5xx", name)
+		}
+		return nil
+	}
+	if f.ReplicationLagMs < 0 {
+		return fmt.Errorf("faults: negative replicationLagMs")
+	}
+	if err := check("(global)", f.RouteFaults); err != nil {
+		return err
+	}
+	for k, r := range f.Routes {
+		if err := check(k, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forOp picks the most specific fault settings for an operation.
+func (f Faults) forOp(op string) RouteFaults {
+	if r, ok := f.Routes[op]; ok {
+		return r
+	}
+	if svc, _, ok := strings.Cut(op, "."); ok {
+		if r, ok := f.Routes[svc]; ok {
+			return r
+		}
+	}
+	return f.RouteFaults
+}
+
+func (f Faults) lag() time.Duration { return time.Duration(f.ReplicationLagMs) * time.Millisecond }
+
+func (f Faults) clone() Faults {
+	c := f
+	if f.Routes != nil {
+		c.Routes = make(map[string]RouteFaults, len(f.Routes))
+		for k, v := range f.Routes {
+			c.Routes[k] = v
+		}
+	}
+	return c
+}
+
+// failRule is a pending FailNext.
+type failRule struct {
+	remaining int // <0 = always
+	status    int
+	code      string
+}
+
+// SetFaults replaces the injected faults.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f.clone()
+}
+
+// FailNext makes operation op fail the next times requests (times<0: always; 0: clear) with
+// status and the service's error body carrying code.
+func (s *Server) FailNext(op string, times int, status int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if times == 0 {
+		delete(s.failNext, op)
+		return
+	}
+	s.failNext[op] = &failRule{remaining: times, status: status, code: code}
+}
+
+// takeFailure consumes one FailNext for op; the caller holds no lock.
+func (s *Server) takeFailure(op string) (failRule, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.failNext[op]
+	if !ok {
+		return failRule{}, false
+	}
+	out := *r
+	if r.remaining > 0 {
+		r.remaining--
+		if r.remaining == 0 {
+			delete(s.failNext, op)
+		}
+	}
+	return out, true
+}
+
+// roll decides the random faults of one request under the lock (the RNG is not goroutine safe).
+func (s *Server) roll(op string) (rf RouteFaults, throttle bool, retryAfter int, fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rf = s.faults.forOp(op)
+	if rf.ThrottleProbability > 0 && s.rng.Float64() < rf.ThrottleProbability {
+		lo, hi := rf.RetryAfterMinSeconds, rf.RetryAfterMaxSeconds
+		if lo == 0 && hi == 0 {
+			lo, hi = 1, 1
+		}
+		if hi < lo {
+			hi = lo
+		}
+		return rf, true, lo + s.rng.IntN(hi-lo+1), false
+	}
+	if rf.ServerErrorProbability > 0 && s.rng.Float64() < rf.ServerErrorProbability {
+		return rf, false, 0, true
+	}
+	return rf, false, 0, false
+}

@@ -1,0 +1,192 @@
+package emulator
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed seed/default.yaml
+var defaultSeedYAML []byte
+
+// DefaultSeedYAML returns the embedded default seed file, byte for byte.
+func DefaultSeedYAML() []byte { return append([]byte(nil), defaultSeedYAML...) }
+
+// Seed is the emulator's initial world. Its YAML form is documented in seed/default.yaml.
+type Seed struct {
+	Tenants []SeedTenant `yaml:"tenants" json:"tenants"`
+	Orgs    []SeedOrg    `yaml:"orgs" json:"orgs"`
+	Faults  Faults       `yaml:"faults" json:"faults"`
+}
+
+// SeedTenant is one Entra tenant.
+type SeedTenant struct {
+	ID          string          `yaml:"id"`
+	DisplayName string          `yaml:"displayName"`
+	Domains     []SeedDomain    `yaml:"domains"`
+	Provisioner SeedProvisioner `yaml:"provisioner"`
+}
+
+// SeedDomain is a domain of a tenant.
+type SeedDomain struct {
+	Name               string `yaml:"name"`
+	AuthenticationType string `yaml:"authenticationType"`
+	IsVerified         bool   `yaml:"isVerified"`
+	IsDefault          bool   `yaml:"isDefault"`
+}
+
+// SeedProvisioner is the application mktos2s signs in as.
+type SeedProvisioner struct {
+	ClientID        string   `yaml:"clientId"`
+	DisplayName     string   `yaml:"displayName"`
+	Secret          string   `yaml:"secret"`
+	CertificateFile string   `yaml:"certificateFile"`
+	CertificatePEM  string   `yaml:"certificatePem"`
+	Roles           []string `yaml:"roles"`
+}
+
+// SeedOrg is one Dataverse environment.
+type SeedOrg struct {
+	Host             string            `yaml:"host"`
+	TenantID         string            `yaml:"tenantId"`
+	OrganizationID   string            `yaml:"organizationId"`
+	RootBusinessUnit SeedBusinessUnit  `yaml:"rootBusinessUnit"`
+	Solutions        []SeedSolution    `yaml:"solutions"`
+	Roles            []SeedRole        `yaml:"roles"`
+	Entities         []string          `yaml:"entities"`
+	MarketoConfig    SeedMarketoConfig `yaml:"marketoConfig"`
+	Users            []SeedUser        `yaml:"users"`
+}
+
+// SeedBusinessUnit is the org's root business unit.
+type SeedBusinessUnit struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// SeedSolution is an installed solution.
+type SeedSolution struct {
+	ID           string `yaml:"id"`
+	UniqueName   string `yaml:"uniqueName"`
+	FriendlyName string `yaml:"friendlyName"`
+	Version      string `yaml:"version"`
+}
+
+// SeedRole is a security role of the root business unit.
+type SeedRole struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// SeedMarketoConfig names the Marketo Config entity and lists its records.
+type SeedMarketoConfig struct {
+	EntitySet  string             `yaml:"entitySet"`
+	IDColumn   string             `yaml:"idColumn"`
+	NameColumn string             `yaml:"nameColumn"`
+	UserLookup string             `yaml:"userLookup"`
+	Records    []SeedConfigRecord `yaml:"records"`
+}
+
+// SeedConfigRecord is one Marketo Config record.
+type SeedConfigRecord struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// SeedUser is an application user present at start.
+type SeedUser struct {
+	ApplicationID string   `yaml:"applicationId"`
+	FullName      string   `yaml:"fullName"`
+	Roles         []string `yaml:"roles"`
+}
+
+// DefaultSeed returns the parsed embedded default seed.
+func DefaultSeed() *Seed {
+	s, err := parseSeed(defaultSeedYAML, "")
+	if err != nil {
+		// The embedded file is tested; failing here is a build defect, not a runtime condition.
+		panic(fmt.Sprintf("emulator: embedded default seed: %v", err))
+	}
+	return s
+}
+
+// LoadSeed reads a seed YAML file; certificateFile paths are relative to its directory.
+func LoadSeed(path string) (*Seed, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read seed: %w", err)
+	}
+	s, err := parseSeed(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("seed %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func parseSeed(b []byte, dir string) (*Seed, error) {
+	var s Seed
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	for i := range s.Tenants {
+		p := &s.Tenants[i].Provisioner
+		if p.CertificateFile != "" && p.CertificatePEM == "" {
+			f := p.CertificateFile
+			if !filepath.IsAbs(f) && dir != "" {
+				f = filepath.Join(dir, f)
+			}
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %s: certificate: %w", s.Tenants[i].ID, err)
+			}
+			p.CertificatePEM = string(pem)
+		}
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *Seed) validate() error {
+	var errs []error
+	tenants := map[string]bool{}
+	for _, t := range s.Tenants {
+		if !isGUID(t.ID) {
+			errs = append(errs, fmt.Errorf("tenant id %q is not a GUID", t.ID))
+		}
+		tenants[strings.ToLower(t.ID)] = true
+		if t.Provisioner.ClientID != "" && !isGUID(t.Provisioner.ClientID) {
+			errs = append(errs, fmt.Errorf("tenant %s: provisioner clientId is not a GUID", t.ID))
+		}
+		for _, d := range t.Domains {
+			if d.AuthenticationType != "Managed" && d.AuthenticationType != "Federated" {
+				errs = append(errs, fmt.Errorf("tenant %s: domain %s: authenticationType must be Managed or Federated", t.ID, d.Name))
+			}
+		}
+	}
+	for _, o := range s.Orgs {
+		if o.Host == "" {
+			errs = append(errs, errors.New("org without host"))
+		}
+		if !tenants[strings.ToLower(o.TenantID)] {
+			errs = append(errs, fmt.Errorf("org %s: unknown tenantId %q", o.Host, o.TenantID))
+		}
+		for _, id := range []string{o.OrganizationID, o.RootBusinessUnit.ID} {
+			if id != "" && !isGUID(id) {
+				errs = append(errs, fmt.Errorf("org %s: %q is not a GUID", o.Host, id))
+			}
+		}
+	}
+	if err := s.Faults.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
