@@ -1,0 +1,266 @@
+// Package workerapp assembles the mktos2s worker from a config.Config: the
+// logger, the Microsoft clients, the activities, a Temporal client whose
+// payloads are encrypted, and the worker on the onboarding task queue.
+// The starter uses Dial so that every client of the product shares the same
+// converters.
+package workerapp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/codec"
+	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/dataverse"
+	"github.com/mktos2s/mktos2s/internal/msapi"
+	"github.com/mktos2s/mktos2s/internal/msauth"
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+// Option adjusts how New, Run and Dial build things.
+type Option func(*settings)
+
+type settings struct {
+	logger *slog.Logger
+	client client.Client
+}
+
+// WithLogger replaces the logger built from log.level and log.format.
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
+
+// WithClient makes New use an existing Temporal client (which must have been
+// built by Dial) instead of dialling; the App then does not close it.
+func WithClient(c client.Client) Option { return func(s *settings) { s.client = c } }
+
+func apply(cfg config.Config, opts []Option) (settings, error) {
+	var s settings
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.logger == nil {
+		l, err := NewLogger(cfg.Log, os.Stderr)
+		if err != nil {
+			return s, err
+		}
+		s.logger = l
+	}
+	return s, nil
+}
+
+// NewLogger builds the product's slog logger from log.level and log.format.
+func NewLogger(l config.Log, w io.Writer) (*slog.Logger, error) {
+	level, err := l.SlogLevel()
+	if err != nil {
+		return nil, err
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	switch l.Format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	default:
+		return nil, fmt.Errorf("log.format %q: want json or text", l.Format)
+	}
+}
+
+// NewCodec builds the payload codec from codec.keys and codec.activeKeyId.
+// It refuses to work without a key rather than let payloads go out in plain text.
+func NewCodec(c config.Codec) (*codec.Codec, error) {
+	if len(c.Keys) == 0 {
+		return nil, config.ErrNoCodecKey
+	}
+	raw, err := c.RawKeys()
+	if err != nil {
+		return nil, err
+	}
+	return codec.New(raw, c.ActiveKeyID)
+}
+
+// ClientOptions are the Temporal client options for cfg: address, namespace,
+// TLS or API key, the SDK logger, and the encrypting data and failure converters.
+func ClientOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	cdc, err := NewCodec(cfg.Codec)
+	if err != nil {
+		return client.Options{}, err
+	}
+	o := client.Options{
+		HostPort:  cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	t := cfg.Temporal
+	if t.TLS.Enabled || t.APIKey != "" || t.TLS.CertFile != "" {
+		tc, err := tlsConfig(t.TLS)
+		if err != nil {
+			return client.Options{}, err
+		}
+		o.ConnectionOptions.TLS = tc
+	}
+	if t.APIKey != "" {
+		o.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
+	}
+	return codec.ClientOptions(o, cdc), nil
+}
+
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("temporal.tls.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("temporal.tls.caFile %s: no PEM certificate found", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("temporal.tls.certFile/keyFile: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Dial connects a Temporal client for cfg with the product's converters.
+func Dial(ctx context.Context, cfg config.Config, opts ...Option) (client.Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := apply(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	co, err := ClientOptions(cfg, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.DialContext(ctx, co)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.Temporal.Address, cfg.Temporal.Namespace, err)
+	}
+	return c, nil
+}
+
+// App is a worker ready to start.
+type App struct {
+	Client client.Client
+	Worker worker.Worker
+	Logger *slog.Logger
+
+	ownsClient bool
+}
+
+// New validates cfg for a worker and builds the App without starting it.
+func New(ctx context.Context, cfg config.Config, opts ...Option) (*App, error) {
+	if err := cfg.ValidateWorker(); err != nil {
+		return nil, err
+	}
+	s, err := apply(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	deps, err := activityDeps(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	app := &App{Client: s.client, Logger: s.logger}
+	if app.Client == nil {
+		if app.Client, err = Dial(ctx, cfg, WithLogger(s.logger)); err != nil {
+			return nil, err
+		}
+		app.ownsClient = true
+	}
+	app.Worker = worker.New(app.Client, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflowTasks,
+		WorkerStopTimeout:                      cfg.Worker.StopTimeout,
+	})
+	workflows.Register(app.Worker)
+	activities.Register(app.Worker, activities.New(deps))
+	return app, nil
+}
+
+func activityDeps(cfg config.Config) (activities.Deps, error) {
+	m := cfg.Microsoft
+	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: m.CAFile, DialOverrides: m.DialOverrides})
+	if err != nil {
+		return activities.Deps{}, fmt.Errorf("microsoft HTTP client: %w", err)
+	}
+	cred := msauth.Credential{ClientID: m.Provisioner.ClientID, Secret: m.Provisioner.ClientSecret}
+	if m.Provisioner.CertificateFile != "" {
+		if cred.CertificatePEM, err = os.ReadFile(m.Provisioner.CertificateFile); err != nil {
+			return activities.Deps{}, fmt.Errorf("microsoft.provisioner.certificateFile: %w", err)
+		}
+	}
+	mc := cfg.Dataverse.MarketoConfig
+	return activities.Deps{
+		Auth:               msauth.New(msauth.Options{AuthorityHost: m.AuthorityHost, HTTPClient: hc}),
+		HTTP:               hc,
+		GraphBaseURL:       m.GraphBaseURL,
+		AuthorityHost:      m.AuthorityHost,
+		ConsentRedirectURI: cfg.Consent.RedirectURI,
+		Provisioner:        cred,
+		ConfigNames: dataverse.MarketoConfigNames{
+			EntitySet:   mc.EntitySet,
+			IDColumn:    mc.IDColumn,
+			NameColumn:  mc.NameColumn,
+			DefaultName: mc.DefaultName,
+			UserLookup:  mc.UserLookup,
+		},
+		AllowedOrgSuffixes: m.AllowedOrgSuffixes,
+	}, nil
+}
+
+// Start starts polling; it returns once the worker is registered with Temporal.
+func (a *App) Start() error {
+	if err := a.Worker.Start(); err != nil {
+		return fmt.Errorf("start worker on %s: %w", workflows.TaskQueue, err)
+	}
+	a.Logger.Info("worker started", "taskQueue", workflows.TaskQueue)
+	return nil
+}
+
+// Stop stops polling, waits up to worker.stopTimeout for running activities,
+// and closes the client if the App dialled it.
+func (a *App) Stop() {
+	a.Worker.Stop()
+	if a.ownsClient {
+		a.Client.Close()
+	}
+	a.Logger.Info("worker stopped")
+}
+
+// Run builds and starts a worker for cfg and stops it gracefully when ctx is done.
+func Run(ctx context.Context, cfg config.Config, opts ...Option) error {
+	app, err := New(ctx, cfg, opts...)
+	if err != nil {
+		return err
+	}
+	app.Logger.Info("configuration", "config", cfg)
+	if err := app.Start(); err != nil {
+		if app.ownsClient {
+			app.Client.Close()
+		}
+		return err
+	}
+	<-ctx.Done()
+	app.Logger.Info("shutting down", "cause", context.Cause(ctx))
+	app.Stop()
+	return nil
+}

@@ -1,0 +1,157 @@
+package workerapp
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/mktos2s/mktos2s/internal/codec"
+	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/devserver"
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+// testConfig is a worker configuration whose Microsoft endpoints point at a
+// closed loopback port: activities fail and retry, which is all these tests need.
+func testConfig(t *testing.T, address string) config.Config {
+	t.Helper()
+	t.Setenv("HOME", t.TempDir())
+	t.Chdir(t.TempDir())
+	cfg, err := config.Load(config.Options{})
+	require.NoError(t, err)
+	cfg.Temporal.Address = address
+	cfg.Codec.Keys = map[string]string{"test": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}
+	cfg.Codec.ActiveKeyID = "test"
+	cfg.Microsoft.AuthorityHost = "https://127.0.0.1:1"
+	cfg.Microsoft.GraphBaseURL = "https://127.0.0.1:1/v1.0"
+	cfg.Microsoft.AllowedOrgSuffixes = []string{".crm.localhost"}
+	cfg.Microsoft.DialOverrides = map[string]string{"*.localhost": "127.0.0.1"}
+	cfg.Microsoft.Provisioner = config.Provisioner{ClientID: "aaaaaaaa-0000-0000-0000-000000000001", ClientSecret: "provisioner-test-secret"}
+	cfg.Log.Format = "text"
+	cfg.Worker.StopTimeout = time.Second
+	return cfg
+}
+
+func TestRefusesToStartWithoutCodecKey(t *testing.T) {
+	cfg := testConfig(t, "127.0.0.1:1")
+	cfg.Codec = config.Codec{}
+	ctx := context.Background()
+
+	err := Run(ctx, cfg, WithLogger(slog.New(slog.DiscardHandler)))
+	require.ErrorIs(t, err, config.ErrNoCodecKey)
+	assert.Contains(t, err.Error(), "MKTOS2S_CODEC_KEYS=")
+	assert.Contains(t, err.Error(), "openssl rand -base64 32")
+
+	_, err = Dial(ctx, cfg, WithLogger(slog.New(slog.DiscardHandler)))
+	assert.ErrorIs(t, err, config.ErrNoCodecKey, "the starter must not write plain-text payloads either")
+}
+
+func TestClientOptionsTLS(t *testing.T) {
+	cfg := testConfig(t, "ns.acct.tmprl.cloud:7233")
+	logger := slog.New(slog.DiscardHandler)
+
+	o, err := ClientOptions(cfg, logger)
+	require.NoError(t, err)
+	assert.Nil(t, o.ConnectionOptions.TLS, "plain connection to a dev server")
+	assert.Nil(t, o.Credentials)
+	assert.NotNil(t, o.DataConverter)
+	assert.NotNil(t, o.FailureConverter)
+
+	cfg.Temporal.APIKey = "cloud-key"
+	o, err = ClientOptions(cfg, logger)
+	require.NoError(t, err)
+	require.NotNil(t, o.ConnectionOptions.TLS, "an API key implies TLS")
+	assert.NotNil(t, o.Credentials)
+
+	cfg.Temporal.APIKey = ""
+	cfg.Temporal.TLS = config.TLS{Enabled: true, CAFile: "/nonexistent/ca.pem"}
+	_, err = ClientOptions(cfg, logger)
+	assert.ErrorContains(t, err, "temporal.tls.caFile")
+}
+
+// The worker registers Onboarding on the task queue, decrypts what the
+// starter's client encrypted, and shuts down when its context ends.
+func TestWorkerRunsOnboardingWithEncryptedHistory(t *testing.T) {
+	bin, err := devserver.Locate()
+	if err != nil && testing.Short() {
+		t.Skip("no Temporal CLI in -short mode")
+	}
+	require.NoError(t, err, "build it with `make temporal`")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{Binary: bin})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, srv.Stop()) })
+
+	cfg := testConfig(t, srv.Address)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	runCtx, stopWorker := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, cfg, WithLogger(logger)) }()
+
+	c, err := Dial(ctx, cfg, WithLogger(logger))
+	require.NoError(t, err)
+	defer c.Close()
+
+	const tenant = "11111111-1111-1111-1111-111111111111"
+	in := workflows.OnboardingInput{TenantID: tenant, OrgURL: "https://contoso.crm.localhost:1"}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        workflows.WorkflowID(tenant, "contoso.crm.localhost"),
+		TaskQueue: workflows.TaskQueue,
+	}, workflows.WorkflowType, in)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.TerminateWorkflow(context.Background(), run.GetID(), run.GetRunID(), "test over") })
+
+	// A completed workflow task proves a worker on the queue knows
+	// "Onboarding" and could decrypt its input.
+	var started *historypb.WorkflowExecutionStartedEventAttributes
+	require.Eventually(t, func() bool {
+		it := c.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		completed := false
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return false
+			}
+			if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+				started = a
+			}
+			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+				completed = true
+			}
+		}
+		return completed
+	}, 30*time.Second, 100*time.Millisecond)
+
+	require.NotNil(t, started)
+	payloads := started.GetInput().GetPayloads()
+	require.Len(t, payloads, 1)
+	assert.Equal(t, codec.EncodingEncrypted, string(payloads[0].GetMetadata()[codec.MetadataEncoding]))
+	assert.Equal(t, "test", string(payloads[0].GetMetadata()[codec.MetadataKeyID]))
+	assert.NotContains(t, string(payloads[0].GetData()), tenant, "input stored in plain text")
+
+	stopWorker()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop after its context was cancelled")
+	}
+	assert.Contains(t, logs.String(), "worker started")
+	assert.Contains(t, logs.String(), "worker stopped")
+	for _, secret := range []string{"provisioner-test-secret", cfg.Codec.Keys["test"]} {
+		assert.NotContains(t, logs.String(), secret, "a secret reached the logs")
+	}
+}
