@@ -1,0 +1,387 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/internal/dataverse"
+	"github.com/mktos2s/mktos2s/internal/graph"
+	"github.com/mktos2s/mktos2s/internal/msapi"
+)
+
+func asAppErr(t *testing.T, err error) *temporal.ApplicationError {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "want an ApplicationError, got %T %v", err, err)
+	return ae
+}
+
+func TestMapError(t *testing.T) {
+	perm := fix{permission: "Graph permission Application.ReadWrite.OwnedBy", invalid: "check appDisplayName"}
+	cases := []struct {
+		name         string
+		err          error
+		who          principal
+		wantType     string
+		nonRetryable bool
+		wantDelay    time.Duration
+		wantInMsg    []string
+	}{
+		{"throttled keeps Retry-After", &msapi.Error{Service: "graph", Op: "addPassword", Kind: msapi.Throttled, Status: 429, RetryAfter: 7 * time.Second},
+			asProvisioner, ErrThrottled, false, 7 * time.Second, []string{"throttled", "graph addPassword returned 429"}},
+		{"permission denied names the permission", &msapi.Error{Service: "graph", Op: "upsertApplication", Kind: msapi.PermissionDenied, Status: 403,
+			Code: "Authorization_RequestDenied", Message: "Insufficient privileges", RequestID: "req-1"},
+			asProvisioner, ErrPermissionDenied, true, 0, []string{"grant Graph permission Application.ReadWrite.OwnedBy", "Authorization_RequestDenied", "request-id req-1"}},
+		{"invalid names the fix", &msapi.Error{Service: "graph", Op: "upsertApplication", Kind: msapi.Invalid, Status: 400, Message: "bad displayName"},
+			asProvisioner, ErrInvalidRequest, true, 0, []string{"bad displayName", "check appDisplayName"}},
+		{"unauthorized provisioner is configuration", &msapi.Error{Service: "entra", Op: "token", Kind: msapi.Unauthorized, Status: 401, Code: "invalid_client"},
+			asProvisioner, ErrProvisionerCredentials, true, 0, []string{"microsoft.provisioner.*"}},
+		{"unauthorized new app is replication lag", &msapi.Error{Service: "entra", Op: "token", Kind: msapi.Unauthorized, Status: 401, Code: "invalid_client"},
+			asNewApp, ErrReplicationLag, false, 0, []string{"not accepted yet"}},
+		{"transient retries", &msapi.Error{Service: "dataverse", Op: "whoami", Kind: msapi.Transient, Status: 503},
+			asProvisioner, ErrTransient, false, 0, nil},
+		{"conflict retries", &msapi.Error{Service: "dataverse", Op: "associate", Kind: msapi.Conflict, Status: 412},
+			asProvisioner, ErrConflict, false, 0, nil},
+		{"not found retries", &msapi.Error{Service: "graph", Op: "addPassword", Kind: msapi.NotFound, Status: 404},
+			asProvisioner, ErrNotFound, false, 0, nil},
+		{"wrapped msapi error is found", errorsJoin(&msapi.Error{Service: "graph", Op: "x", Kind: msapi.PermissionDenied, Status: 403}),
+			asProvisioner, ErrPermissionDenied, true, 0, nil},
+		{"untyped error retries", errors.New("connection reset"), asProvisioner, ErrTransient, false, 0, []string{"connection reset"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ae := asAppErr(t, mapError(context.Background(), "do it", c.err, c.who, perm))
+			assert.Equal(t, c.wantType, ae.Type())
+			assert.Equal(t, c.nonRetryable, ae.NonRetryable())
+			assert.Equal(t, c.wantDelay, ae.NextRetryDelay())
+			assert.True(t, strings.HasPrefix(ae.Message(), "do it: "), ae.Message())
+			for _, s := range c.wantInMsg {
+				assert.Contains(t, ae.Message(), s)
+			}
+		})
+	}
+	assert.NoError(t, mapError(context.Background(), "x", nil, asProvisioner, perm))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	raw := &msapi.Error{Kind: msapi.PermissionDenied}
+	assert.Same(t, raw, mapError(ctx, "x", raw, asProvisioner, perm), "a cancelled attempt is not reclassified")
+}
+
+func errorsJoin(err error) error { return errors.Join(errors.New("context"), err) }
+
+func TestAddClientSecretKeepsExactlyOneTaggedSecret(t *testing.T) {
+	const wf = "onboarding/t/contoso.crm.dynamics.com"
+	g := &fakeGraph{passwords: []graph.PasswordCredential{
+		{KeyID: "foreign", DisplayName: "someone else's"},
+		{KeyID: "lost-1", DisplayName: SecretTag(wf)}, // value lost with a crashed attempt
+		{KeyID: "other-onboarding", DisplayName: SecretTag("onboarding/t/other.crm.dynamics.com")},
+	}}
+	a := newFakeActivities(g, &dvState{}, nil, nil)
+	in := AddClientSecretInput{TenantID: "t", AppObjectID: "obj", WorkflowID: wf, LifetimeMonths: 12}
+
+	first, err := a.AddClientSecret(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"lost-1"}, first.RemovedStale)
+	assert.NotEmpty(t, first.Secret)
+	assert.Equal(t, time.Date(2027, 1, 31, 12, 0, 0, 0, time.UTC), first.ExpiresAt)
+
+	// A retry (the first result was lost) replaces the secret again.
+	second, err := a.AddClientSecret(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, []string{first.KeyID}, second.RemovedStale)
+	assert.NotEqual(t, first.KeyID, second.KeyID)
+
+	var tagged, keys []string
+	for _, p := range g.passwords {
+		keys = append(keys, p.KeyID)
+		if p.DisplayName == SecretTag(wf) {
+			tagged = append(tagged, p.KeyID)
+		}
+	}
+	assert.Equal(t, []string{second.KeyID}, tagged, "exactly one live secret for this onboarding")
+	assert.ElementsMatch(t, []string{"foreign", "other-onboarding", second.KeyID}, keys, "other secrets are untouched")
+}
+
+func TestAddClientSecretToleratesAlreadyRemovedAndReportsErrors(t *testing.T) {
+	const wf = "onboarding/t/o"
+	g := &fakeGraph{
+		passwords: []graph.PasswordCredential{{KeyID: "gone", DisplayName: SecretTag(wf)}},
+		errs:      map[string]error{"RemovePassword": &msapi.Error{Service: "graph", Kind: msapi.NotFound, Status: 404}},
+	}
+	a := newFakeActivities(g, &dvState{}, nil, nil)
+	out, err := a.AddClientSecret(context.Background(), AddClientSecretInput{AppObjectID: "obj", WorkflowID: wf, LifetimeMonths: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"gone"}, out.RemovedStale)
+
+	g.errs = map[string]error{"AddPassword": &msapi.Error{Service: "graph", Op: "addPassword", Kind: msapi.PermissionDenied, Status: 403}}
+	_, err = a.AddClientSecret(context.Background(), AddClientSecretInput{AppObjectID: "obj", WorkflowID: wf, LifetimeMonths: 1})
+	ae := asAppErr(t, err)
+	assert.Equal(t, ErrPermissionDenied, ae.Type())
+	assert.Contains(t, ae.Message(), "Application.ReadWrite.OwnedBy")
+	assert.NotContains(t, ae.Message(), out.Secret)
+}
+
+func seededDataverse() *dvState {
+	return &dvState{
+		solution: dataverse.Solution{FriendlyName: "Marketo Lead Management", Version: "4.0.0.16"},
+		bu:       dataverse.BusinessUnit{ID: "bu-root", Name: "contoso"},
+		roles:    []dataverse.Role{{ID: "role-1", Name: "Marketo Sync User", BusinessUnitID: "bu-root"}},
+		config:   dataverse.MarketoConfig{ID: "cfg-1", Name: "Default", UserID: "previous-user"},
+	}
+}
+
+func preflightIn() PreflightInput {
+	return PreflightInput{TenantID: "t", OrgURL: "https://contoso.crm.dynamics.com", SolutionName: "Marketo Lead Management",
+		MinSolutionVersion: "4.0.0.14", RoleName: "Marketo Sync User", DetectFederation: true}
+}
+
+func TestPreflight(t *testing.T) {
+	t.Run("reads everything and detects federation", func(t *testing.T) {
+		g := &fakeGraph{org: graph.Organization{DisplayName: "Contoso"}, domains: []graph.Domain{
+			{ID: "contoso.onmicrosoft.com", AuthenticationType: "Managed", IsVerified: true},
+			{ID: "contoso.com", AuthenticationType: "Federated", IsVerified: true},
+			{ID: "unverified.com", AuthenticationType: "Federated"},
+		}}
+		out, err := newFakeActivities(g, seededDataverse(), nil, nil).Preflight(context.Background(), preflightIn())
+		require.NoError(t, err)
+		assert.Equal(t, PreflightResult{TenantName: "Contoso", OrganizationID: "org-1", SolutionVersion: "4.0.0.16", BusinessUnitID: "bu-root",
+			RoleID: "role-1", ConfigID: "cfg-1", ConfigUserID: "previous-user", FederatedDomains: []string{"contoso.com"}}, out)
+	})
+
+	failures := []struct {
+		name   string
+		mutate func(*fakeGraph, *dvState, *PreflightInput, *Activities)
+		want   string
+	}{
+		{"old solution", func(_ *fakeGraph, d *dvState, _ *PreflightInput, _ *Activities) { d.solution.Version = "4.0.0.9" },
+			"version 4.0.0.9, older than 4.0.0.14"},
+		{"no solution", func(_ *fakeGraph, _ *dvState, in *PreflightInput, _ *Activities) { in.SolutionName = "Marketo" },
+			`"Marketo" is not installed`},
+		{"no role", func(_ *fakeGraph, d *dvState, _ *PreflightInput, _ *Activities) { d.roles = nil },
+			`role "Marketo Sync User" does not exist`},
+		{"no config", func(_ *fakeGraph, d *dvState, _ *PreflightInput, _ *Activities) {
+			d.errs = map[string]error{"MarketoConfig": &msapi.Error{Service: "dataverse", Kind: msapi.NotFound, Status: 404}}
+		}, `Marketo Config record "Default" does not exist`},
+		{"org outside allowed suffixes", func(_ *fakeGraph, _ *dvState, _ *PreflightInput, a *Activities) {
+			a.deps.AllowedOrgSuffixes = []string{".crm4.dynamics.com"}
+		}, "not in dynamics.allowedOrgSuffixes"},
+		{"domains permission missing", func(g *fakeGraph, _ *dvState, _ *PreflightInput, _ *Activities) {
+			g.errs = map[string]error{"ListDomains": &msapi.Error{Service: "graph", Op: "listDomains", Kind: msapi.PermissionDenied, Status: 403}}
+		}, "Domain.Read.All"},
+	}
+	for _, c := range failures {
+		t.Run(c.name, func(t *testing.T) {
+			g, d, in := &fakeGraph{}, seededDataverse(), preflightIn()
+			a := newFakeActivities(g, d, nil, nil)
+			c.mutate(g, d, &in, a)
+			_, err := a.Preflight(context.Background(), in)
+			ae := asAppErr(t, err)
+			assert.Equal(t, ErrPreflight, ae.Type())
+			assert.True(t, ae.NonRetryable())
+			assert.Contains(t, ae.Message(), c.want)
+		})
+	}
+
+	t.Run("throttling stays retryable", func(t *testing.T) {
+		g := &fakeGraph{errs: map[string]error{"Organization": &msapi.Error{Kind: msapi.Throttled, Status: 429, RetryAfter: time.Second}}}
+		_, err := newFakeActivities(g, seededDataverse(), nil, nil).Preflight(context.Background(), preflightIn())
+		assert.Equal(t, ErrThrottled, asAppErr(t, err).Type())
+	})
+}
+
+func TestVerifyConsent(t *testing.T) {
+	crm := "sp-of-" + graph.DynamicsCRMAppID
+	cases := []struct {
+		name   string
+		grants []graph.PermissionGrant
+		want   bool
+	}{
+		{"tenant-wide user_impersonation", []graph.PermissionGrant{{ClientID: "sp-app", ConsentType: "AllPrincipals", ResourceID: crm, Scope: "openid user_impersonation"}}, true},
+		{"only one user consented", []graph.PermissionGrant{{ClientID: "sp-app", ConsentType: "Principal", ResourceID: crm, Scope: "user_impersonation"}}, false},
+		{"grant to another resource", []graph.PermissionGrant{{ClientID: "sp-app", ConsentType: "AllPrincipals", ResourceID: "graph-sp", Scope: "user_impersonation"}}, false},
+		{"grant of another app", []graph.PermissionGrant{{ClientID: "sp-other", ConsentType: "AllPrincipals", ResourceID: crm, Scope: "user_impersonation"}}, false},
+		{"scope substring is not the scope", []graph.PermissionGrant{{ClientID: "sp-app", ConsentType: "AllPrincipals", ResourceID: crm, Scope: "user_impersonation_x"}}, false},
+		{"no grants", nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := newFakeActivities(&fakeGraph{grants: c.grants}, &dvState{}, nil, nil)
+			out, err := a.VerifyConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+			require.NoError(t, err)
+			assert.Equal(t, c.want, out.Granted)
+			if !c.want {
+				assert.NotEmpty(t, out.Reason)
+			}
+		})
+	}
+}
+
+func TestBuildConsentURL(t *testing.T) {
+	a := newFakeActivities(&fakeGraph{}, &dvState{}, nil, nil)
+	out, err := a.BuildConsentURL(context.Background(), BuildConsentURLInput{TenantID: "tid", AppID: "app", WorkflowID: "onboarding/tid/org"})
+	require.NoError(t, err)
+	u, err := url.Parse(out.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "login.example", u.Host)
+	assert.Equal(t, "/tid/adminconsent", u.Path)
+	assert.Equal(t, "app", u.Query().Get("client_id"))
+	assert.Equal(t, "https://mktos2s.example/consent", u.Query().Get("redirect_uri"))
+	assert.Equal(t, ConsentState("onboarding/tid/org"), u.Query().Get("state"))
+	assert.NotContains(t, u.Query().Get("state"), "onboarding", "the state is opaque")
+	assert.NotEqual(t, ConsentState("onboarding/tid/org"), ConsentState("onboarding/tid/other"))
+}
+
+func TestUniqueName(t *testing.T) {
+	assert.Equal(t, "mktos2s-11111111-aaaa-1111-1111-111111111111-contoso-crm-localhost-8443",
+		UniqueName("11111111-AAAA-1111-1111-111111111111", "Contoso.CRM.localhost:8443"))
+}
+
+func TestConfigureHomeRealmDiscoveryIsIdempotent(t *testing.T) {
+	g := &fakeGraph{}
+	a := newFakeActivities(g, &dvState{}, nil, nil)
+	in := ConfigureHomeRealmDiscoveryInput{ServicePrincipalID: "sp", AppID: "app"}
+	first, err := a.ConfigureHomeRealmDiscovery(context.Background(), in)
+	require.NoError(t, err)
+	second, err := a.ConfigureHomeRealmDiscovery(context.Background(), in)
+	require.NoError(t, err)
+	assert.True(t, first.Created)
+	assert.False(t, second.Created)
+	assert.Equal(t, first.PolicyID, second.PolicyID)
+	assert.Equal(t, 1, g.createdHRD)
+	assert.Equal(t, []string{first.PolicyID}, g.assigned["sp"])
+	require.Len(t, g.policies, 1)
+	assert.Equal(t, HRDPolicyName("app"), g.policies[0].DisplayName)
+	assert.JSONEq(t, `{"HomeRealmDiscoveryPolicy":{"AccelerateToFederatedDomain":false,"AllowCloudPasswordValidation":true}}`,
+		g.policies[0].Definition[0])
+
+	undo, err := a.RemoveHRDPolicy(context.Background(), RemoveHRDPolicyInput{ServicePrincipalID: "sp", PolicyID: first.PolicyID})
+	require.NoError(t, err)
+	assert.False(t, undo.AlreadyGone)
+	assert.Empty(t, g.policies)
+	again, err := a.RemoveHRDPolicy(context.Background(), RemoveHRDPolicyInput{ServicePrincipalID: "sp", PolicyID: first.PolicyID})
+	require.NoError(t, err)
+	assert.True(t, again.AlreadyGone, "already gone is success")
+}
+
+func TestMarketoConfigRememberAndRestore(t *testing.T) {
+	d := seededDataverse()
+	a := newFakeActivities(&fakeGraph{}, d, nil, nil)
+	ctx := context.Background()
+	out, err := a.ConfigureMarketoSolution(ctx, ConfigureMarketoSolutionInput{SystemUserID: "sync-user", PreviousUserID: "previous-user"})
+	require.NoError(t, err)
+	assert.Equal(t, "previous-user", out.PreviousUserID)
+	assert.Equal(t, "sync-user", d.config.UserID)
+
+	// A retry after success still reports the user from before onboarding.
+	retry, err := a.ConfigureMarketoSolution(ctx, ConfigureMarketoSolutionInput{SystemUserID: "sync-user", PreviousUserID: "previous-user"})
+	require.NoError(t, err)
+	assert.Equal(t, "previous-user", retry.PreviousUserID)
+	assert.Equal(t, []string{"SetMarketoConfigUser sync-user"}, d.calls, "no second write")
+
+	_, err = a.RestoreMarketoConfig(ctx, RestoreMarketoConfigInput{ConfigID: "cfg-1", SystemUserID: "sync-user", PreviousUserID: out.PreviousUserID})
+	require.NoError(t, err)
+	assert.Equal(t, "previous-user", d.config.UserID)
+
+	// Someone re-pointed the config meanwhile: leave their choice.
+	d.config.UserID = "someone-else"
+	res, err := a.RestoreMarketoConfig(ctx, RestoreMarketoConfigInput{ConfigID: "cfg-1", SystemUserID: "sync-user"})
+	require.NoError(t, err)
+	assert.NotEmpty(t, res.Note)
+	assert.Equal(t, "someone-else", d.config.UserID)
+}
+
+func TestRemoveApplicationUserDisablesThenDeletes(t *testing.T) {
+	d := seededDataverse()
+	d.user = &dataverse.SystemUser{ID: "u1", ApplicationID: "app"}
+	a := newFakeActivities(&fakeGraph{}, d, nil, nil)
+	res, err := a.RemoveApplicationUser(context.Background(), RemoveApplicationUserInput{SystemUserID: "u1"})
+	require.NoError(t, err)
+	assert.False(t, res.AlreadyGone)
+	assert.Equal(t, []string{"SetUserDisabled u1 true", "DeleteUser u1"}, d.calls)
+
+	res, err = a.RemoveApplicationUser(context.Background(), RemoveApplicationUserInput{SystemUserID: "u1"})
+	require.NoError(t, err)
+	assert.True(t, res.AlreadyGone)
+
+	d.user = &dataverse.SystemUser{ID: "u2", ApplicationID: "app"}
+	d.errs = map[string]error{"DeleteUser": &msapi.Error{Service: "dataverse", Op: "deleteUser", Kind: msapi.PermissionDenied, Status: 403}}
+	_, err = a.RemoveApplicationUser(context.Background(), RemoveApplicationUserInput{SystemUserID: "u2"})
+	ae := asAppErr(t, err)
+	assert.True(t, ae.NonRetryable())
+	assert.Contains(t, ae.Message(), "System Administrator")
+}
+
+func TestRemoveClientSecretWhenAlreadyGone(t *testing.T) {
+	g := &fakeGraph{passwords: []graph.PasswordCredential{{KeyID: "k1"}}}
+	a := newFakeActivities(g, &dvState{}, nil, nil)
+	res, err := a.RemoveClientSecret(context.Background(), RemoveClientSecretInput{AppObjectID: "obj", KeyID: "k1"})
+	require.NoError(t, err)
+	assert.False(t, res.AlreadyGone)
+	assert.Empty(t, g.passwords)
+	res, err = a.RemoveClientSecret(context.Background(), RemoveClientSecretInput{AppObjectID: "obj", KeyID: "k1"})
+	require.NoError(t, err)
+	assert.True(t, res.AlreadyGone)
+	assert.Equal(t, []string{"k1"}, g.removeCalls, "no removePassword for an unknown keyId (Graph answers 400)")
+}
+
+func TestCreateServicePrincipalTreatsUnknownAppAsLag(t *testing.T) {
+	g := &fakeGraph{errs: map[string]error{"UpsertServicePrincipal": &msapi.Error{Service: "graph", Kind: msapi.Invalid, Status: 400,
+		Message: "The appId of the service principal does not reference a valid application object."}}}
+	_, err := newFakeActivities(g, &dvState{}, nil, nil).CreateServicePrincipal(context.Background(), CreateServicePrincipalInput{AppID: "app"})
+	ae := asAppErr(t, err)
+	assert.Equal(t, ErrReplicationLag, ae.Type())
+	assert.False(t, ae.NonRetryable())
+}
+
+func TestValidateConnection(t *testing.T) {
+	syncRole := []dataverse.Role{{ID: "role-1", Name: "Marketo Sync User"}}
+	ready := func() *dvState {
+		d := seededDataverse()
+		d.user = &dataverse.SystemUser{ID: "u1", ApplicationID: "app", AccessMode: 4, InternalEmail: "app@contoso.example"}
+		d.config.UserID = "u1"
+		return d
+	}
+	in := ValidateConnectionInput{OrgURL: "https://o", AppID: "app", ClientSecret: "s", SystemUserID: "u1",
+		RoleName: "Marketo Sync User", SolutionName: "Marketo Lead Management", MinSolutionVersion: "4.0.0.14"}
+
+	t.Run("all seven checks pass", func(t *testing.T) {
+		out, err := newFakeActivities(&fakeGraph{}, ready(), syncRole, nil).ValidateConnection(context.Background(), in)
+		require.NoError(t, err)
+		assert.True(t, out.Passed)
+		assert.Len(t, out.Checks, 7)
+		assert.Empty(t, out.Failed())
+	})
+	t.Run("a missing role and a disabled user fail with reasons", func(t *testing.T) {
+		d := ready()
+		d.user.IsDisabled = true
+		out, err := newFakeActivities(&fakeGraph{}, d, nil, nil).ValidateConnection(context.Background(), in)
+		require.NoError(t, err)
+		assert.False(t, out.Passed)
+		failed := out.Failed()
+		require.Len(t, failed, 2)
+		assert.Contains(t, failed[0], CheckUserEnabled)
+		assert.Contains(t, failed[1], CheckRole+`: the user holds no roles, not "Marketo Sync User"`)
+	})
+	t.Run("a refused new secret is replication lag", func(t *testing.T) {
+		lag := &msapi.Error{Service: "entra", Op: "token", Kind: msapi.Unauthorized, Status: 401, Code: "invalid_client"}
+		_, err := newFakeActivities(&fakeGraph{}, ready(), syncRole, lag).ValidateConnection(context.Background(), in)
+		ae := asAppErr(t, err)
+		assert.Equal(t, ErrReplicationLag, ae.Type())
+		assert.False(t, ae.NonRetryable())
+		assert.NotContains(t, ae.Message(), in.ClientSecret+"@")
+	})
+	t.Run("a 403 for the new app user is replication lag too", func(t *testing.T) {
+		lag := &msapi.Error{Service: "dataverse", Op: "whoami", Kind: msapi.PermissionDenied, Status: 403}
+		_, err := newFakeActivities(&fakeGraph{}, ready(), syncRole, lag).ValidateConnection(context.Background(), in)
+		assert.Equal(t, ErrReplicationLag, asAppErr(t, err).Type())
+	})
+}
