@@ -19,16 +19,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mktos2s/mktos2s/internal/devserver"
+	"github.com/mktos2s/mktos2s/internal/devserver/devservertest"
 )
 
 // The built binary starts from a config file and exits 0 on SIGTERM after
 // stopping its worker.
 func TestWorkerBinaryStopsGracefullyOnSIGTERM(t *testing.T) {
-	bin, err := devserver.Locate()
-	if err != nil && testing.Short() {
-		t.Skip("no Temporal CLI in -short mode")
-	}
-	require.NoError(t, err, "build it with `make temporal`")
+	srv := devservertest.Start(t, devserver.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -37,10 +34,6 @@ func TestWorkerBinaryStopsGracefullyOnSIGTERM(t *testing.T) {
 	build := exec.CommandContext(ctx, "go", "build", "-o", exe, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-
-	srv, err := devserver.Start(ctx, devserver.Options{Binary: bin})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, srv.Stop()) })
 
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	cfgFile := filepath.Join(dir, "mktos2s.yaml")

@@ -17,6 +17,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/devserver"
+	"github.com/mktos2s/mktos2s/internal/devserver/devservertest"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -81,17 +82,9 @@ func TestClientOptionsTLS(t *testing.T) {
 // The worker registers Onboarding on the task queue, decrypts what the
 // starter's client encrypted, and shuts down when its context ends.
 func TestWorkerRunsOnboardingWithEncryptedHistory(t *testing.T) {
-	bin, err := devserver.Locate()
-	if err != nil && testing.Short() {
-		t.Skip("no Temporal CLI in -short mode")
-	}
-	require.NoError(t, err, "build it with `make temporal`")
-
+	srv := devservertest.Start(t, devserver.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{Binary: bin})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, srv.Stop()) })
 
 	cfg := testConfig(t, srv.Address)
 	var logs bytes.Buffer
