@@ -129,11 +129,17 @@ func (f *fakeGraph) ListPermissionGrants(_ context.Context, clientSPID string) (
 	return out, f.err("ListPermissionGrants")
 }
 
-func (f *fakeGraph) Organization(context.Context) (graph.Organization, error) { return f.org, f.err("Organization") }
+func (f *fakeGraph) Organization(context.Context) (graph.Organization, error) {
+	return f.org, f.err("Organization")
+}
 
-func (f *fakeGraph) ListDomains(context.Context) ([]graph.Domain, error) { return f.domains, f.err("ListDomains") }
+func (f *fakeGraph) ListDomains(context.Context) ([]graph.Domain, error) {
+	return f.domains, f.err("ListDomains")
+}
 
-func (f *fakeGraph) DeleteApplication(context.Context, string) error { return f.err("DeleteApplication") }
+func (f *fakeGraph) DeleteApplication(context.Context, string) error {
+	return f.err("DeleteApplication")
+}
 
 func (f *fakeGraph) UpsertServicePrincipal(_ context.Context, appID string) (graph.ServicePrincipal, bool, error) {
 	if err := f.err("UpsertServicePrincipal"); err != nil {
@@ -217,7 +223,9 @@ func (f *fakeDataverse) FindApplicationUser(_ context.Context, appID string) (da
 	return *f.state.user, nil
 }
 
-func (f *fakeDataverse) UserRoles(context.Context, string) ([]dataverse.Role, error) { return f.userRole, nil }
+func (f *fakeDataverse) UserRoles(context.Context, string) ([]dataverse.Role, error) {
+	return f.userRole, nil
+}
 
 func (f *fakeDataverse) SetUserDisabled(_ context.Context, userID string, disabled bool) error {
 	f.state.calls = append(f.state.calls, fmt.Sprintf("SetUserDisabled %s %t", userID, disabled))
