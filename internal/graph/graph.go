@@ -120,20 +120,29 @@ func (c *Client) UpsertApplication(ctx context.Context, spec ApplicationSpec) (A
 	if body.RequiredResourceAccess == nil {
 		body.RequiredResourceAccess = []wireRequiredResourceAccess{}
 	}
-	var out wireApplication
-	resp, err := c.api.Do(ctx, msapi.Request{
+	return upsert(ctx, c, msapi.Request{
 		Op: "upsertApplication", Method: http.MethodPatch,
 		Path:   "/applications(uniqueName=" + literal(spec.UniqueName) + ")",
 		Header: createIfMissing(), Body: body,
-	}, &out)
+	}, fromWireApp, func(w wireApplication) string { return w.ID },
+		func() (Application, error) { return c.GetApplicationByUniqueName(ctx, spec.UniqueName) })
+}
+
+// upsert sends a PATCH with Prefer: create-if-missing. Graph answers 201 with the new object,
+// or 204 without a body when it updated one, which is then read back with get.
+func upsert[W, T any](ctx context.Context, c *Client, req msapi.Request, conv func(W) T, id func(W) string, get func() (T, error)) (T, bool, error) {
+	var out W
+	resp, err := c.api.Do(ctx, req, &out)
 	if err != nil {
-		return Application{}, false, err
+		var zero T
+		return zero, false, err
 	}
-	if resp.Status == http.StatusCreated && out.ID != "" {
-		return fromWireApp(out), true, nil
+	created := resp.Status == http.StatusCreated
+	if created && id(out) != "" {
+		return conv(out), true, nil
 	}
-	app, err := c.GetApplicationByUniqueName(ctx, spec.UniqueName)
-	return app, resp.Status == http.StatusCreated, err
+	v, err := get()
+	return v, created, err
 }
 
 // GetApplicationByUniqueName reads an app by its uniqueName alternate key.
@@ -161,20 +170,13 @@ func (c *Client) DeleteApplication(ctx context.Context, objectID string) error {
 // (PATCH /servicePrincipals(appId='…') with Prefer: create-if-missing and an empty body:
 // the appId in the key is all a new service principal needs).
 func (c *Client) UpsertServicePrincipal(ctx context.Context, appID string) (ServicePrincipal, bool, error) {
-	var out wireServicePrincipal
-	resp, err := c.api.Do(ctx, msapi.Request{
+	return upsert(ctx, c, msapi.Request{
 		Op: "upsertServicePrincipal", Method: http.MethodPatch,
 		Path:   "/servicePrincipals(appId=" + literal(appID) + ")",
 		Header: createIfMissing(), Body: struct{}{},
-	}, &out)
-	if err != nil {
-		return ServicePrincipal{}, false, err
-	}
-	if resp.Status == http.StatusCreated && out.ID != "" {
-		return ServicePrincipal(out), true, nil
-	}
-	sp, err := c.GetServicePrincipalByAppID(ctx, appID)
-	return sp, resp.Status == http.StatusCreated, err
+	}, func(w wireServicePrincipal) ServicePrincipal { return ServicePrincipal(w) },
+		func(w wireServicePrincipal) string { return w.ID },
+		func() (ServicePrincipal, error) { return c.GetServicePrincipalByAppID(ctx, appID) })
 }
 
 // GetServicePrincipalByAppID reads a service principal by its appId alternate key.

@@ -1,0 +1,213 @@
+package dataverse_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mktos2s/mktos2s/internal/dataverse"
+	"github.com/mktos2s/mktos2s/internal/graph"
+	"github.com/mktos2s/mktos2s/internal/msapi"
+	"github.com/mktos2s/mktos2s/internal/msapi/emutest"
+	"github.com/mktos2s/mktos2s/internal/msauth"
+)
+
+func provisionerOrg(e *emutest.Emulated) *dataverse.Client {
+	return dataverse.New(e.Server.OrgURL(emutest.ContosoOrgHost), e.HTTP,
+		e.OrgTokens(emutest.ContosoTenant, emutest.ContosoOrgHost, e.Provisioner()), dataverse.DefaultMarketoConfigNames())
+}
+
+// newApp registers an app with a service principal and a secret, as the workflow does.
+func newApp(t *testing.T, e *emutest.Emulated, uniqueName string) (graph.Application, graph.PasswordCredential, *graph.Client) {
+	t.Helper()
+	ctx := context.Background()
+	g := graph.New(e.GraphURL(), e.HTTP, e.GraphTokens(emutest.ContosoTenant, e.Provisioner()))
+	app, _, err := g.UpsertApplication(ctx, graph.ApplicationSpec{UniqueName: uniqueName, DisplayName: "Marketo Integration"})
+	require.NoError(t, err)
+	_, _, err = g.UpsertServicePrincipal(ctx, app.AppID)
+	require.NoError(t, err)
+	pw, err := g.AddPassword(ctx, app.ID, "mktos2s", time.Now().Add(24*time.Hour))
+	require.NoError(t, err)
+	return app, pw, g
+}
+
+func TestEmulatedPreflightReads(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	c := provisionerOrg(e)
+	ctx := context.Background()
+
+	who, err := c.WhoAmI(ctx)
+	require.NoError(t, err)
+	assert.NotEmpty(t, who.UserID)
+	assert.NotEmpty(t, who.OrganizationID)
+
+	for _, name := range []string{"Marketo Lead Management", "MarketoLeadManagement"} {
+		sol, err := c.FindSolution(ctx, name)
+		require.NoError(t, err, name)
+		assert.Equal(t, "MarketoLeadManagement", sol.UniqueName)
+		cmp, err := dataverse.CompareVersions(sol.Version, "4.0.0.14")
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, cmp, 0, "seeded version %s supports the role on the sync user only", sol.Version)
+	}
+	_, err = c.FindSolution(ctx, "No Such Solution")
+	assert.True(t, msapi.IsKind(err, msapi.NotFound), "%v", err)
+
+	bu, err := c.RootBusinessUnit(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, who.BusinessUnitID, bu.ID, "the provisioner's user sits in the root business unit")
+	role, err := c.FindRole(ctx, "Marketo Sync User", bu.ID)
+	require.NoError(t, err)
+	assert.Equal(t, bu.ID, role.BusinessUnitID)
+	_, err = c.FindRole(ctx, "No Such Role", bu.ID)
+	assert.True(t, msapi.IsKind(err, msapi.NotFound), "%v", err)
+
+	cfg, err := c.MarketoConfig(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "Default", cfg.Name)
+	require.NoError(t, c.PublishAllXml(ctx))
+}
+
+func TestEmulatedNewAppIsAcceptedOnlyWithItsApplicationUser(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	c := provisionerOrg(e)
+	ctx := context.Background()
+	app, pw, g := newApp(t, e, "mktos2s-sync")
+	asApp := dataverse.New(e.Server.OrgURL(emutest.ContosoOrgHost), e.HTTP,
+		e.OrgTokens(emutest.ContosoTenant, emutest.ContosoOrgHost, msauth.Credential{ClientID: app.AppID, Secret: pw.SecretText}),
+		dataverse.DefaultMarketoConfigNames())
+
+	_, err := asApp.WhoAmI(ctx)
+	require.Error(t, err, "no application user yet")
+	me, ok := msapi.AsError(err)
+	require.True(t, ok)
+	assert.Contains(t, []msapi.Kind{msapi.Unauthorized, msapi.PermissionDenied}, me.Kind, me.Error())
+
+	_, err = c.FindApplicationUser(ctx, app.AppID)
+	assert.True(t, msapi.IsKind(err, msapi.NotFound))
+
+	bu, err := c.RootBusinessUnit(ctx)
+	require.NoError(t, err)
+	user, adopted, err := c.CreateApplicationUser(ctx, app.AppID, bu.ID)
+	require.NoError(t, err)
+	assert.False(t, adopted)
+	assert.Equal(t, app.AppID, user.ApplicationID)
+	assert.Equal(t, 4, user.AccessMode)
+	assert.Equal(t, bu.ID, user.BusinessUnitID)
+	assert.NotEmpty(t, user.InternalEmail, "Marketo needs the app user's email as its username")
+
+	again, adopted, err := c.CreateApplicationUser(ctx, app.AppID, bu.ID)
+	require.NoError(t, err)
+	assert.True(t, adopted, "the second create adopts the first user")
+	assert.Equal(t, user.ID, again.ID)
+
+	who, err := asApp.WhoAmI(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, user.ID, who.UserID, "Dataverse sees the new app as its application user")
+
+	// Disabled, the user no longer lets the app in; CreateApplicationUser adopts and re-enables it.
+	require.NoError(t, c.SetUserDisabled(ctx, user.ID, true))
+	found, err := c.FindApplicationUser(ctx, app.AppID)
+	require.NoError(t, err)
+	assert.True(t, found.IsDisabled)
+	_, err = asApp.WhoAmI(ctx)
+	assert.Error(t, err)
+	reenabled, adopted, err := c.CreateApplicationUser(ctx, app.AppID, bu.ID)
+	require.NoError(t, err)
+	assert.True(t, adopted)
+	assert.False(t, reenabled.IsDisabled)
+	_, err = asApp.WhoAmI(ctx)
+	require.NoError(t, err)
+
+	// Without its secret the app gets no new token.
+	require.NoError(t, g.RemovePassword(ctx, app.ID, pw.KeyID))
+	fresh := msauth.New(msauth.Options{AuthorityHost: e.Server.URL(), HTTPClient: e.HTTP})
+	_, err = fresh.Token(ctx, emutest.ContosoTenant, msauth.Credential{ClientID: app.AppID, Secret: pw.SecretText},
+		msauth.ScopeFor(e.Server.OrgURL(emutest.ContosoOrgHost)))
+	assert.True(t, msapi.IsKind(err, msapi.Unauthorized), "%v", err)
+
+	require.NoError(t, c.SetUserDisabled(ctx, user.ID, true))
+	require.NoError(t, c.DeleteUser(ctx, user.ID))
+	_, err = c.FindApplicationUser(ctx, app.AppID)
+	assert.True(t, msapi.IsKind(err, msapi.NotFound), "%v", err)
+}
+
+func TestEmulatedRoleAndMarketoConfig(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	c := provisionerOrg(e)
+	ctx := context.Background()
+	app, _, _ := newApp(t, e, "mktos2s-role")
+	bu, err := c.RootBusinessUnit(ctx)
+	require.NoError(t, err)
+	user, _, err := c.CreateApplicationUser(ctx, app.AppID, bu.ID)
+	require.NoError(t, err)
+	role, err := c.FindRole(ctx, "Marketo Sync User", bu.ID)
+	require.NoError(t, err)
+
+	require.NoError(t, c.AssociateRole(ctx, user.ID, role.ID))
+	require.NoError(t, c.AssociateRole(ctx, user.ID, role.ID), "associating twice is success")
+	roles, err := c.UserRoles(ctx, user.ID)
+	require.NoError(t, err)
+	require.Len(t, roles, 1)
+	assert.Equal(t, role.ID, roles[0].ID)
+	assert.Equal(t, "Marketo Sync User", roles[0].Name)
+
+	require.NoError(t, c.DisassociateRole(ctx, user.ID, role.ID))
+	roles, err = c.UserRoles(ctx, user.ID)
+	require.NoError(t, err)
+	assert.Empty(t, roles)
+	err = c.DisassociateRole(ctx, user.ID, role.ID)
+	assert.True(t, msapi.IsKind(err, msapi.NotFound), "%v", err)
+
+	cfg, err := c.MarketoConfig(ctx)
+	require.NoError(t, err)
+	require.NoError(t, c.SetMarketoConfigUser(ctx, cfg.ID, user.ID))
+	cfg, err = c.MarketoConfig(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, user.ID, cfg.UserID)
+	require.NoError(t, c.ClearMarketoConfigUser(ctx, cfg.ID))
+	cfg, err = c.MarketoConfig(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, cfg.UserID)
+}
+
+func TestEmulatedBooleanColumn(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	c := provisionerOrg(e)
+	ctx := context.Background()
+	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo")
+	require.NoError(t, err)
+	assert.True(t, created)
+	created, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo")
+	require.NoError(t, err)
+	assert.False(t, created, "the column is there now")
+}
+
+func TestEmulatedDataverseErrorsAreTyped(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	c := provisionerOrg(e)
+	ctx := context.Background()
+	tests := []struct {
+		status int
+		code   string
+		kind   msapi.Kind
+	}{
+		{429, "0x80072322", msapi.Throttled},
+		{429, "0x80072321", msapi.Throttled},
+		{429, "0x80072326", msapi.Throttled},
+		{503, "0x80040216", msapi.Transient},
+		{403, "0x80040220", msapi.PermissionDenied},
+		{404, "0x80040217", msapi.NotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			e.Server.FailNext("dataverse.whoAmI", 1, tt.status, tt.code)
+			_, err := c.WhoAmI(ctx)
+			emutest.RequireKind(t, err, "dataverse", tt.kind, tt.code)
+		})
+	}
+	_, err := c.WhoAmI(ctx)
+	assert.NoError(t, err, "FailNext is used up")
+}
