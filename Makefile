@@ -1,0 +1,58 @@
+# mktos2s — see README.md. Everything runs offline once the Go module cache
+# holds the dependencies; the Temporal CLI is built from source, never downloaded.
+
+# The Temporal CLI pinned for the dev server (server 1.29.1, UI 2.42.1).
+# v1.9.1 does not install from the module proxy; see DESIGN.md.
+TEMPORAL_CLI_VERSION := v1.5.1
+TEMPORAL_CLI_MODULE  := github.com/temporalio/cli/cmd/temporal
+
+BIN      := $(CURDIR)/bin
+TEMPORAL := $(BIN)/temporal
+GO       ?= go
+
+# Integration tests find the CLI through this variable (internal/devserver.Locate).
+export MKTOS2S_TEMPORAL_BIN := $(TEMPORAL)
+
+.PHONY: all test build temporal emulator demo bench lint clean
+
+all: build
+
+## test: vet and run every unit and integration test (builds the Temporal CLI if missing)
+test: $(TEMPORAL)
+	$(GO) vet ./...
+	$(GO) test ./... -count=1 -timeout 20m
+
+## build: bin/worker and bin/starter
+build:
+	$(GO) build -o $(BIN)/worker ./worker
+	$(GO) build -o $(BIN)/starter ./starter
+
+## temporal: the pinned Temporal CLI in bin/ (a cold build takes minutes)
+temporal: $(TEMPORAL)
+
+# A go install, not a go.mod tool line: the CLI's dependencies stay out of
+# the product's go.mod.
+$(TEMPORAL):
+	GOBIN=$(BIN) $(GO) install $(TEMPORAL_CLI_MODULE)@$(TEMPORAL_CLI_VERSION)
+
+## emulator: the local Microsoft emulator (Entra, Graph, Dataverse) on https://127.0.0.1:8443
+emulator:
+	$(GO) run ./starter emulator
+
+## demo: dev server + emulator + worker, onboard the demo tenant (Ctrl-C to stop)
+demo: $(TEMPORAL)
+	$(GO) run ./starter demo
+
+## bench: Go benchmarks (placeholder until the load benchmark lands)
+bench: $(TEMPORAL)
+	$(GO) test ./... -run '^$$' -bench . -benchtime 1x -count=1
+
+## lint: gofmt must have nothing to say, and go vet must pass
+lint:
+	@files="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
+	if [ -n "$$files" ]; then echo "gofmt -l reports:"; echo "$$files"; exit 1; fi
+	$(GO) vet ./...
+
+## clean: remove built binaries (keeps bin/temporal, which is slow to rebuild)
+clean:
+	rm -f $(BIN)/worker $(BIN)/starter
