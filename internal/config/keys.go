@@ -47,7 +47,7 @@ const (
 // Keys lists every configuration key in documentation order.
 func Keys() []Key {
 	return []Key{
-		{"temporal.address", DefaultTemporalAddress, false, "Temporal frontend host:port (Temporal Cloud: <namespace>.<account>.tmprl.cloud:7233)."},
+		{"temporal.address", DefaultTemporalAddress, false, "Temporal frontend host:port (Temporal Cloud: `<namespace>.<account>.tmprl.cloud:7233`)."},
 		{"temporal.namespace", "default", false, "Temporal namespace."},
 		{"temporal.tls.enabled", false, false, "Use TLS to reach Temporal (implied by temporal.apiKey or a client certificate)."},
 		{"temporal.tls.caFile", nil, false, "PEM file of CAs that sign the Temporal server certificate; empty = system roots."},
@@ -55,12 +55,12 @@ func Keys() []Key {
 		{"temporal.tls.keyFile", nil, false, "PEM private key of the mTLS client certificate."},
 		{"temporal.tls.serverName", nil, false, "Server name to verify in the Temporal certificate, when it differs from the address host."},
 		{"temporal.apiKey", nil, true, "Temporal Cloud API key (sent as a bearer token; turns TLS on)."},
-		{"codec.keys", nil, true, "Payload encryption keys: key ID → base64 of 32 random bytes. Env form: id1=base64,id2=base64. Key IDs are lower-case."},
+		{"codec.keys", nil, true, "Payload encryption keys: key ID → base64 of 32 random bytes. Env form: `id1=base64,id2=base64`. Key IDs are lower-case."},
 		{"codec.activeKeyId", nil, false, "ID of the key that encrypts new payloads; optional when there is exactly one key. Other keys only decrypt (rotation)."},
 		{"microsoft.authorityHost", DefaultAuthorityHost, false, "Microsoft Entra authority host (the emulator: https://127.0.0.1:8443)."},
 		{"microsoft.graphBaseURL", DefaultGraphBaseURL, false, "Microsoft Graph base URL including the version."},
 		{"microsoft.caFile", nil, false, "Extra PEM roots for Entra, Graph and Dataverse (the emulator's CA); empty = system roots."},
-		{"microsoft.dialOverrides", nil, false, "Host pattern → IP to dial instead of resolving (\"*.localhost=127.0.0.1\"); emulator only."},
+		{"microsoft.dialOverrides", nil, false, "Host pattern → IP to dial instead of resolving (`*.localhost=127.0.0.1`); emulator only."},
 		{"microsoft.allowedOrgSuffixes", DefaultAllowedOrgSuffixes, false, "Host suffixes a Dynamics org URL may have; anything else is refused before a token is sent to it."},
 		{"microsoft.provisioner.clientId", nil, false, "Application (client) ID of the provisioner app that mktos2s signs in as in each customer tenant."},
 		{"microsoft.provisioner.clientSecret", nil, true, "Client secret of the provisioner app (or use certificateFile)."},
@@ -69,7 +69,7 @@ func Keys() []Key {
 		{"dataverse.marketoConfig.idColumn", "mkto_marketoconfigid", false, "Primary key column of the Marketo Config table."},
 		{"dataverse.marketoConfig.nameColumn", "mkto_name", false, "Name column used to find the Default record."},
 		{"dataverse.marketoConfig.defaultName", "Default", false, "Name of the Marketo Config record to point at the sync user."},
-		{"dataverse.marketoConfig.userLookup", "mkto_marketouserid", false, "Navigation property of the Marketo User lookup (bound as <name>@odata.bind)."},
+		{"dataverse.marketoConfig.userLookup", "mkto_marketouserid", false, "Navigation property of the Marketo User lookup (bound as `<name>@odata.bind`)."},
 		{"consent.redirectURI", DefaultRedirectURI, false, "Where Entra sends the admin after the admin-consent page; registered on the new app."},
 		{"consent.recheckInterval", 10 * time.Minute, false, "How often a waiting onboarding re-checks Graph for a consent given without the signal."},
 		{"log.level", "info", false, "debug, info, warn or error."},
