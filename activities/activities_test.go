@@ -223,6 +223,20 @@ func TestVerifyConsent(t *testing.T) {
 			}
 		})
 	}
+	t.Run("CRM service principal unreadable: the scope decides", func(t *testing.T) {
+		g := &fakeGraph{
+			grants: []graph.PermissionGrant{{ClientID: "sp-app", ConsentType: "AllPrincipals", ResourceID: "whatever", Scope: "user_impersonation"}},
+			errs:   map[string]error{"GetServicePrincipalByAppID": &msapi.Error{Service: "graph", Kind: msapi.PermissionDenied, Status: 403}},
+		}
+		out, err := newFakeActivities(g, &dvState{}, nil, nil).VerifyConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+		require.NoError(t, err)
+		assert.True(t, out.Granted)
+	})
+	t.Run("grants unreadable names the permission", func(t *testing.T) {
+		g := &fakeGraph{errs: map[string]error{"ListPermissionGrants": &msapi.Error{Service: "graph", Kind: msapi.PermissionDenied, Status: 403}}}
+		_, err := newFakeActivities(g, &dvState{}, nil, nil).VerifyConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+		assert.Contains(t, asAppErr(t, err).Message(), "DelegatedPermissionGrant.Read.All")
+	})
 }
 
 func TestBuildConsentURL(t *testing.T) {

@@ -291,14 +291,20 @@ type VerifyConsentResult struct {
 }
 
 // VerifyConsent looks for the tenant-wide delegated grant of Dynamics CRM
-// user_impersonation to the app's service principal.
+// user_impersonation to the app's service principal. The provisioner may
+// not be allowed to read the Dynamics CRM service principal (it owns only
+// its own apps); then the resource is not compared: the app requests
+// user_impersonation from Dynamics CRM only, so admin consent grants it
+// for no other resource.
 func (a *Activities) VerifyConsent(ctx context.Context, in VerifyConsentInput) (VerifyConsentResult, error) {
 	g := a.graphFor(in.TenantID)
+	crmID := ""
 	crm, err := g.GetServicePrincipalByAppID(ctx, graph.DynamicsCRMAppID)
-	if msapi.IsKind(err, msapi.NotFound) {
-		return VerifyConsentResult{Reason: "the Dynamics CRM service principal does not exist in this tenant yet"}, nil
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		crmID = crm.ID
+	case msapi.IsKind(err, msapi.PermissionDenied), msapi.IsKind(err, msapi.NotFound):
+	default:
 		return VerifyConsentResult{}, mapError(ctx, "find the Dynamics CRM service principal", err, asProvisioner, fix{permission: permApps})
 	}
 	grants, err := g.ListPermissionGrants(ctx, in.ServicePrincipalID)
@@ -306,7 +312,8 @@ func (a *Activities) VerifyConsent(ctx context.Context, in VerifyConsentInput) (
 		return VerifyConsentResult{}, mapError(ctx, "list the app's permission grants", err, asProvisioner, fix{permission: permGrants})
 	}
 	for _, gr := range grants {
-		if gr.ResourceID == crm.ID && gr.ConsentType == "AllPrincipals" && slices.Contains(strings.Fields(gr.Scope), "user_impersonation") {
+		if (crmID == "" || gr.ResourceID == crmID) && gr.ConsentType == "AllPrincipals" &&
+			slices.Contains(strings.Fields(gr.Scope), "user_impersonation") {
 			return VerifyConsentResult{Granted: true}, nil
 		}
 	}

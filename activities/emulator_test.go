@@ -1,0 +1,154 @@
+package activities
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mktos2s/mktos2s/internal/dataverse"
+	"github.com/mktos2s/mktos2s/internal/emulator"
+	"github.com/mktos2s/mktos2s/internal/msapi"
+	"github.com/mktos2s/mktos2s/internal/msauth"
+)
+
+const (
+	emuTenant = "11111111-1111-1111-1111-111111111111" // Contoso in the default seed
+	emuHost   = "contoso.crm.localhost"
+)
+
+// emuActivities starts the emulator and builds the real activities over it,
+// as the worker does in sandbox mode.
+func emuActivities(t *testing.T) (*Activities, *emulator.Server, *http.Client) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv, err := emulator.Start(ctx, emulator.Options{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: srv.CAFile(), DialOverrides: map[string]string{"*.localhost": "127.0.0.1"}})
+	require.NoError(t, err)
+	a := New(Deps{
+		Auth:               msauth.New(msauth.Options{AuthorityHost: srv.URL(), HTTPClient: hc}),
+		HTTP:               hc,
+		GraphBaseURL:       srv.URL() + "/v1.0",
+		AuthorityHost:      srv.URL(),
+		ConsentRedirectURI: "https://127.0.0.1/consent-done",
+		Provisioner:        msauth.Credential{ClientID: "aaaaaaaa-0000-0000-0000-000000000001", Secret: "provisioner-demo-secret"},
+		ConfigNames:        dataverse.DefaultMarketoConfigNames(),
+	})
+	return a, srv, hc
+}
+
+func tenantState(t *testing.T, srv *emulator.Server) emulator.TenantState {
+	t.Helper()
+	for _, ts := range srv.State().Tenants {
+		if ts.ID == emuTenant {
+			return ts
+		}
+	}
+	t.Fatalf("tenant %s not in the emulator state", emuTenant)
+	return emulator.TenantState{}
+}
+
+func ownedApps(ts emulator.TenantState) []emulator.AppState {
+	var out []emulator.AppState
+	for _, app := range ts.Applications {
+		if !app.Seeded {
+			out = append(out, app)
+		}
+	}
+	return out
+}
+
+// TestEmulatorAppSecretConsentAndUndo drives the Entra side of the
+// onboarding through the real clients: re-runs adopt the same app, a
+// retried AddClientSecret leaves exactly one tagged secret, consent given
+// on the consent page is verified, and the undos leave nothing behind.
+func TestEmulatorAppSecretConsentAndUndo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	a, srv, hc := emuActivities(t)
+	ctx := context.Background()
+	orgURL := srv.OrgURL(emuHost)
+	wfID := "onboarding/" + emuTenant + "/" + emuHost
+
+	pre, err := a.Preflight(ctx, PreflightInput{TenantID: emuTenant, OrgURL: orgURL, SolutionName: "Marketo Lead Management",
+		MinSolutionVersion: "4.0.0.14", RoleName: "Marketo Sync User", DetectFederation: true})
+	require.NoError(t, err)
+	assert.Empty(t, pre.FederatedDomains, "Contoso has only a managed domain")
+	assert.NotEmpty(t, pre.RoleID)
+
+	reg := RegisterApplicationInput{TenantID: emuTenant, OrgHost: emuHost, DisplayName: "Marketo Integration"}
+	app, err := a.RegisterApplication(ctx, reg)
+	require.NoError(t, err)
+	again, err := a.RegisterApplication(ctx, reg)
+	require.NoError(t, err)
+	assert.Equal(t, app.AppObjectID, again.AppObjectID, "a re-run adopts the app by uniqueName")
+	require.Len(t, ownedApps(tenantState(t, srv)), 1)
+
+	sp, err := a.CreateServicePrincipal(ctx, CreateServicePrincipalInput{TenantID: emuTenant, AppID: app.AppID})
+	require.NoError(t, err)
+
+	in := AddClientSecretInput{TenantID: emuTenant, AppObjectID: app.AppObjectID, WorkflowID: wfID, LifetimeMonths: 12}
+	first, err := a.AddClientSecret(ctx, in)
+	require.NoError(t, err)
+	second, err := a.AddClientSecret(ctx, in) // as if the first result had been lost
+	require.NoError(t, err)
+	assert.Equal(t, []string{first.KeyID}, second.RemovedStale)
+	creds := ownedApps(tenantState(t, srv))[0].PasswordCredentials
+	require.Len(t, creds, 1, "exactly one live secret")
+	assert.Equal(t, second.KeyID, creds[0].KeyID)
+	assert.Equal(t, SecretTag(wfID), creds[0].DisplayName)
+
+	v, err := a.VerifyConsent(ctx, VerifyConsentInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID})
+	require.NoError(t, err)
+	assert.False(t, v.Granted)
+
+	consent, err := a.BuildConsentURL(ctx, BuildConsentURLInput{TenantID: emuTenant, AppID: app.AppID, WorkflowID: wfID})
+	require.NoError(t, err)
+	noFollow := *hc
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Get(consent.URL)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusFound, resp.StatusCode, "the emulator accepts the consent URL")
+	back, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	assert.True(t, strings.EqualFold(back.Query().Get("admin_consent"), "true"))
+	assert.Equal(t, ConsentState(wfID), back.Query().Get("state"))
+
+	v, err = a.VerifyConsent(ctx, VerifyConsentInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID})
+	require.NoError(t, err)
+	assert.True(t, v.Granted, v.Reason)
+
+	for _, undo := range []func() (UndoResult, error){
+		func() (UndoResult, error) {
+			return a.RemoveClientSecret(ctx, RemoveClientSecretInput{TenantID: emuTenant, AppObjectID: app.AppObjectID, KeyID: second.KeyID})
+		},
+		func() (UndoResult, error) {
+			return a.RemoveServicePrincipal(ctx, RemoveServicePrincipalInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID})
+		},
+		func() (UndoResult, error) {
+			return a.RemoveApplication(ctx, RemoveApplicationInput{TenantID: emuTenant, AppObjectID: app.AppObjectID})
+		},
+	} {
+		res, err := undo()
+		require.NoError(t, err)
+		assert.False(t, res.AlreadyGone)
+	}
+	ts := tenantState(t, srv)
+	assert.Empty(t, ownedApps(ts))
+	for _, s := range ts.ServicePrincipals {
+		assert.NotEqual(t, app.AppID, s.AppID, "service principal left behind")
+	}
+
+	res, err := a.RemoveApplication(ctx, RemoveApplicationInput{TenantID: emuTenant, AppObjectID: app.AppObjectID})
+	require.NoError(t, err)
+	assert.True(t, res.AlreadyGone, "undo of a deleted app is success")
+}
