@@ -152,3 +152,77 @@ func TestEmulatorAppSecretConsentAndUndo(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.AlreadyGone, "undo of a deleted app is success")
 }
+
+// TestEmulatorDataverseStepsAndValidation runs the Dataverse half through
+// the real clients: the application user, role and Marketo Config, publish,
+// the sync filter, and the validation as the new app with its new secret;
+// then the undos restore the org.
+func TestEmulatorDataverseStepsAndValidation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	a, srv, _ := emuActivities(t)
+	ctx := context.Background()
+	orgURL := srv.OrgURL(emuHost)
+	wfID := "onboarding/" + emuTenant + "/" + emuHost
+
+	pre, err := a.Preflight(ctx, PreflightInput{TenantID: emuTenant, OrgURL: orgURL, SolutionName: "Marketo Lead Management",
+		MinSolutionVersion: "4.0.0.14", RoleName: "Marketo Sync User"})
+	require.NoError(t, err)
+	app, err := a.RegisterApplication(ctx, RegisterApplicationInput{TenantID: emuTenant, OrgHost: emuHost, DisplayName: "Marketo Integration"})
+	require.NoError(t, err)
+	_, err = a.CreateServicePrincipal(ctx, CreateServicePrincipalInput{TenantID: emuTenant, AppID: app.AppID})
+	require.NoError(t, err)
+	secret, err := a.AddClientSecret(ctx, AddClientSecretInput{TenantID: emuTenant, AppObjectID: app.AppObjectID, WorkflowID: wfID, LifetimeMonths: 1})
+	require.NoError(t, err)
+
+	user, err := a.CreateApplicationUser(ctx, CreateApplicationUserInput{TenantID: emuTenant, OrgURL: orgURL, AppID: app.AppID, BusinessUnitID: pre.BusinessUnitID})
+	require.NoError(t, err)
+	again, err := a.CreateApplicationUser(ctx, CreateApplicationUserInput{TenantID: emuTenant, OrgURL: orgURL, AppID: app.AppID, BusinessUnitID: pre.BusinessUnitID})
+	require.NoError(t, err)
+	assert.Equal(t, user.SystemUserID, again.SystemUserID)
+	assert.True(t, again.Adopted)
+
+	_, err = a.AssignSecurityRole(ctx, AssignSecurityRoleInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID, RoleID: pre.RoleID})
+	require.NoError(t, err)
+	cfg, err := a.ConfigureMarketoSolution(ctx, ConfigureMarketoSolutionInput{TenantID: emuTenant, OrgURL: orgURL,
+		SystemUserID: user.SystemUserID, PreviousUserID: pre.ConfigUserID})
+	require.NoError(t, err)
+	assert.Equal(t, pre.ConfigUserID, cfg.PreviousUserID)
+	_, err = a.PublishCustomizations(ctx, PublishCustomizationsInput{TenantID: emuTenant, OrgURL: orgURL})
+	require.NoError(t, err)
+	filter, err := a.CreateSyncFilter(ctx, CreateSyncFilterInput{TenantID: emuTenant, OrgURL: orgURL, Entities: []string{"lead", "contact"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"lead", "contact"}, filter.Created)
+	filter, err = a.CreateSyncFilter(ctx, CreateSyncFilterInput{TenantID: emuTenant, OrgURL: orgURL, Entities: []string{"lead"}})
+	require.NoError(t, err)
+	assert.Empty(t, filter.Created, "the column exists already")
+
+	val, err := a.ValidateConnection(ctx, ValidateConnectionInput{TenantID: emuTenant, OrgURL: orgURL, AppID: app.AppID,
+		ClientSecret: secret.Secret, SystemUserID: user.SystemUserID, RoleName: "Marketo Sync User",
+		SolutionName: "Marketo Lead Management", MinSolutionVersion: "4.0.0.14"})
+	require.NoError(t, err)
+	assert.True(t, val.Passed, "%v", val.Failed())
+	assert.Len(t, val.Checks, 7)
+
+	// Undo, newest first, as the saga does.
+	_, err = a.RestoreMarketoConfig(ctx, RestoreMarketoConfigInput{TenantID: emuTenant, OrgURL: orgURL, ConfigID: cfg.ConfigID,
+		SystemUserID: user.SystemUserID, PreviousUserID: cfg.PreviousUserID})
+	require.NoError(t, err)
+	_, err = a.RemoveRoleAssociation(ctx, RemoveRoleAssociationInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID, RoleID: pre.RoleID})
+	require.NoError(t, err)
+	_, err = a.RemoveApplicationUser(ctx, RemoveApplicationUserInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID})
+	require.NoError(t, err)
+
+	for _, org := range srv.State().Orgs {
+		if !strings.HasPrefix(org.Host, emuHost) {
+			continue
+		}
+		for _, u := range org.Users {
+			assert.NotEqual(t, app.AppID, u.ApplicationID, "application user left behind")
+		}
+	}
+	gone, err := a.RemoveRoleAssociation(ctx, RemoveRoleAssociationInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID, RoleID: pre.RoleID})
+	require.NoError(t, err)
+	assert.True(t, gone.AlreadyGone)
+}
