@@ -189,25 +189,14 @@ func TestEmulatedDataverseErrorsAreTyped(t *testing.T) {
 	e := emutest.StartEmulator(t)
 	c := provisionerOrg(e)
 	ctx := context.Background()
-	tests := []struct {
-		status int
-		code   string
-		kind   msapi.Kind
-	}{
-		{429, "0x80072322", msapi.Throttled},
-		{429, "0x80072321", msapi.Throttled},
-		{429, "0x80072326", msapi.Throttled},
-		{503, "0x80040216", msapi.Transient},
-		{403, "0x80040220", msapi.PermissionDenied},
-		{404, "0x80040217", msapi.NotFound},
-	}
-	for _, tt := range tests {
-		t.Run(tt.code, func(t *testing.T) {
-			e.Server.FailNext("dataverse.whoAmI", 1, tt.status, tt.code)
-			_, err := c.WhoAmI(ctx)
-			emutest.RequireKind(t, err, "dataverse", tt.kind, tt.code)
-		})
-	}
+	e.CheckInjected(t, "dataverse", "dataverse.whoAmI", []emutest.Injected{
+		{Status: 429, Code: "0x80072322", Kind: msapi.Throttled},
+		{Status: 429, Code: "0x80072321", Kind: msapi.Throttled},
+		{Status: 429, Code: "0x80072326", Kind: msapi.Throttled},
+		{Status: 503, Code: "0x80040216", Kind: msapi.Transient},
+		{Status: 403, Code: "0x80040220", Kind: msapi.PermissionDenied},
+		{Status: 404, Code: "0x80040217", Kind: msapi.NotFound},
+	}, func() error { _, err := c.WhoAmI(ctx); return err })
 	_, err := c.WhoAmI(ctx)
 	assert.NoError(t, err, "FailNext is used up")
 }

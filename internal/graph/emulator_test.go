@@ -208,25 +208,13 @@ func TestEmulatedErrorsAreTyped(t *testing.T) {
 	app, _, err := c.UpsertApplication(ctx, marketoSpec("mktos2s-errors"))
 	require.NoError(t, err)
 
-	tests := []struct {
-		status int
-		code   string
-		kind   msapi.Kind
-	}{
-		{429, "TooManyRequests", msapi.Throttled},
-		{503, "serviceNotAvailable", msapi.Transient},
-		{403, "Authorization_RequestDenied", msapi.PermissionDenied},
-		{409, "Request_MultipleObjectsWithSameKeyValue", msapi.Conflict},
-		{400, "Request_BadRequest", msapi.Invalid},
-	}
-	for _, tt := range tests {
-		t.Run(tt.code, func(t *testing.T) {
-			e.Server.FailNext("graph.addPassword", 1, tt.status, tt.code)
-			_, err := c.AddPassword(ctx, app.ID, "x", time.Time{})
-			me := emutest.RequireKind(t, err, "graph", tt.kind, tt.code)
-			assert.NotEmpty(t, me.RequestID, "Graph errors carry a request-id")
-		})
-	}
+	e.CheckInjected(t, "graph", "graph.addPassword", []emutest.Injected{
+		{Status: 429, Code: "TooManyRequests", Kind: msapi.Throttled},
+		{Status: 503, Code: "serviceNotAvailable", Kind: msapi.Transient},
+		{Status: 403, Code: "Authorization_RequestDenied", Kind: msapi.PermissionDenied},
+		{Status: 409, Code: "Request_MultipleObjectsWithSameKeyValue", Kind: msapi.Conflict},
+		{Status: 400, Code: "Request_BadRequest", Kind: msapi.Invalid},
+	}, func() error { _, err := c.AddPassword(ctx, app.ID, "x", time.Time{}); return err })
 
 	bad := graph.New(e.GraphURL(), e.HTTP, e.GraphTokens(emutest.ContosoTenant, msauth.Credential{ClientID: emutest.ProvisionerClientID, Secret: "wrong-secret-zq9"}))
 	_, err = bad.Organization(ctx)
@@ -240,4 +228,23 @@ func ids(ps []graph.HomeRealmDiscoveryPolicy) []string {
 		out = append(out, p.ID)
 	}
 	return out
+}
+
+func TestEmulatedReplicationLagIsUnauthorizedThenPasses(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	e.Server.SetFaults(emulator.Faults{ReplicationLagMs: 400})
+	c := provisionerGraph(e, emutest.ContosoTenant)
+	ctx := context.Background()
+	app, _, err := c.UpsertApplication(ctx, marketoSpec("mktos2s-lag"))
+	require.NoError(t, err)
+	_, _, err = c.UpsertServicePrincipal(ctx, app.AppID)
+	require.NoError(t, err)
+	pw, err := c.AddPassword(ctx, app.ID, "mktos2s", time.Time{})
+	require.NoError(t, err)
+
+	tokens := e.GraphTokens(emutest.ContosoTenant, msauth.Credential{ClientID: app.AppID, Secret: pw.SecretText})
+	_, err = tokens.Token(ctx)
+	emutest.RequireKind(t, err, "entra", msapi.Unauthorized, "")
+	// Unauthorized is retryable by the activity's policy: once Entra has replicated, it passes.
+	require.Eventually(t, func() bool { _, err := tokens.Token(ctx); return err == nil }, 5*time.Second, 100*time.Millisecond)
 }

@@ -249,3 +249,25 @@ func selfSignedPEM(t *testing.T) []byte {
 	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	return append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...)
 }
+
+func TestTokenIsSafeForConcurrentUse(t *testing.T) {
+	f := newFakeEntra(t)
+	p := f.provider()
+	cred := Credential{ClientID: "app-1", Secret: "s3cret-value"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := p.Token(context.Background(), tenantA, cred, "https://graph.microsoft.com/.default")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+	assert.Len(t, p.clients, 1, "concurrent callers share one MSAL client")
+}

@@ -85,3 +85,25 @@ func RequireKind(t *testing.T, err error, service string, kind msapi.Kind, code 
 	}
 	return me
 }
+
+// Injected is an error the emulator is told to answer once, and the Kind it must map to.
+type Injected struct {
+	Status int
+	Code   string
+	Kind   msapi.Kind
+}
+
+// CheckInjected makes the emulator fail op once per case and checks that call returns the
+// matching *msapi.Error of service.
+func (e *Emulated) CheckInjected(t *testing.T, service, op string, cases []Injected, call func() error) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.Code, func(t *testing.T) {
+			e.Server.FailNext(op, 1, tc.Status, tc.Code)
+			me := RequireKind(t, call(), service, tc.Kind, tc.Code)
+			if me.RequestID == "" {
+				t.Errorf("no request-id in %s", me.Error())
+			}
+		})
+	}
+}
