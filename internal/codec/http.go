@@ -29,8 +29,16 @@ type HTTPOptions struct {
 // anything else is refused so a browser does not relay unexpected headers.
 var allowedHeaders = []string{"Authorization", "Content-Type", "X-Namespace"}
 
+// PathTokenPrefix introduces a token carried in the path instead of the
+// Authorization header: POST /auth/<token>/decode. The Temporal UI sends an
+// Authorization header only when it has its own OIDC login (PassAccessToken),
+// so a dev-server UI can reach the endpoint only with the token in the URL,
+// e.g. --ui-codec-endpoint http://127.0.0.1:8081/auth/<token>.
+const PathTokenPrefix = "/auth/"
+
 // NewHTTPHandler serves the Temporal codec protocol (POST …/encode, …/decode)
-// for c, behind bearer-token authentication and a single-origin CORS policy.
+// for c, behind bearer-token authentication (header, or PathTokenPrefix in the
+// path) and a single-origin CORS policy.
 func NewHTTPHandler(c converter.PayloadCodec, o HTTPOptions) (http.Handler, error) {
 	if o.Token == "" {
 		return nil, errors.New("codec endpoint: a bearer token is required (codecServer.token)")
@@ -86,6 +94,12 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
 		return
 	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, PathTokenPrefix); ok {
+		// Drop the token so nothing downstream sees or echoes it.
+		_, tail, _ := strings.Cut(rest, "/")
+		r.URL.Path = "/" + tail
+		r.URL.RawPath = ""
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	h.codec.ServeHTTP(w, r)
 }
@@ -109,11 +123,20 @@ func (h *httpHandler) preflight(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *httpHandler) authorized(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	var token string
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, t, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return false
+		}
+		token = strings.TrimSpace(t)
+	} else if rest, ok := strings.CutPrefix(r.URL.Path, PathTokenPrefix); ok {
+		token, _, _ = strings.Cut(rest, "/")
+	}
+	if token == "" {
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	got := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(got[:], h.token[:]) == 1
 }
 

@@ -100,6 +100,31 @@ func TestHTTPHandlerAuth(t *testing.T) {
 	}
 }
 
+func TestHTTPHandlerPathToken(t *testing.T) {
+	srv, c := newTestServer(t)
+	body := decodeBody(t, c, `"x"`)
+	tests := []struct {
+		path   string
+		status int
+	}{
+		{"/auth/" + testToken + "/decode", http.StatusOK},
+		{"/auth/" + testToken + "/default/decode", http.StatusOK},
+		{"/auth/wrong/decode", http.StatusUnauthorized},
+		{"/auth//decode", http.StatusUnauthorized},
+		{"/auth/" + testToken + "x/decode", http.StatusUnauthorized},
+		{"/" + testToken + "/decode", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			resp := post(t, srv.URL+tt.path, body, map[string]string{"Origin": testOrigin, "X-Namespace": "default"})
+			assert.Equal(t, tt.status, resp.StatusCode)
+		})
+	}
+	// A wrong header is not rescued by a right path token.
+	resp := post(t, srv.URL+"/auth/"+testToken+"/decode", body, map[string]string{"Authorization": "Bearer nope"})
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+}
+
 func TestHTTPHandlerDecodes(t *testing.T) {
 	srv, c := newTestServer(t)
 	resp := post(t, srv.URL+"/default/decode", decodeBody(t, c, `"the-secret"`),
