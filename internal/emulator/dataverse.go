@@ -278,17 +278,16 @@ func (s *Server) dGetUser(w http.ResponseWriter, c *call, id string) {
 
 // decodeDataverse decodes a body, naming an unknown property the way Dataverse does.
 func (s *Server) decodeDataverse(w http.ResponseWriter, r *http.Request, c *call, entity string, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		msg := "Error identified in Payload provided by the user for Entity :'" + entity + "s'."
-		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			msg = fmt.Sprintf("Could not find a property named %s on type 'Microsoft.Dynamics.CRM.%s'.", strings.ReplaceAll(f, `"`, "'"), entity)
-		}
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", msg)
-		return false
+	prop, err := decodeExact(r.Body, v)
+	if err == nil {
+		return true
 	}
-	return true
+	msg := "Error identified in Payload provided by the user for Entity :'" + entity + "s'."
+	if prop != "" {
+		msg = fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", prop, entity)
+	}
+	s.dvErr(w, c, http.StatusBadRequest, "0x80060888", msg)
+	return false
 }
 
 // bindID extracts the GUID from an @odata.bind / @odata.id value naming entitySet(guid).

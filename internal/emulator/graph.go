@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -153,10 +152,12 @@ func (s *Server) graphRoute(r *http.Request) (route, int, string, string) {
 		op string
 		h  graphHandler
 	}{}
-	add := func(method, op string, h graphHandler) { methods[method] = struct {
-		op string
-		h  graphHandler
-	}{op, h} }
+	add := func(method, op string, h graphHandler) {
+		methods[method] = struct {
+			op string
+			h  graphHandler
+		}{op, h}
+	}
 	badSeg := func(seg string) (route, int, string, string) {
 		return route{}, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", seg)
 	}
@@ -295,19 +296,12 @@ func (s *Server) badRequest(w http.ResponseWriter, c *call, msg string) {
 
 // decodeStrict decodes a JSON body, rejecting unknown properties as Graph does.
 func decodeStrict(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("Empty Payload. JSON content expected.")
-		}
-		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return fmt.Errorf("Property %s does not exist as a declared property or extension property.", strings.ReplaceAll(f, `"`, "'"))
-		}
-		return fmt.Errorf("Invalid JSON: %v", err)
+	prop, err := decodeExact(r.Body, v)
+	if prop != "" {
+		return fmt.Errorf("Property '%s' does not exist as a declared property or extension property.", prop)
 	}
-	if dec.More() {
-		return errors.New("Invalid JSON: trailing data.")
+	if err != nil {
+		return fmt.Errorf("Invalid request body: %v.", err)
 	}
 	return nil
 }
