@@ -62,7 +62,8 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " (%s)", e.Code)
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", e.Message)
+		// Services sometimes send multi-line messages; the log line stays one line.
+		fmt.Fprintf(&b, ": %s", strings.Join(strings.Fields(e.Message), " "))
 	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)

@@ -128,6 +128,9 @@ func TestErrorLineNamesEverything(t *testing.T) {
 	}
 	assert.NotContains(t, line, "\n")
 
+	multi := &Error{Service: "dataverse", Op: "x", Kind: Invalid, Message: "first\r\n  second"}
+	assert.Equal(t, "dataverse x: invalid: first second", multi.Error())
+
 	cause := errors.New("connection refused")
 	net := &Error{Service: "dataverse", Op: "whoAmI", Kind: Transient, Err: cause}
 	assert.ErrorIs(t, net, cause)

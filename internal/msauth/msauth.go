@@ -4,6 +4,8 @@ package msauth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -40,6 +42,7 @@ type Options struct {
 type Provider struct {
 	authorityHost string
 	hc            *http.Client
+	salt          []byte // keys the credential fingerprints, so they are useless outside this process
 
 	mu      sync.Mutex
 	clients map[clientKey]confidential.Client
@@ -57,7 +60,9 @@ func New(o Options) *Provider {
 	if host == "" {
 		host = DefaultAuthorityHost
 	}
-	return &Provider{authorityHost: host, hc: o.HTTPClient, clients: map[clientKey]confidential.Client{}}
+	salt := make([]byte, 32)
+	_, _ = rand.Read(salt) // crypto/rand.Read never fails on supported platforms
+	return &Provider{authorityHost: host, hc: o.HTTPClient, salt: salt, clients: map[clientKey]confidential.Client{}}
 }
 
 // Token returns an access token for scope (e.g. "https://graph.microsoft.com/.default") in tenantID.
@@ -107,7 +112,7 @@ func ScopeFor(resourceURL string) string {
 }
 
 func (p *Provider) client(tenantID string, cred Credential) (confidential.Client, error) {
-	key := clientKey{tenant: strings.ToLower(tenantID), clientID: strings.ToLower(cred.ClientID), fingerprint: fingerprint(cred)}
+	key := clientKey{tenant: strings.ToLower(tenantID), clientID: strings.ToLower(cred.ClientID), fingerprint: p.fingerprint(cred)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.clients[key]; ok {
@@ -163,9 +168,10 @@ func newCredential(cred Credential) (confidential.Credential, error) {
 }
 
 // fingerprint distinguishes credentials without keeping them: a rotated secret gets a new
-// MSAL client (and cache) while the old one is never reachable from the key.
-func fingerprint(cred Credential) string {
-	h := sha256.New()
+// MSAL client (and cache), and the key is an HMAC under a per-Provider random salt, so even a
+// dumped key says nothing about the secret.
+func (p *Provider) fingerprint(cred Credential) string {
+	h := hmac.New(sha256.New, p.salt)
 	h.Write([]byte(cred.Secret))
 	h.Write([]byte{0})
 	h.Write(cred.CertificatePEM)
