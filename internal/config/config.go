@@ -251,6 +251,8 @@ func ParsePairs(s string) (map[string]string, error) {
 }
 
 func (c *Config) normalize() {
+	// Viper lower-cases map keys read from files, so IDs are compared in lower case everywhere.
+	c.Codec.ActiveKeyID = strings.ToLower(strings.TrimSpace(c.Codec.ActiveKeyID))
 	if c.Codec.ActiveKeyID == "" && len(c.Codec.Keys) == 1 {
 		for id := range c.Codec.Keys {
 			c.Codec.ActiveKeyID = id

@@ -98,7 +98,7 @@ log:
 func TestLoadEnvironmentForms(t *testing.T) {
 	isolate(t)
 	t.Setenv("MKTOS2S_CODEC_KEYS", "old="+b64key(1)+", New2026="+b64key(2))
-	t.Setenv("MKTOS2S_CODEC_ACTIVEKEYID", "new2026")
+	t.Setenv("MKTOS2S_CODEC_ACTIVEKEYID", "New2026")
 	t.Setenv("MKTOS2S_MICROSOFT_DIALOVERRIDES", "*.localhost=127.0.0.1")
 	t.Setenv("MKTOS2S_MICROSOFT_ALLOWEDORGSUFFIXES", ".crm.localhost,.CRM4.dynamics.com")
 	t.Setenv("MKTOS2S_CONSENT_RECHECKINTERVAL", "45s")
