@@ -18,8 +18,9 @@ type HTTPOptions struct {
 	// decrypts client secrets.
 	Token string
 	// CORSOrigin is the one browser origin (the Temporal UI, e.g.
-	// http://localhost:8233) allowed to call the endpoint. Empty allows no
-	// browser origin; the CLI, which sends no Origin, still works.
+	// http://localhost:8233) allowed to call the endpoint; for a loopback
+	// origin, the other loopback names with the same port are accepted too.
+	// Empty allows no browser origin; the CLI, which sends no Origin, still works.
 	CORSOrigin string
 	// MaxBodyBytes bounds a request body; 0 means 16 MiB.
 	MaxBodyBytes int64
@@ -76,7 +77,8 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "origin not allowed", http.StatusForbidden)
 			return
 		}
-		w.Header().Set("Access-Control-Allow-Origin", h.origin)
+		// Echo the browser's spelling: it compares the header byte for byte.
+		w.Header().Set("Access-Control-Allow-Origin", reqOrigin)
 		w.Header().Set("Access-Control-Allow-Credentials", "true")
 		w.Header().Add("Vary", "Origin")
 		if r.Method == http.MethodOptions {
@@ -153,9 +155,24 @@ func NormalizeOrigin(s string) (string, error) {
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil
 }
 
+// sameOrigin compares origins, treating localhost, 127.0.0.1 and [::1] as one
+// host: the UI is reached under whichever loopback name was typed, and all of
+// them are the same machine and port.
 func sameOrigin(got, want string) bool {
 	n, err := NormalizeOrigin(got)
-	return err == nil && n == want
+	if err != nil {
+		return false
+	}
+	if n == want {
+		return true
+	}
+	g, _ := url.Parse(n)
+	w, _ := url.Parse(want)
+	return g.Scheme == w.Scheme && g.Port() == w.Port() && isLoopback(g.Hostname()) && isLoopback(w.Hostname())
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 func containsFold(list []string, s string) bool {

@@ -173,6 +173,18 @@ func TestHTTPHandlerCORS(t *testing.T) {
 		assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
 	})
 
+	t.Run("same UI under another loopback name", func(t *testing.T) {
+		for _, origin := range []string{"http://127.0.0.1:8233", "http://[::1]:8233"} {
+			resp := post(t, srv.URL+"/decode", body, map[string]string{"Authorization": auth, "Origin": origin})
+			assert.Equal(t, http.StatusOK, resp.StatusCode, origin)
+			assert.Equal(t, origin, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+		for _, origin := range []string{"http://127.0.0.1:8234", "https://localhost:8233", "http://localhost"} {
+			resp := post(t, srv.URL+"/decode", body, map[string]string{"Authorization": auth, "Origin": origin})
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode, origin)
+		}
+	})
+
 	t.Run("POST without Origin (CLI) gets no CORS headers", func(t *testing.T) {
 		resp := post(t, srv.URL+"/decode", body, map[string]string{"Authorization": auth})
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
