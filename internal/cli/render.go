@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+const (
+	markDone    = "✓"
+	markCurrent = "…"
+	markFailed  = "✗"
+	markPending = "·"
+	markUndone  = "↩"
+)
+
+// pendingSteps are the planned steps a run has not reached, in order. The
+// plan of the default input is used; the Home Realm Discovery step is kept
+// only for federated tenants and the opt-in sync filter only once started.
+func pendingSteps(p workflows.Progress) []string {
+	seen := map[string]bool{p.Step: true}
+	for _, s := range p.CompletedSteps {
+		seen[s] = true
+	}
+	preflightDone := slices.Contains(p.CompletedSteps, workflows.StepPreflight)
+	var out []string
+	for _, st := range workflows.Steps(workflows.OnboardingInput{}.WithDefaults()) {
+		switch {
+		case seen[st.Name]:
+		case st.Name == workflows.StepConfigureHomeRealmDiscovery && preflightDone && !p.Federated:
+		case st.Skipped:
+		default:
+			out = append(out, st.Name)
+		}
+	}
+	return out
+}
+
+// writeChecklist prints a run as a checklist: done, current, failed, undone
+// and pending steps, the consent URL while it waits, and the outcome.
+func writeChecklist(w io.Writer, s snapshot, ui string) {
+	p := s.Progress
+	fmt.Fprintf(w, "Onboarding %s (%s)\n", s.WorkflowID, s.Execution)
+	for _, step := range p.CompletedSteps {
+		fmt.Fprintf(w, "  %s %s\n", markDone, step)
+	}
+	switch {
+	case s.running() && p.Step != "" && !slices.Contains(p.CompletedSteps, p.Step):
+		line := fmt.Sprintf("  %s %s", markCurrent, p.Step)
+		if p.Message != "" {
+			line += " — " + p.Message
+		}
+		fmt.Fprintln(w, line)
+	case !s.running() && p.Status != workflows.StatusCompleted:
+		writeFailure(w, p)
+	}
+	if p.ConsentURL != "" && !p.ConsentVerified && s.running() {
+		fmt.Fprintf(w, "    consent URL (open it as a Global or Privileged Role Administrator of the tenant):\n    %s\n", p.ConsentURL)
+	}
+	if s.running() {
+		for _, step := range pendingSteps(p) {
+			fmt.Fprintf(w, "  %s %s\n", markPending, step)
+		}
+	}
+	if s.Result != nil {
+		writeValidation(w, s.Result.Validation)
+	}
+	writeResources(w, p.Resources)
+	if ui != "" {
+		fmt.Fprintf(w, "Temporal UI: %s\n", ui)
+	}
+}
+
+// writeFailure prints the failed step and what compensation undid.
+func writeFailure(w io.Writer, p workflows.Progress) {
+	step := p.FailedStep
+	if step == "" {
+		step = "onboarding"
+	}
+	fmt.Fprintf(w, "  %s %s: %s\n", markFailed, step, p.Error)
+	for _, u := range p.Compensation {
+		if u.OK {
+			fmt.Fprintf(w, "  %s undone %s (%s)\n", markUndone, u.Step, u.Undo)
+		} else {
+			fmt.Fprintf(w, "  %s undo of %s FAILED (%s): %s — clean it up by hand\n", markFailed, u.Step, u.Undo, u.Error)
+		}
+	}
+}
+
+func writeValidation(w io.Writer, checks []activities.Check) {
+	failed := 0
+	for _, c := range checks {
+		if c.Passed {
+			fmt.Fprintf(w, "  %s check: %s\n", markDone, c.Name)
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "  %s check: %s: %s\n", markFailed, c.Name, c.Reason)
+	}
+	if len(checks) > 0 && failed == 0 {
+		fmt.Fprintf(w, "%s validation passed\n", markDone)
+	} else if failed > 0 {
+		fmt.Fprintf(w, "%s validation failed (%d of %d checks)\n", markFailed, failed, len(checks))
+	}
+}
+
+func writeResources(w io.Writer, r workflows.Resources) {
+	var parts []string
+	add := func(name, v string) {
+		if v != "" {
+			parts = append(parts, name+"="+v)
+		}
+	}
+	add("appObjectId", r.AppObjectID)
+	add("clientId", r.AppID)
+	add("servicePrincipalId", r.ServicePrincipalID)
+	add("secretKeyId", r.SecretKeyID)
+	add("systemUserId", r.SystemUserID)
+	add("roleId", r.RoleID)
+	add("hrdPolicyId", r.HRDPolicyID)
+	add("configId", r.ConfigID)
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "Resources: %s\n", strings.Join(parts, " "))
+	}
+}
+
+// live prints a run's progress as it happens: a ✓ line per completed step,
+// a … line for each new step or message, the consent URL once, ✗ on failure.
+type live struct {
+	w       io.Writer
+	done    map[string]bool
+	step    string
+	message string
+	consent bool
+}
+
+func newLive(w io.Writer) *live { return &live{w: w, done: map[string]bool{}} }
+
+func (l *live) update(p workflows.Progress) {
+	for _, s := range p.CompletedSteps {
+		if !l.done[s] {
+			l.done[s] = true
+			fmt.Fprintf(l.w, "  %s %s\n", markDone, s)
+		}
+	}
+	current := p.Step != "" && !l.done[p.Step] && p.Step != workflows.StepCompleted && p.Step != workflows.StepFailed
+	if current && (p.Step != l.step || p.Message != l.message) && p.Message != "" {
+		fmt.Fprintf(l.w, "  %s %s — %s\n", markCurrent, p.Step, p.Message)
+	}
+	l.step, l.message = p.Step, p.Message
+	if p.ConsentURL != "" && !p.ConsentVerified && !l.consent {
+		l.consent = true
+		fmt.Fprintf(l.w, "    consent URL (open it as a Global or Privileged Role Administrator of the tenant):\n    %s\n", p.ConsentURL)
+	}
+}

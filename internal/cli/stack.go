@@ -1,0 +1,310 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/codec"
+	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/devserver"
+	"github.com/mktos2s/mktos2s/internal/emulator"
+	"github.com/mktos2s/mktos2s/internal/workerapp"
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+// StackOptions configure the local stack of `dev`, `demo` and the tests.
+type StackOptions struct {
+	// TemporalPort of the dev server frontend; 0 = a free port.
+	TemporalPort int
+	// UI turns the Temporal Web UI on; UIPort 0 = a free port.
+	UI     bool
+	UIPort int
+	// DBFile keeps Temporal's state in SQLite (WAL mode); empty = in memory.
+	DBFile string
+	// EmulatorAddr is where the emulator listens, e.g. 127.0.0.1:8443 or 127.0.0.1:0.
+	EmulatorAddr string
+	// DataDir holds the emulator's CA.
+	DataDir string
+	// Seed of the emulator; nil = emulator.DefaultSeed().
+	Seed *emulator.Seed
+	// CodecListen is the codec endpoint's host:port, e.g. 127.0.0.1:0.
+	CodecListen string
+	// ServerOutput receives the Temporal server's own output; nil = discarded.
+	ServerOutput io.Writer
+	// Logger is used by the worker, the emulator and the stack.
+	Logger *slog.Logger
+}
+
+// Stack is a running dev server, emulator, codec endpoint, consent callback
+// and worker, with the configuration that reaches all of them.
+type Stack struct {
+	Config      config.Config
+	Temporal    *devserver.Server
+	Emulator    *emulator.Server
+	Seed        *emulator.Seed
+	CodecURL    string
+	CallbackURL string
+	// GeneratedCodecKey is true when base had no codec key and the stack
+	// made an ephemeral one (payloads are unreadable after it stops).
+	GeneratedCodecKey bool
+
+	client  client.Client
+	worker  *workerapp.App
+	servers []*http.Server
+}
+
+// StartStack starts everything `starter dev` runs. base supplies the codec
+// keys, codec token, logging and consent settings; everything Microsoft is
+// pointed at the emulator and everything Temporal at the dev server.
+func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *Stack, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Seed == nil {
+		o.Seed = emulator.DefaultSeed()
+	}
+	if len(o.Seed.Tenants) == 0 {
+		return nil, errors.New("stack: the emulator seed has no tenant")
+	}
+	st = &Stack{Seed: o.Seed}
+	defer func() {
+		if err != nil {
+			st.Stop()
+		}
+	}()
+
+	if st.Emulator, err = emulator.Start(ctx, emulator.Options{
+		Addr: o.EmulatorAddr, DataDir: o.DataDir, Seed: o.Seed, Logger: o.Logger.With("component", "emulator"),
+	}); err != nil {
+		return st, err
+	}
+
+	codecLn, err := net.Listen("tcp", o.CodecListen)
+	if err != nil {
+		return st, fmt.Errorf("stack: codec endpoint: %w", err)
+	}
+	st.CodecURL = "http://" + codecLn.Addr().String()
+	callbackLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = codecLn.Close()
+		return st, fmt.Errorf("stack: consent callback: %w", err)
+	}
+	st.CallbackURL = "http://" + callbackLn.Addr().String() + "/consent/callback"
+
+	if st.Temporal, err = devserver.Start(ctx, devserver.Options{
+		Port: o.TemporalPort, DBFile: o.DBFile, UI: o.UI, UIPort: o.UIPort, CodecEndpoint: st.CodecURL,
+		Output: o.ServerOutput, Logger: o.Logger.With("component", "devserver"),
+	}); err != nil {
+		_, _ = codecLn.Close(), callbackLn.Close()
+		return st, err
+	}
+
+	cfg, generated, err := stackConfig(base, st)
+	if err != nil {
+		_, _ = codecLn.Close(), callbackLn.Close()
+		return st, err
+	}
+	st.Config, st.GeneratedCodecKey = cfg, generated
+
+	codecHandler, err := codecHTTPHandler(cfg)
+	if err != nil {
+		_, _ = codecLn.Close(), callbackLn.Close()
+		return st, err
+	}
+	st.serve(codecLn, codecHandler)
+
+	if st.client, err = workerapp.Dial(ctx, cfg, workerapp.WithLogger(o.Logger)); err != nil {
+		_ = callbackLn.Close()
+		return st, err
+	}
+	st.serve(callbackLn, consentCallback(st.client, cfg.Temporal.Namespace, o.Logger))
+
+	if st.worker, err = workerapp.New(ctx, cfg, workerapp.WithLogger(o.Logger.With("component", "worker")),
+		workerapp.WithClient(st.client)); err != nil {
+		return st, err
+	}
+	if err = st.worker.Start(); err != nil {
+		st.worker = nil
+		return st, err
+	}
+	return st, nil
+}
+
+// stackConfig is base pointed at the stack's servers.
+func stackConfig(base config.Config, st *Stack) (config.Config, bool, error) {
+	cfg := base
+	cfg.Temporal = config.Temporal{Address: st.Temporal.Address, Namespace: st.Temporal.Namespace}
+	m := &cfg.Microsoft
+	m.AuthorityHost = st.Emulator.URL()
+	m.GraphBaseURL = st.Emulator.URL() + "/v1.0"
+	m.CAFile = st.Emulator.CAFile()
+	m.DialOverrides = map[string]string{"*.localhost": "127.0.0.1"}
+	m.AllowedOrgSuffixes = []string{".crm.localhost"}
+	// Every seeded tenant trusts the same multi-tenant provisioner app, as
+	// in production; the first one's credential is the worker's.
+	p := st.Seed.Tenants[0].Provisioner
+	m.Provisioner = config.Provisioner{ClientID: p.ClientID, ClientSecret: p.Secret}
+	if p.Secret == "" {
+		return cfg, false, errors.New("stack: the seed's provisioner has no secret; the dev stack signs in with a secret")
+	}
+	cfg.Consent.RedirectURI = st.CallbackURL
+	cfg.CodecServer.Listen = strings.TrimPrefix(st.CodecURL, "http://")
+	if st.Temporal.UIURL != "" {
+		cfg.CodecServer.CORSOrigin = st.Temporal.UIURL
+	}
+	generated := false
+	if len(cfg.Codec.Keys) == 0 {
+		cfg.Codec = config.Codec{Keys: map[string]string{"ephemeral": randomBase64(32)}, ActiveKeyID: "ephemeral"}
+		generated = true
+	}
+	if cfg.CodecServer.Token == "" {
+		cfg.CodecServer.Token = randomBase64(24)
+	}
+	return cfg, generated, cfg.ValidateWorker()
+}
+
+func randomBase64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (st *Stack) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	st.servers = append(st.servers, srv)
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// Stop stops the worker, the servers, the dev server and the emulator, in
+// that order, so nothing is cut off mid-activity by its dependencies.
+func (st *Stack) Stop() {
+	if st.worker != nil {
+		st.worker.Stop()
+	}
+	if st.client != nil {
+		st.client.Close()
+	}
+	for _, s := range st.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.Shutdown(ctx)
+		cancel()
+	}
+	if st.Temporal != nil {
+		_ = st.Temporal.Stop()
+	}
+	if st.Emulator != nil {
+		_ = st.Emulator.Close()
+	}
+}
+
+// codecHTTPHandler is the codec endpoint for cfg.
+func codecHTTPHandler(cfg config.Config) (http.Handler, error) {
+	c, err := workerapp.NewCodec(cfg.Codec)
+	if err != nil {
+		return nil, err
+	}
+	return codec.NewHTTPHandler(c, codec.HTTPOptions{Token: cfg.CodecServer.Token, CORSOrigin: cfg.CodecServer.CORSOrigin})
+}
+
+// consentCallback is the redirect URI of the dev stack: Entra (here the
+// emulator) sends the admin's browser to it after the consent page, and it
+// signals the waiting onboarding whose state parameter matches. The
+// workflow still verifies the grant in Graph, so a forged call cannot skip
+// consent; at worst it triggers an early re-check.
+func consentCallback(c client.Client, namespace string, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		state := q.Get("state")
+		granted := strings.EqualFold(q.Get("admin_consent"), "true")
+		if state == "" || (!granted && q.Get("error") == "") {
+			callbackPage(w, http.StatusBadRequest, "This page expects Entra's admin-consent redirect (state and admin_consent or error).")
+			return
+		}
+		id, err := findByConsentState(r.Context(), c, namespace, q.Get("tenant"), state)
+		if err != nil {
+			log.Warn("consent callback: no waiting onboarding", "err", err)
+			callbackPage(w, http.StatusNotFound, "No onboarding is waiting for this consent. Check `starter list --step "+workflows.StepAwaitingAdminConsent+"`.")
+			return
+		}
+		sig := workflows.ConsentSignal{Granted: granted, By: "admin (consent redirect)"}
+		if !granted {
+			sig.Note = q.Get("error") + ": " + q.Get("error_description")
+		}
+		if err := c.SignalWorkflow(r.Context(), id, "", workflows.SignalAdminConsent, sig); err != nil {
+			log.Warn("consent callback: signal failed", "workflowId", id, "err", err)
+			callbackPage(w, http.StatusBadGateway, "Could not notify the onboarding; it re-checks consent on its own.")
+			return
+		}
+		if granted {
+			callbackPage(w, http.StatusOK, "Thank you: consent recorded for "+id+". The onboarding verifies it and continues; you can close this page.")
+			return
+		}
+		callbackPage(w, http.StatusOK, "Consent was declined; the onboarding "+id+" stops and undoes what it created.")
+	})
+}
+
+func callbackPage(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html><title>mktos2s admin consent</title><p>%s</p>\n", html.EscapeString(msg))
+}
+
+// findByConsentState finds the running onboarding whose consent URL carried
+// state. Visibility lags the workflow by a moment, so it looks a few times.
+func findByConsentState(ctx context.Context, c client.Client, namespace, tenant, state string) (string, error) {
+	query := "WorkflowType = " + quote(workflows.WorkflowType) + " AND ExecutionStatus = 'Running'"
+	if tenant != "" {
+		query += " AND TenantId = " + quote(strings.ToLower(tenant))
+	}
+	for attempt := 0; attempt < 10; attempt++ {
+		rows, err := listRows(ctx, c, namespace, query, 1000)
+		if err != nil {
+			return "", err
+		}
+		for _, r := range rows {
+			if activities.ConsentState(r.WorkflowID) == state {
+				return r.WorkflowID, nil
+			}
+		}
+		if err := sleep(ctx, 300*time.Millisecond); err != nil {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("no running onboarding has consent state %q", state)
+}
+
+// uiPortOf is the port of the configured UI origin (codecServer.corsOrigin),
+// so the dev UI is served exactly where the codec endpoint allows it.
+func uiPortOf(origin string) int {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(u.Port())
+	return p
+}
+
+// dataDirFor is the directory of microsoft.caFile, where the emulator writes
+// its CA, so a second terminal using the same config trusts it.
+func dataDirFor(cfg config.Config) string {
+	if cfg.Microsoft.CAFile != "" {
+		return filepath.Dir(cfg.Microsoft.CAFile)
+	}
+	return filepath.Join(".data", "emulator")
+}

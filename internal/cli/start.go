@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+type startFlags struct {
+	target
+	appName            string
+	secretMonths       int
+	consentTimeout     time.Duration
+	federation         string
+	syncFilter         []string
+	solution           string
+	minSolutionVersion string
+	wait               bool
+	dryRun             bool
+}
+
+func (a *app) startCmd() *cobra.Command {
+	var f startFlags
+	cmd := &cobra.Command{
+		Use:   "start --tenant-id ID --org-url URL",
+		Short: "Start the onboarding of one tenant and Dynamics org",
+		Long: `start validates the input, then starts the Onboarding workflow for the tenant
+and org. Only one onboarding per tenant and org runs at a time: a second start
+is refused and shows the running one. --dry-run prints the plan and changes
+nothing; --wait follows the steps until the onboarding ends.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := a.input(f)
+			if err != nil {
+				return err
+			}
+			if f.dryRun {
+				writePlan(out(cmd), in)
+				return nil
+			}
+			c, err := a.dial(cmd.Context(), errOut(cmd))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := a.start(cmd.Context(), c, out(cmd), in); err != nil {
+				return err
+			}
+			if !f.wait {
+				fmt.Fprintf(out(cmd), "Follow it with: starter status --tenant-id %s --org-url %s\n", in.TenantID, in.OrgURL)
+				return nil
+			}
+			s, err := a.follow(cmd.Context(), c, out(cmd), in.WorkflowID())
+			if err != nil {
+				return err
+			}
+			return outcome(s)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.tenantID, "tenant-id", "", "customer's Directory (tenant) ID (required)")
+	fl.StringVar(&f.orgURL, "org-url", "", "Dynamics 365 org URL, e.g. https://contoso.crm.dynamics.com (required)")
+	fl.StringVar(&f.appName, "app-name", workflows.DefaultAppDisplayName, "display name of the Entra app to register")
+	fl.IntVar(&f.secretMonths, "secret-months", workflows.DefaultSecretLifetimeMonths, fmt.Sprintf("client secret lifetime in months (1-%d)", workflows.MaxSecretLifetimeMonths))
+	fl.DurationVar(&f.consentTimeout, "consent-timeout", workflows.DefaultConsentTimeout, "how long to wait for admin consent before undoing everything")
+	fl.StringVar(&f.federation, "federation", string(workflows.FederationAuto), "Home Realm Discovery policy: auto (if a verified domain is Federated), always or never")
+	fl.StringSliceVar(&f.syncFilter, "sync-filter", nil, "entities that get the custom sync filter column new_synctomkto, e.g. lead,contact")
+	fl.StringVar(&f.solution, "solution", workflows.DefaultSolutionName, "Marketo solution's unique or friendly name")
+	fl.StringVar(&f.minSolutionVersion, "min-solution-version", workflows.DefaultMinSolutionVersion, "minimum Marketo solution version")
+	fl.BoolVar(&f.wait, "wait", false, "follow the steps live until the onboarding ends")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan and what each step would create; change nothing")
+	return cmd
+}
+
+// input builds and validates the workflow input. Every problem is reported
+// at once, each with the field and its fix.
+func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
+	in := workflows.OnboardingInput{
+		TenantID:               f.tenantID,
+		OrgURL:                 f.orgURL,
+		AppDisplayName:         f.appName,
+		SecretLifetimeMonths:   f.secretMonths,
+		ConsentTimeout:         f.consentTimeout,
+		ConsentRecheckInterval: a.cfg.Consent.RecheckInterval,
+		Federation:             workflows.FederationMode(strings.ToLower(f.federation)),
+		SyncFilterEntities:     f.syncFilter,
+		SolutionName:           f.solution,
+		MinSolutionVersion:     f.minSolutionVersion,
+	}.WithDefaults()
+	return in, validateInput(in, a.cfg.Microsoft)
+}
+
+// validateInput is the workflow's own validation plus the worker's org host
+// allow-list, so a typo in the org URL is caught before anything starts.
+func validateInput(in workflows.OnboardingInput, m config.Microsoft) error {
+	var fields []workflows.FieldError
+	if err := in.Validate(); err != nil {
+		var ve *workflows.ValidationError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		fields = ve.Fields
+	}
+	orgFlagged := slices.ContainsFunc(fields, func(f workflows.FieldError) bool { return f.Field == "orgUrl" })
+	if u, err := url.Parse(in.OrgURL); !orgFlagged && err == nil && u.Hostname() != "" && !m.AllowsOrgHost(u.Hostname()) {
+		fields = append(fields, workflows.FieldError{
+			Field: "orgUrl", Value: in.OrgURL,
+			Fix: "is not a Dynamics 365 org host; it must end with " + suffixList(m.AllowedOrgSuffixes) +
+				" (microsoft.allowedOrgSuffixes); copy the Environment URL from the Power Platform admin center",
+		})
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("invalid onboarding input:")
+	for _, fe := range fields {
+		b.WriteString("\n  - " + fe.Error())
+	}
+	return errors.New(b.String())
+}
+
+func suffixList(suffixes []string) string {
+	if len(suffixes) <= 4 {
+		return "one of " + strings.Join(suffixes, ", ")
+	}
+	return fmt.Sprintf("one of %s, … (%d suffixes)", strings.Join(suffixes[:3], ", "), len(suffixes))
+}
+
+func writePlan(w io.Writer, in workflows.OnboardingInput) {
+	fmt.Fprintf(w, "Dry run: nothing is created. Workflow ID %s on task queue %s\n", in.WorkflowID(), workflows.TaskQueue)
+	fmt.Fprintf(w, "Tenant %s, org %s, app %q, secret %d months, consent timeout %s, federation %s\n",
+		in.TenantID, in.OrgURL, in.AppDisplayName, in.SecretLifetimeMonths, in.ConsentTimeout, in.Federation)
+	for i, st := range workflows.Steps(in) {
+		mark := fmt.Sprintf("%2d.", i+1)
+		if st.Skipped {
+			mark = " - "
+		}
+		fmt.Fprintf(w, "%s %s\n      creates: %s\n", mark, st.Name, st.Effect)
+		if st.Undo != "" {
+			fmt.Fprintf(w, "      undo:    %s\n", st.Undo)
+		}
+		if st.Note != "" {
+			note := st.Note
+			if st.Skipped {
+				note = "skipped: " + note
+			}
+			fmt.Fprintf(w, "      note:    %s\n", note)
+		}
+	}
+}
+
+// start starts the workflow, or explains that one is already running.
+func (a *app) start(ctx context.Context, c client.Client, w io.Writer, in workflows.OnboardingInput) (client.WorkflowRun, error) {
+	id := in.WorkflowID()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: workflows.TaskQueue,
+		// A running onboarding of the same tenant and org is never doubled;
+		// a closed one may be run again (e.g. after a denied consent).
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchTenantID.ValueSet(in.TenantID),
+			workflows.SearchOrgHost.ValueSet(in.OrgHost()),
+			workflows.SearchOnboardingStep.ValueSet(workflows.StepPreflight),
+		),
+	}, workflows.WorkflowType, in)
+	if err != nil {
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		if !errors.As(err, &already) {
+			return nil, fmt.Errorf("start onboarding %s: %w", id, err)
+		}
+		msg := fmt.Sprintf("an onboarding for tenant %s and org %s is already running (run %s)", in.TenantID, in.OrgHost(), already.RunId)
+		if s, ferr := fetch(ctx, c, id); ferr == nil {
+			fmt.Fprintf(w, "Refused: %s.\n", msg)
+			writeChecklist(w, s, a.workflowLink(id))
+		}
+		return nil, fmt.Errorf("%s; see it with `starter status --tenant-id %s --org-url %s` or in the UI: %s",
+			msg, in.TenantID, in.OrgURL, a.workflowLink(id))
+	}
+	fmt.Fprintf(w, "Started onboarding %s (run %s)\n", id, run.GetRunID())
+	fmt.Fprintf(w, "Temporal UI: %s\n", a.workflowLink(id))
+	return run, nil
+}
+
+// follow polls the progress of a run and prints it live until it closes.
+func (a *app) follow(ctx context.Context, c client.Client, w io.Writer, workflowID string) (snapshot, error) {
+	return a.followWith(ctx, c, w, workflowID, nil)
+}
+
+// followWith is follow with a hook called on every progress update.
+func (a *app) followWith(ctx context.Context, c client.Client, w io.Writer, workflowID string, hook func(workflows.Progress) error) (snapshot, error) {
+	view := newLive(w)
+	for {
+		s, err := fetch(ctx, c, workflowID)
+		if err != nil && !isTransientQueryError(err) {
+			return s, err
+		}
+		if err == nil {
+			view.update(s.Progress)
+			if !s.running() {
+				finish(w, s)
+				return s, nil
+			}
+			if hook != nil {
+				if err := hook(s.Progress); err != nil {
+					return s, err
+				}
+			}
+		}
+		if err := sleep(ctx, a.pollEvery); err != nil {
+			return s, err
+		}
+	}
+}
+
+// isTransientQueryError is true when a query failed only because no worker
+// has picked up the first workflow task yet.
+func isTransientQueryError(err error) bool {
+	var qf *serviceerror.QueryFailed
+	var dl *serviceerror.DeadlineExceeded
+	return errors.As(err, &qf) || errors.As(err, &dl) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// finish prints how a followed run ended.
+func finish(w io.Writer, s snapshot) {
+	if s.Result != nil {
+		writeValidation(w, s.Result.Validation)
+		return
+	}
+	writeFailure(w, s.Progress)
+}
+
+// outcome is the command's error for a closed run that did not complete.
+func outcome(s snapshot) error {
+	if s.Result != nil {
+		return nil
+	}
+	return fmt.Errorf("onboarding %s ended %s: %s", s.WorkflowID, strings.ToLower(s.Execution), s.Progress.Error)
+}

@@ -1,0 +1,24 @@
+// Command starter is the operator's CLI of mktos2s: start, consent, status,
+// cancel, list and credentials for onboardings, and the local stack (dev,
+// demo, emulator, codec-server). Run `starter --help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mktos2s/mktos2s/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.NewRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+		os.Exit(1)
+	}
+}
