@@ -31,6 +31,22 @@ type Credential struct {
 	CertificatePEM []byte // PEM with CERTIFICATE and PRIVATE KEY blocks
 }
 
+// String keeps the secret and the private key out of logs and error messages: %v and %+v of
+// a Credential (or of a struct that holds one) show only the client ID and the kind.
+func (c Credential) String() string {
+	kind := "no credential"
+	switch {
+	case c.Secret != "":
+		kind = "client secret"
+	case len(c.CertificatePEM) > 0:
+		kind = "certificate"
+	}
+	return "msauth.Credential{ClientID: " + c.ClientID + ", " + kind + " (redacted)}"
+}
+
+// GoString is String for %#v.
+func (c Credential) GoString() string { return c.String() }
+
 // Options configures a Provider.
 type Options struct {
 	AuthorityHost string       // default https://login.microsoftonline.com
@@ -96,6 +112,11 @@ type source struct {
 	tenant string
 	cred   Credential
 	scope  string
+}
+
+// String describes the source without its credential.
+func (s source) String() string {
+	return "msauth token source for " + s.cred.ClientID + " in " + s.tenant + " (" + s.scope + ")"
 }
 
 func (s source) Token(ctx context.Context) (string, error) {

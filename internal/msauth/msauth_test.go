@@ -271,3 +271,19 @@ func TestTokenIsSafeForConcurrentUse(t *testing.T) {
 	}
 	assert.Len(t, p.clients, 1, "concurrent callers share one MSAL client")
 }
+
+func TestCredentialsNeverPrintTheirSecret(t *testing.T) {
+	p := New(Options{})
+	cred := Credential{ClientID: "app-1", Secret: "s3cret-value"}
+	certCred := Credential{ClientID: "app-2", CertificatePEM: []byte("-----BEGIN PRIVATE KEY-----\nKEYDATA\n-----END PRIVATE KEY-----\n")}
+	holder := struct{ Cred Credential }{cred}
+	for _, out := range []string{
+		fmt.Sprintf("%v", cred), fmt.Sprintf("%+v", cred), fmt.Sprintf("%#v", cred), fmt.Sprint(holder), fmt.Sprintf("%+v", holder),
+		fmt.Sprintf("%v", p.Source(tenantA, cred, "s")), fmt.Sprintf("%+v", p.Source(tenantA, cred, "s")),
+		fmt.Sprintf("%+v", certCred),
+	} {
+		assert.NotContains(t, out, "s3cret-value")
+		assert.NotContains(t, out, "KEYDATA")
+	}
+	assert.Contains(t, cred.String(), "app-1")
+}
