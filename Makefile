@@ -39,9 +39,9 @@ $(TEMPORAL):
 emulator:
 	$(GO) run ./starter emulator
 
-## demo: dev server + emulator + worker, onboard the demo tenant (Ctrl-C to stop)
+## demo: dev server + UI + emulator + worker, onboard the demo tenant (Ctrl-C to stop; CI=true exits at the end)
 demo: $(TEMPORAL)
-	$(GO) run ./starter demo
+	$(GO) run ./starter --config config/mktos2s.emulator.yaml demo $(if $(CI),--exit)
 
 ## bench: Go benchmarks (placeholder until the load benchmark lands)
 bench: $(TEMPORAL)

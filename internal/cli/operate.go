@@ -96,6 +96,9 @@ func (a *app) reportConsent(ctx context.Context, c client.Client, cmd *cobra.Com
 			p := s.Progress
 			switch {
 			case !s.running():
+				if s.Result != nil && !denied {
+					fmt.Fprintf(w, "%s Admin consent verified in Entra; the onboarding has already completed.\n", markDone)
+				}
 				writeChecklist(w, s, a.workflowLink(id))
 				return outcome(s)
 			case !denied && (p.ConsentVerified || p.Step != workflows.StepAwaitingAdminConsent):
