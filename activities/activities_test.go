@@ -36,7 +36,7 @@ func TestMapError(t *testing.T) {
 		wantInMsg    []string
 	}{
 		{"throttled keeps Retry-After", &msapi.Error{Service: "graph", Op: "addPassword", Kind: msapi.Throttled, Status: 429, RetryAfter: 7 * time.Second},
-			asProvisioner, ErrThrottled, false, 7 * time.Second, []string{"throttled", "graph addPassword returned 429"}},
+			asProvisioner, ErrThrottled, false, 7 * time.Second, []string{"throttled", "graph addPassword: throttled (HTTP 429)"}},
 		{"permission denied names the permission", &msapi.Error{Service: "graph", Op: "upsertApplication", Kind: msapi.PermissionDenied, Status: 403,
 			Code: "Authorization_RequestDenied", Message: "Insufficient privileges", RequestID: "req-1"},
 			asProvisioner, ErrPermissionDenied, true, 0, []string{"grant Graph permission Application.ReadWrite.OwnedBy", "Authorization_RequestDenied", "request-id req-1"}},
@@ -54,6 +54,8 @@ func TestMapError(t *testing.T) {
 			asProvisioner, ErrNotFound, false, 0, nil},
 		{"wrapped msapi error is found", errorsJoin(&msapi.Error{Service: "graph", Op: "x", Kind: msapi.PermissionDenied, Status: 403}),
 			asProvisioner, ErrPermissionDenied, true, 0, nil},
+		{"network cause is kept", &msapi.Error{Service: "dataverse", Op: "whoami", Kind: msapi.Transient, Err: errors.New("connection reset by peer")},
+			asProvisioner, ErrTransient, false, 0, []string{"connection reset by peer"}},
 		{"untyped error retries", errors.New("connection reset"), asProvisioner, ErrTransient, false, 0, []string{"connection reset"}},
 	}
 	for _, c := range cases {

@@ -57,7 +57,9 @@ func mapError(ctx context.Context, what string, err error, who principal, f fix)
 		// Network and other untyped failures: retry.
 		return temporal.NewApplicationErrorWithOptions(what+": "+err.Error(), ErrTransient, temporal.ApplicationErrorOptions{})
 	}
-	detail := describe(me)
+	// msapi.Error.Error() already names service, op, status, code, message,
+	// the network cause and the request ID (for Microsoft support).
+	detail := me.Error()
 	switch me.Kind {
 	case msapi.Throttled:
 		return temporal.NewApplicationErrorWithOptions(what+": throttled: "+detail, ErrThrottled,
@@ -89,22 +91,6 @@ func mapError(ctx context.Context, what string, err error, who principal, f fix)
 	default:
 		return temporal.NewApplicationErrorWithOptions(what+": "+detail, ErrTransient, temporal.ApplicationErrorOptions{})
 	}
-}
-
-// describe renders an msapi error for an operator: service, operation,
-// status, code, message and request ID (for Microsoft support).
-func describe(e *msapi.Error) string {
-	s := fmt.Sprintf("%s %s returned %d", e.Service, e.Op, e.Status)
-	if e.Code != "" {
-		s += " " + e.Code
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	if e.RequestID != "" {
-		s += " (request-id " + e.RequestID + ")"
-	}
-	return s
 }
 
 // preflightError is a failed prerequisite: final, and nothing was created.
