@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/mktos2s/mktos2s/internal/config"
+)
+
+// compose is the part of docker-compose.yml the checks read.
+type compose struct {
+	Services map[string]struct {
+		Image       string            `yaml:"image"`
+		Build       any               `yaml:"build"`
+		Entrypoint  []string          `yaml:"entrypoint"`
+		Environment map[string]string `yaml:"environment"`
+	} `yaml:"services"`
+}
+
+// No Docker engine runs here, so the compose file is checked for what can
+// drift silently: every MKTOS2S_* variable must be a real config key.
+func TestComposeUsesRealConfigKeys(t *testing.T) {
+	raw, err := os.ReadFile("../docker-compose.yml")
+	require.NoError(t, err)
+	var c compose
+	require.NoError(t, yaml.Unmarshal(raw, &c))
+
+	known := map[string]bool{}
+	for _, k := range config.Keys() {
+		known[k.Env()] = true
+	}
+	seen := 0
+	for name, svc := range c.Services {
+		for env := range svc.Environment {
+			if !strings.HasPrefix(env, config.EnvPrefix+"_") {
+				continue
+			}
+			seen++
+			assert.True(t, known[env], "service %s sets %s, which is not a config key", name, env)
+		}
+	}
+	assert.Greater(t, seen, 10, "the compose file should configure the product through MKTOS2S_* variables")
+
+	worker := c.Services["worker"]
+	for _, need := range []string{"MKTOS2S_TEMPORAL_ADDRESS", "MKTOS2S_CODEC_KEYS", "MKTOS2S_MICROSOFT_PROVISIONER_CLIENTID"} {
+		assert.Contains(t, worker.Environment, need, "the worker refuses to start without it")
+	}
+	codecSrv := c.Services["codec-server"]
+	assert.Equal(t, []string{"/usr/local/bin/starter", "codec-server"}, codecSrv.Entrypoint)
+	assert.Contains(t, codecSrv.Environment, "MKTOS2S_CODECSERVER_TOKEN")
+	ui := c.Services["temporal-ui"]
+	assert.NotEmpty(t, ui.Environment["TEMPORAL_CODEC_ENDPOINT"])
+	// The UI's origin is the one the codec endpoint allows (inherited through the YAML merge key).
+	assert.NotEmpty(t, codecSrv.Environment["MKTOS2S_CODECSERVER_CORSORIGIN"])
+	assert.Equal(t, ui.Environment["TEMPORAL_CORS_ORIGINS"], codecSrv.Environment["MKTOS2S_CODECSERVER_CORSORIGIN"])
+
+	names := make([]string, 0, len(c.Services))
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	for _, want := range []string{"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker", "codec-server"} {
+		assert.True(t, slices.Contains(names, want), "service %s", want)
+	}
+	assert.Contains(t, c.Services["temporal"].Environment["DB"], "postgres")
+}
