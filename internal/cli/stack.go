@@ -107,8 +107,14 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 	}
 	st.CallbackURL = "http://" + callbackLn.Addr().String() + "/consent/callback"
 
+	if base.CodecServer.Token == "" {
+		base.CodecServer.Token = randomToken(24)
+	}
+	// The UI sends no Authorization header without its own OIDC login, so
+	// its endpoint carries the token in the path (codec.PathTokenPrefix).
+	uiCodecEndpoint := st.CodecURL + codec.PathTokenPrefix + url.PathEscape(base.CodecServer.Token)
 	if st.Temporal, err = devserver.Start(ctx, devserver.Options{
-		Port: o.TemporalPort, DBFile: o.DBFile, UI: o.UI, UIPort: o.UIPort, CodecEndpoint: st.CodecURL,
+		Port: o.TemporalPort, DBFile: o.DBFile, UI: o.UI, UIPort: o.UIPort, CodecEndpoint: uiCodecEndpoint,
 		Output: o.ServerOutput, Logger: o.Logger.With("component", "devserver"),
 	}); err != nil {
 		_, _ = codecLn.Close(), callbackLn.Close()
@@ -170,19 +176,17 @@ func stackConfig(base config.Config, st *Stack) (config.Config, bool, error) {
 	}
 	generated := false
 	if len(cfg.Codec.Keys) == 0 {
-		cfg.Codec = config.Codec{Keys: map[string]string{"ephemeral": randomBase64(32)}, ActiveKeyID: "ephemeral"}
+		cfg.Codec = config.Codec{Keys: map[string]string{"ephemeral": randomToken(32)}, ActiveKeyID: "ephemeral"}
 		generated = true
-	}
-	if cfg.CodecServer.Token == "" {
-		cfg.CodecServer.Token = randomBase64(24)
 	}
 	return cfg, generated, cfg.ValidateWorker()
 }
 
-func randomBase64(n int) string {
+// randomToken is n random bytes in URL-safe base64, so it can sit in a path.
+func randomToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func (st *Stack) serve(ln net.Listener, h http.Handler) {
