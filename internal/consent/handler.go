@@ -155,7 +155,7 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 		// Not a decision by the admin (e.g. server_error): record nothing,
 		// leave the link usable.
 		return page{Status: http.StatusBadGateway, Title: "Entra reported an error",
-			Message: "Entra returned " + code + ": " + truncate(q.Get("error_description"), maxNoteRunes) + ". Nothing was recorded.",
+			Message: "Entra returned " + truncate(code, 100) + ": " + truncate(q.Get("error_description"), maxNoteRunes) + ". Nothing was recorded.",
 			Next:    "Open the same consent link again; if the error persists, pass this message on to the person running the onboarding.",
 			reason:  "entra-error"}, attrs
 	case strings.EqualFold(q.Get("admin_consent"), "true"):
