@@ -62,7 +62,12 @@
 // specific entry of Routes: the operation name, then the service ("entra", "graph",
 // "dataverse"), then the global values. FailNext (or POST /_emulator/fail
 // {"op","times","status","code"}) fails an operation the next N times (N<0: always) with the
-// service's error body carrying code.
+// service's error body carrying code. FailNextTenant (or "tenant" in that body) limits the rule to
+// the Graph and Dataverse requests of one tenant, checked after the token.
+//
+// State lists, per tenant, every client secret added or removed (PasswordEvents: key ID, display
+// name, time; never the value), so tests can check that no secret was added while another with
+// the same display name was live.
 //
 // Secrets are stored as SHA-256 hashes; neither State, the state endpoint nor the logs (one line
 // per request: method, host, path, status, op, request-id) ever carry a secret, token or assertion.

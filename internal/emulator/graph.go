@@ -504,6 +504,9 @@ func (s *Server) gDeleteApp(w http.ResponseWriter, c *call, sel selector) {
 		s.denied(w, c)
 		return
 	}
+	for _, p := range a.passwords {
+		s.auditPassword(t, PasswordAppDeleted, a, p)
+	}
 	delete(t.apps, a.id)
 	if sp := t.spByAppID(a.appID); sp != nil { // Entra soft-deletes the SP with its application
 		s.removeSP(t, sp)
@@ -573,6 +576,7 @@ func (s *Server) gAddPassword(w http.ResponseWriter, r *http.Request, c *call, s
 	secret := newSecret()
 	p := &password{keyID: newGUID(), displayName: name, hint: hintOf(secret), hash: hashSecret(secret), start: start, end: end, created: now}
 	a.passwords = append(a.passwords, p)
+	s.auditPassword(c.tenant, PasswordAdded, a, p)
 	out := wirePassword(p, &secret)
 	out["@odata.context"] = s.ctxURL("microsoft.graph.passwordCredential")
 	writeJSON(w, http.StatusOK, out)
@@ -606,6 +610,7 @@ func (s *Server) gRemovePassword(w http.ResponseWriter, r *http.Request, c *call
 		s.notFound(w, c, in.KeyID)
 		return
 	}
+	s.auditPassword(c.tenant, PasswordRemoved, a, a.passwords[i])
 	a.passwords = slices.Delete(a.passwords, i, i+1)
 	c.status = http.StatusNoContent
 	w.WriteHeader(http.StatusNoContent)

@@ -56,6 +56,7 @@ type tenant struct {
 	grants          map[string]*permissionGrant
 	policies        map[string]*hrdPolicy
 	order           int // creation counter, keeps listings stable
+	passwordLog     []PasswordEvent
 }
 
 type application struct {

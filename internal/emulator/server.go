@@ -315,6 +315,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+		if fr, ok := s.takeFailure(tenantRuleKey(c.tenantID(), c.op)); ok {
+			s.writeError(rec, svc, c, fr.status, fr.code, "Injected failure for "+c.op+".")
+			return
+		}
 	}
 	rt.handle(rec, r, c)
 }
@@ -433,6 +437,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, c *call) {
 	case r.URL.Path == "/_emulator/fail" && r.Method == http.MethodPost:
 		var in struct {
 			Op     string `json:"op"`
+			Tenant string `json:"tenant"` // optional: only this tenant's requests
 			Times  int    `json:"times"`
 			Status int    `json:"status"`
 			Code   string `json:"code"`
@@ -443,7 +448,11 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, c *call) {
 			http.Error(w, `want {"op":"graph.addPassword","times":1,"status":503,"code":"..."}`, http.StatusBadRequest)
 			return
 		}
-		s.FailNext(in.Op, in.Times, in.Status, in.Code)
+		if in.Tenant != "" {
+			s.FailNextTenant(in.Tenant, in.Op, in.Times, in.Status, in.Code)
+		} else {
+			s.FailNext(in.Op, in.Times, in.Status, in.Code)
+		}
 		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/_emulator/reset" && r.Method == http.MethodPost:
 		if err := s.reset(); err != nil {

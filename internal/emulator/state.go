@@ -21,6 +21,8 @@ type TenantState struct {
 	PermissionGrants  []GrantState      `json:"permissionGrants"`
 	HRDPolicies       []HRDPolicyState  `json:"hrdPolicies"`
 	Domains           []SeedDomainState `json:"domains"`
+	// PasswordEvents lists every client secret added or removed, oldest first.
+	PasswordEvents []PasswordEvent `json:"passwordEvents"`
 }
 
 // SeedDomainState is a domain of the tenant.
@@ -146,7 +148,7 @@ func (s *Server) State() State {
 	var st State
 	for _, t := range s.tenants {
 		ts := TenantState{ID: t.id, DisplayName: t.displayName, Applications: []AppState{}, ServicePrincipals: []SPState{},
-			PermissionGrants: []GrantState{}, HRDPolicies: []HRDPolicyState{}}
+			PermissionGrants: []GrantState{}, HRDPolicies: []HRDPolicyState{}, PasswordEvents: append([]PasswordEvent{}, t.passwordLog...)}
 		for _, d := range t.domains {
 			ts.Domains = append(ts.Domains, SeedDomainState{Name: d.Name, AuthenticationType: d.AuthenticationType, IsVerified: d.IsVerified})
 		}
