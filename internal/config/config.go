@@ -90,6 +90,9 @@ type MarketoConfig struct {
 type Consent struct {
 	RedirectURI     string        `mapstructure:"redirectURI"`
 	RecheckInterval time.Duration `mapstructure:"recheckInterval"`
+	CallbackKey     string        `mapstructure:"callbackKey"` // base64 of >= 32 bytes; see CallbackKeyBytes
+	StateTTL        time.Duration `mapstructure:"stateTTL"`
+	CallbackListen  string        `mapstructure:"callbackListen"`
 }
 
 type Log struct {
@@ -285,6 +288,35 @@ func (c Codec) RawKeys() (map[string][]byte, error) {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// MinCallbackKeyBytes is the shortest consent.callbackKey accepted (the
+// HMAC-SHA256 key size of internal/consent).
+const MinCallbackKeyBytes = 32
+
+// CallbackKeyBytes decodes consent.callbackKey; nil without error when it is
+// not set. Like RawKeys it accepts every base64 alphabet, and its errors
+// never contain the key.
+func (c Consent) CallbackKeyBytes() ([]byte, error) {
+	raw, problem := c.decodeCallbackKey()
+	if problem != "" {
+		return nil, fmt.Errorf("consent.callbackKey: %s; generate one with: openssl rand -base64 32", problem)
+	}
+	return raw, nil
+}
+
+func (c Consent) decodeCallbackKey() (raw []byte, problem string) {
+	if c.CallbackKey == "" {
+		return nil, ""
+	}
+	raw, err := decodeBase64(strings.TrimSpace(c.CallbackKey))
+	switch {
+	case err != nil:
+		return nil, "not base64"
+	case len(raw) < MinCallbackKeyBytes:
+		return nil, fmt.Sprintf("%d bytes, want at least %d random bytes", len(raw), MinCallbackKeyBytes)
+	}
+	return raw, ""
 }
 
 func decodeBase64(s string) ([]byte, error) {

@@ -53,6 +53,9 @@ func TestLoadDefaults(t *testing.T) {
 	assert.Equal(t, MarketoConfig{"mkto_marketoconfigs", "mkto_marketoconfigid", "mkto_name", "Default", "mkto_marketouserid"},
 		cfg.Dataverse.MarketoConfig)
 	assert.Equal(t, 10*time.Minute, cfg.Consent.RecheckInterval)
+	assert.Equal(t, 168*time.Hour, cfg.Consent.StateTTL)
+	assert.Equal(t, DefaultCallbackListen, cfg.Consent.CallbackListen)
+	assert.Empty(t, cfg.Consent.CallbackKey)
 	assert.Equal(t, 30*time.Second, cfg.Worker.StopTimeout)
 	assert.Empty(t, cfg.Codec.Keys)
 	require.NoError(t, cfg.Validate(), "defaults must be valid")
@@ -102,6 +105,8 @@ func TestLoadEnvironmentForms(t *testing.T) {
 	t.Setenv("MKTOS2S_MICROSOFT_DIALOVERRIDES", "*.localhost=127.0.0.1")
 	t.Setenv("MKTOS2S_MICROSOFT_ALLOWEDORGSUFFIXES", ".crm.localhost,.CRM4.dynamics.com")
 	t.Setenv("MKTOS2S_CONSENT_RECHECKINTERVAL", "45s")
+	t.Setenv("MKTOS2S_CONSENT_STATETTL", "720h")
+	t.Setenv("MKTOS2S_CONSENT_CALLBACKKEY", base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{5}, 48)))
 	t.Setenv("MKTOS2S_TEMPORAL_TLS_ENABLED", "true")
 	t.Setenv("MKTOS2S_WORKER_MAXCONCURRENTACTIVITIES", "7")
 
@@ -112,6 +117,10 @@ func TestLoadEnvironmentForms(t *testing.T) {
 	assert.Equal(t, map[string]string{"*.localhost": "127.0.0.1"}, cfg.Microsoft.DialOverrides)
 	assert.Equal(t, []string{".crm.localhost", ".crm4.dynamics.com"}, cfg.Microsoft.AllowedOrgSuffixes)
 	assert.Equal(t, 45*time.Second, cfg.Consent.RecheckInterval)
+	assert.Equal(t, 720*time.Hour, cfg.Consent.StateTTL)
+	callbackKey, err := cfg.Consent.CallbackKeyBytes()
+	require.NoError(t, err)
+	assert.Equal(t, bytes.Repeat([]byte{5}, 48), callbackKey, "URL-safe unpadded base64 and keys longer than 32 bytes are accepted")
 	assert.True(t, cfg.Temporal.TLS.Enabled)
 	assert.Equal(t, 7, cfg.Worker.MaxConcurrentActivities)
 
@@ -171,6 +180,12 @@ func TestValidateNamesEachBadKey(t *testing.T) {
 		{"lookup with a space", func(c *Config) { c.Dataverse.MarketoConfig.UserLookup = "mkto user" }, []string{"dataverse.marketoConfig.userLookup"}},
 		{"relative redirect", func(c *Config) { c.Consent.RedirectURI = "/done" }, []string{"consent.redirectURI"}},
 		{"zero recheck", func(c *Config) { c.Consent.RecheckInterval = 0 }, []string{"consent.recheckInterval"}},
+		{"short callback key", func(c *Config) { c.Consent.CallbackKey = base64.StdEncoding.EncodeToString(make([]byte, 16)) },
+			[]string{"consent.callbackKey", "MKTOS2S_CONSENT_CALLBACKKEY", "16 bytes, want at least 32", "openssl rand -base64 32"}},
+		{"callback key not base64", func(c *Config) { c.Consent.CallbackKey = "not base64!" },
+			[]string{"consent.callbackKey", "not base64", "openssl rand -base64 32"}},
+		{"zero state lifetime", func(c *Config) { c.Consent.StateTTL = 0 }, []string{"consent.stateTTL", "consent timeout"}},
+		{"callback listen without port", func(c *Config) { c.Consent.CallbackListen = "127.0.0.1" }, []string{"consent.callbackListen"}},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, []string{"log.level"}},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, []string{"log.format"}},
 		{"codec listen", func(c *Config) { c.CodecServer.Listen = "8081" }, []string{"codecServer.listen"}},
@@ -226,6 +241,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"MKTOS2S_MICROSOFT_PROVISIONER_CLIENTSECRET": "provisioner-secret-value",
 		"MKTOS2S_TEMPORAL_APIKEY":                    "temporal-api-key-value",
 		"MKTOS2S_CODECSERVER_TOKEN":                  "codec-token-value",
+		"MKTOS2S_CONSENT_CALLBACKKEY":                b64key(8),
 	}
 	for k, v := range secrets {
 		t.Setenv(k, v)
@@ -247,7 +263,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"pointer %v": fmt.Sprintf("%v", &cfg),
 	}
 	for name, out := range outputs {
-		for _, secret := range []string{b64key(9), "provisioner-secret-value", "temporal-api-key-value", "codec-token-value"} {
+		for _, secret := range []string{b64key(9), "provisioner-secret-value", "temporal-api-key-value", "codec-token-value", b64key(8)} {
 			assert.NotContains(t, out, secret, "%s leaks a secret", name)
 		}
 		assert.Contains(t, out, "k1", "%s should still show the key ID", name)
@@ -271,5 +287,23 @@ func TestAllowsOrgHost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, m.AllowsOrgHost(tt.host), tt.host)
+	}
+}
+
+func TestCallbackKeyErrorsNeverEchoTheKey(t *testing.T) {
+	isolate(t)
+	short := base64.StdEncoding.EncodeToString([]byte("sixteen-byte-key"))
+	t.Setenv("MKTOS2S_CONSENT_CALLBACKKEY", short)
+	cfg, err := Load(Options{})
+	require.NoError(t, err)
+
+	verr := cfg.Validate()
+	require.Error(t, verr)
+	_, kerr := cfg.Consent.CallbackKeyBytes()
+	require.Error(t, kerr)
+	for _, e := range []error{verr, kerr} {
+		assert.Contains(t, e.Error(), "consent.callbackKey")
+		assert.NotContains(t, e.Error(), short)
+		assert.NotContains(t, e.Error(), "sixteen-byte-key")
 	}
 }

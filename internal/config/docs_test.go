@@ -45,6 +45,11 @@ func TestSampleConfigs(t *testing.T) {
 		assert.True(t, cfg.Microsoft.AllowsOrgHost("contoso.crm.localhost"))
 		assert.Equal(t, "demo-only", cfg.Codec.ActiveKeyID)
 		assert.Equal(t, "aaaaaaaa-0000-0000-0000-000000000001", cfg.Microsoft.Provisioner.ClientID)
+		key, err := cfg.Consent.CallbackKeyBytes()
+		require.NoError(t, err)
+		assert.Len(t, key, MinCallbackKeyBytes, "the demo signs consent links")
+		assert.True(t, strings.HasSuffix(cfg.Consent.RedirectURI, "/consent/callback"), cfg.Consent.RedirectURI)
+		assert.Contains(t, cfg.Consent.RedirectURI, cfg.Consent.CallbackListen, "the redirect reaches `starter serve`")
 	})
 
 	t.Run("example", func(t *testing.T) {

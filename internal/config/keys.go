@@ -42,6 +42,10 @@ const (
 	DefaultRedirectURI     = "https://login.microsoftonline.com/common/oauth2/nativeclient"
 	DefaultCodecListen     = "127.0.0.1:8081"
 	DefaultCORSOrigin      = "http://localhost:8233"
+	DefaultCallbackListen  = "127.0.0.1:8082"
+	// DefaultStateTTL equals the workflows' default consent timeout, so a
+	// consent link outlives the wait it was issued for.
+	DefaultStateTTL = 7 * 24 * time.Hour
 )
 
 // Keys lists every configuration key in documentation order.
@@ -72,6 +76,9 @@ func Keys() []Key {
 		{"dataverse.marketoConfig.userLookup", "mkto_marketouserid", false, "Navigation property of the Marketo User lookup (bound as `<name>@odata.bind`)."},
 		{"consent.redirectURI", DefaultRedirectURI, false, "Where Entra sends the admin after the admin-consent page; registered on the new app."},
 		{"consent.recheckInterval", 10 * time.Minute, false, "How often a waiting onboarding re-checks Graph for a consent given without the signal."},
+		{"consent.callbackKey", nil, true, "HMAC key that signs the consent link's state, so the consent callback accepts only links this installation issued: base64 of at least 32 random bytes (`openssl rand -base64 32`). The worker and `starter serve` need the same key; without it consent links are unsigned and no callback can be served."},
+		{"consent.stateTTL", DefaultStateTTL, false, "How long a signed consent link is accepted by the callback. Must be at least the longest `--consent-timeout` you start onboardings with (`starter start` refuses a longer one), or the link expires while the onboarding still waits."},
+		{"consent.callbackListen", DefaultCallbackListen, false, "Address of the consent callback (`starter serve`); `consent.redirectURI` must reach it, e.g. through your reverse proxy."},
 		{"log.level", "info", false, "debug, info, warn or error."},
 		{"log.format", "json", false, "json or text."},
 		{"codecServer.listen", DefaultCodecListen, false, "Address of the codec endpoint for the Temporal UI (starter codec-server)."},

@@ -74,6 +74,15 @@ func (c Config) Validate() error {
 	if c.Consent.RecheckInterval <= 0 {
 		p.add("consent.recheckInterval", "%s must be positive, e.g. 10m", c.Consent.RecheckInterval)
 	}
+	if _, problem := c.Consent.decodeCallbackKey(); problem != "" {
+		p.add("consent.callbackKey", "%s; generate one with: openssl rand -base64 32", problem)
+	}
+	if c.Consent.StateTTL <= 0 {
+		p.add("consent.stateTTL", "%s must be positive and at least the longest consent timeout you use, e.g. 168h", c.Consent.StateTTL)
+	}
+	if _, port, err := net.SplitHostPort(c.Consent.CallbackListen); err != nil || port == "" {
+		p.add("consent.callbackListen", "%q is not host:port; use e.g. %s", c.Consent.CallbackListen, DefaultCallbackListen)
+	}
 
 	if _, err := c.Log.SlogLevel(); err != nil {
 		p.add("log.level", "%q: use debug, info, warn or error", c.Log.Level)
@@ -230,6 +239,7 @@ func (c Config) Redacted() Config {
 	c.Temporal.APIKey = mask(c.Temporal.APIKey)
 	c.Microsoft.Provisioner.ClientSecret = mask(c.Microsoft.Provisioner.ClientSecret)
 	c.CodecServer.Token = mask(c.CodecServer.Token)
+	c.Consent.CallbackKey = mask(c.Consent.CallbackKey)
 	if c.Codec.Keys != nil {
 		keys := make(map[string]string, len(c.Codec.Keys))
 		for id := range c.Codec.Keys {
