@@ -43,9 +43,11 @@ emulator:
 demo: $(TEMPORAL)
 	$(GO) run ./starter --config config/mktos2s.emulator.yaml demo $(if $(CI),--exit)
 
-## bench: Go benchmarks (placeholder until the load benchmark lands)
+## bench: onboarding throughput and cost against a bare Temporal chain, and many waiting onboardings (README "Performance"; report in bench/out/)
+# Flags of ./bench, e.g. make bench BENCH_FLAGS="-n 50 -scale 500".
+BENCH_FLAGS ?=
 bench: $(TEMPORAL)
-	$(GO) test ./... -run '^$$' -bench . -benchtime 1x -count=1
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 ## lint: gofmt must have nothing to say, and go vet must pass
 lint:

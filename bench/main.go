@@ -1,0 +1,220 @@
+// Command bench measures, in one run on one machine, what one Temporal dev
+// server and one mktos2s worker carry: a bare Temporal chain of no-op
+// activities with one signal (the yardstick), the same number of Onboarding
+// runs against the local emulator, and many onboardings left waiting for
+// consent and then drained. Absolute numbers on shared machines are noisy;
+// the ratios side by side are what count. `make bench` runs it; see the
+// README's "Performance" section.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+type options struct {
+	n        int
+	scale    int
+	warmup   int
+	parallel int
+	out      string
+	dbFile   string
+	temporal string
+	timeout  time.Duration
+}
+
+func main() {
+	var o options
+	var role, addr, data, address, namespace string
+	var tenants int
+	flag.IntVar(&o.n, "n", 200, "workflows in the baseline and in the product phase")
+	flag.IntVar(&o.scale, "scale", 10000, "onboardings started and left waiting in the scale phase (0 = skip)")
+	flag.IntVar(&o.warmup, "warmup", 3, "onboardings and bare chains run first, not measured (the first onboarding's history sets the bare chain's shape)")
+	flag.IntVar(&o.parallel, "parallel", 32, "start and signal calls in flight at once")
+	flag.StringVar(&o.out, "out", "bench/out", "directory for the report, logs and the worker binary")
+	flag.StringVar(&o.dbFile, "db", "", "SQLite file for the dev server (WAL); empty = in memory")
+	flag.StringVar(&o.temporal, "temporal", "", "Temporal CLI binary; empty = $MKTOS2S_TEMPORAL_BIN or bin/temporal")
+	flag.DurationVar(&o.timeout, "timeout", 13*time.Minute, "the whole run (make bench must end within 15 minutes); the scale phase stops waiting in time to report")
+	// Internal: the benchmark runs its emulator and bare-chain worker as
+	// subprocesses of its own binary, to measure their CPU apart.
+	flag.StringVar(&role, "role", "", "internal: emulator | baseline-worker")
+	flag.StringVar(&addr, "addr", "", "internal (emulator): listen address")
+	flag.StringVar(&data, "data", "", "internal (emulator): data directory")
+	flag.IntVar(&tenants, "tenants", 0, "internal (emulator): bench tenants to seed")
+	flag.StringVar(&address, "address", "", "internal (baseline-worker): Temporal address")
+	flag.StringVar(&namespace, "namespace", "default", "internal (baseline-worker): namespace")
+	flag.Parse()
+
+	var err error
+	switch role {
+	case "":
+		err = run(o)
+	case "emulator":
+		err = runEmulatorRole(addr, data, tenants)
+	case "baseline-worker":
+		err = runBaselineWorkerRole(address, namespace)
+	default:
+		err = fmt.Errorf("unknown -role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	if o.n < 1 || o.warmup < 1 || o.parallel < 1 || o.scale < 0 {
+		return errors.New("-n, -warmup and -parallel must be at least 1, -scale at least 0")
+	}
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	if !filepath.IsAbs(o.out) {
+		o.out = filepath.Join(root, o.out)
+	}
+	// Tenants: [0, warmup) warm-up, then the product phase, then the scale phase.
+	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + o.scale, dbFile: o.dbFile, temporal: o.temporal})
+	if err != nil {
+		return err
+	}
+	defer st.stop()
+
+	rep := newReport(o, storage(o.dbFile))
+	product := productWorkload(st)
+
+	progress("warm-up: %d onboardings", o.warmup)
+	warm := runAll(ctx, st.plain.WorkflowService(), st.dev.Namespace, product, 0, o.warmup, o.parallel)
+	if err := firstError(warm); err != nil {
+		return fmt.Errorf("warm-up onboardings: %w", err)
+	}
+	shape := bareInput{Before: warm[0].ActivitiesBeforeSignal, After: warm[0].Activities - warm[0].ActivitiesBeforeSignal}
+	rep.Shape = shape
+	progress("an Onboarding ran %d activities, %d before the consent signal: the bare chain does the same", warm[0].Activities, shape.Before)
+	bare := bareWorkload(st, shape)
+	if err := firstError(runAll(ctx, st.plain.WorkflowService(), st.dev.Namespace, bare, 0, o.warmup, o.parallel)); err != nil {
+		return fmt.Errorf("warm-up bare chains: %w", err)
+	}
+
+	progress("baseline: %d bare chains at once", o.n)
+	if rep.Baseline, err = measurePhase(ctx, st, bare, o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
+		return err
+	}
+	progress("product: %d onboardings at once", o.n)
+	if rep.Product, err = measurePhase(ctx, st, product, o.warmup, o.n, o.parallel, "worker"); err != nil {
+		return err
+	}
+	if o.scale > 0 {
+		progress("scale: %d onboardings left waiting for consent, then drained", o.scale)
+		sr, err := measureScale(ctx, st, o.warmup+o.n, o.scale, o.parallel, began.Add(o.timeout-30*time.Second))
+		if err != nil {
+			return err
+		}
+		rep.Scale = &sr
+	}
+	rep.TotalSeconds = time.Since(began).Seconds()
+	rep.finish()
+	return rep.write(os.Stdout, o.out)
+}
+
+func productWorkload(st *stack) workload {
+	return workload{
+		name: "onboarding",
+		start: func(ctx context.Context, i int) (client.WorkflowRun, error) {
+			return startOnboarding(ctx, st, i)
+		},
+		consent: func(ctx context.Context, _ int, id string) error {
+			return grantAndSignal(ctx, st.product, st.consent, id)
+		},
+	}
+}
+
+// startOnboarding starts onboarding i as `starter start` does.
+func startOnboarding(ctx context.Context, st *stack, i int) (client.WorkflowRun, error) {
+	tenant, host := benchTenant(i)
+	// The org is served by the emulator, on its port.
+	in := workflows.OnboardingInput{TenantID: tenant, OrgURL: "https://" + net.JoinHostPort(host, strconv.Itoa(st.emuPort))}.WithDefaults()
+	return st.product.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       in.WorkflowID(),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchTenantID.ValueSet(in.TenantID),
+			workflows.SearchOrgHost.ValueSet(in.OrgHost()),
+			workflows.SearchOnboardingStep.ValueSet(workflows.StepPreflight),
+		),
+	}, workflows.WorkflowType, in)
+}
+
+func bareWorkload(st *stack, shape bareInput) workload {
+	// Bare chain IDs carry the start time: a second phase must not collide with the first.
+	prefix := fmt.Sprintf("bench-bare/%d/", time.Now().UnixNano())
+	return workload{
+		name: "bare chain",
+		start: func(ctx context.Context, i int) (client.WorkflowRun, error) {
+			return st.plain.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				ID: fmt.Sprintf("%s%d", prefix, i), TaskQueue: bareTaskQueue,
+			}, bareWorkflowType, shape)
+		},
+		consent: func(ctx context.Context, _ int, id string) error {
+			return st.plain.SignalWorkflow(ctx, id, "", workflows.SignalAdminConsent, workflows.ConsentSignal{Granted: true, By: "bench"})
+		},
+	}
+}
+
+// measurePhase runs n workflows of wl at once and measures them and the
+// processes around them.
+func measurePhase(ctx context.Context, st *stack, wl workload, first, n, parallel int, workerName string) (phaseResult, error) {
+	st.resetPeaks()
+	before, err := st.sample()
+	if err != nil {
+		return phaseResult{}, err
+	}
+	t0 := time.Now()
+	outs := runAll(ctx, st.plain.WorkflowService(), st.dev.Namespace, wl, first, n, parallel)
+	wall := time.Since(t0)
+	after, err := st.sample()
+	if err != nil {
+		return phaseResult{}, err
+	}
+	if err := firstError(outs); err != nil {
+		return phaseResult{}, fmt.Errorf("%s phase: %w", wl.name, err)
+	}
+	u := map[string]usage{}
+	for k := range after {
+		u[k] = since(before[k], after[k])
+	}
+	return summarize(wl.name, outs, wall, u, workerName), nil
+}
+
+// moduleRoot is the directory of go.mod, where ./worker is built from.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("bench: go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("bench: run it inside the mktos2s module (make bench)")
+	}
+	return filepath.Dir(gomod), nil
+}

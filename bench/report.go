@@ -1,0 +1,244 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// phaseResult is what one phase of n workflows measured.
+type phaseResult struct {
+	Name      string `json:"name"`
+	Workflows int    `json:"workflows"`
+	// WallSeconds runs from the first workflow's first event to the last one's close (server clock).
+	WallSeconds   float64 `json:"wallSeconds"`
+	PerSecond     float64 `json:"completedPerSecond"`
+	P50Seconds    float64 `json:"p50Seconds"`
+	P95Seconds    float64 `json:"p95Seconds"`
+	Events        float64 `json:"historyEventsPerWorkflow"`
+	EventsMin     int     `json:"historyEventsMin"`
+	EventsMax     int     `json:"historyEventsMax"`
+	Activities    float64 `json:"activitiesPerWorkflow"`
+	WorkerCPUMs   float64 `json:"workerCpuMsPerWorkflow"`
+	ServerCPUMs   float64 `json:"serverCpuMsPerWorkflow"`
+	EmulatorCPUMs float64 `json:"emulatorCpuMsPerWorkflow"`
+	DriverCPUMs   float64 `json:"driverCpuMsPerWorkflow"`
+	// EmulatorShare is the emulator's part of the CPU the worker, server and emulator used together.
+	EmulatorShare float64 `json:"emulatorCpuShare"`
+	// EmulatorCores is the emulator's CPU time over the phase's wall time (1 = one core busy).
+	EmulatorCores float64 `json:"emulatorCores"`
+	WorkerPeakMiB float64 `json:"workerPeakRssMiB"`
+	ServerPeakMiB float64 `json:"serverPeakRssMiB"`
+}
+
+func summarize(name string, outs []outcome, bench time.Duration, u map[string]usage, workerName string) phaseResult {
+	n := len(outs)
+	r := phaseResult{Name: name, Workflows: n}
+	first, last := outs[0].Start, outs[0].End
+	lat := make([]float64, 0, n)
+	events := make([]int, 0, n)
+	acts := 0
+	for _, o := range outs {
+		first, last = minTime(first, o.Start), maxTime(last, o.End)
+		lat = append(lat, o.End.Sub(o.Start).Seconds())
+		events = append(events, o.Events)
+		acts += o.Activities
+	}
+	r.WallSeconds = last.Sub(first).Seconds()
+	if r.WallSeconds > 0 {
+		r.PerSecond = float64(n) / r.WallSeconds
+	}
+	r.P50Seconds, r.P95Seconds = percentile(lat, 50), percentile(lat, 95)
+	r.Events, r.EventsMin, r.EventsMax = mean(events), slices.Min(events), slices.Max(events)
+	r.Activities = float64(acts) / float64(n)
+	perWF := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(n) }
+	w, s, e := u[workerName], u["server"], u["emulator"]
+	r.WorkerCPUMs, r.ServerCPUMs, r.EmulatorCPUMs, r.DriverCPUMs = perWF(w.CPU), perWF(s.CPU), perWF(e.CPU), perWF(u["driver"].CPU)
+	if total := w.CPU + s.CPU + e.CPU; total > 0 {
+		r.EmulatorShare = e.CPU.Seconds() / total.Seconds()
+	}
+	r.EmulatorCores = e.CPU.Seconds() / bench.Seconds()
+	r.WorkerPeakMiB, r.ServerPeakMiB = mib(w.HWM), mib(s.HWM)
+	return r
+}
+
+// percentile is the nearest-rank p-th percentile of xs (which it sorts).
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	rank := int(math.Ceil(p / 100 * float64(len(xs))))
+	return xs[max(rank, 1)-1]
+}
+
+func mean(xs []int) float64 {
+	sum := 0
+	for _, x := range xs {
+		sum += x
+	}
+	return float64(sum) / float64(len(xs))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// target is one goal of issue 6, reported and never asserted.
+type target struct {
+	Name     string  `json:"name"`
+	Goal     string  `json:"goal"`
+	Measured float64 `json:"measured"`
+	Met      bool    `json:"met"`
+}
+
+type report struct {
+	Date         string       `json:"date"`
+	Machine      string       `json:"machine"`
+	Storage      string       `json:"storage"`
+	Options      string       `json:"options"`
+	Shape        bareInput    `json:"bareChain"`
+	Baseline     phaseResult  `json:"baseline"`
+	Product      phaseResult  `json:"product"`
+	Scale        *scaleResult `json:"scale,omitempty"`
+	Ratio        float64      `json:"throughputRatio"`
+	EventsRatio  float64      `json:"historyEventsRatio"`
+	Targets      []target     `json:"targets"`
+	TotalSeconds float64      `json:"totalSeconds"`
+}
+
+func newReport(o options, storage string) *report {
+	host, _ := os.Hostname()
+	return &report{
+		Date:    time.Now().UTC().Format(time.RFC3339),
+		Machine: fmt.Sprintf("%s, %d CPUs, %s/%s, %s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
+		Storage: storage,
+		Options: fmt.Sprintf("-n %d -scale %d -warmup %d -parallel %d", o.n, o.scale, o.warmup, o.parallel),
+	}
+}
+
+func (r *report) finish() {
+	if r.Baseline.PerSecond > 0 {
+		r.Ratio = r.Product.PerSecond / r.Baseline.PerSecond
+	}
+	if r.Baseline.Events > 0 {
+		r.EventsRatio = r.Product.Events / r.Baseline.Events
+	}
+	r.Targets = []target{
+		{Name: "throughput ratio product/baseline", Goal: ">= 0.80", Measured: r.Ratio, Met: r.Ratio >= 0.8},
+		{Name: "history events product/baseline", Goal: "<= 1.25", Measured: r.EventsRatio, Met: r.EventsRatio <= 1.25},
+	}
+	if s := r.Scale; s != nil {
+		r.Targets = append(r.Targets, target{
+			Name: fmt.Sprintf("worker RSS with %d onboardings waiting (MiB)", s.Waiting), Goal: "< 500",
+			Measured: s.WorkerRSSWaitingMiB, Met: s.Waiting == s.Onboardings && s.WorkerRSSWaitingMiB < 500,
+		})
+	}
+}
+
+// write prints the Markdown table to w, ending with the ratio line, and
+// stores it and the JSON form under dir.
+func (r *report) write(w io.Writer, dir string) error {
+	md := r.markdown()
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\nreport: %s, %s\nthroughput ratio product/baseline: %.2f\n",
+		md, filepath.Join(dir, "bench.md"), filepath.Join(dir, "bench.json"), r.Ratio)
+	return err
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mktos2s bench, %s; %s; Temporal dev server on %s; `%s`; %.0f s in all.\n\n",
+		r.Date, r.Machine, r.Storage, r.Options, r.TotalSeconds)
+	fmt.Fprintf(&b, "Bare chain: %d no-op activities, the consent signal after %d (as counted in an Onboarding history).\n\n",
+		r.Shape.Before+r.Shape.After, r.Shape.Before)
+	b.WriteString("| | baseline (bare chain) | product (Onboarding) | product/baseline |\n|---|---:|---:|---:|\n")
+	bp, pp := r.Baseline, r.Product
+	for _, row := range []struct {
+		name, format string
+		base, prod   float64
+	}{
+		{"workflows (all started at once)", "%.0f", float64(bp.Workflows), float64(pp.Workflows)},
+		{"completed per second", "%.2f", bp.PerSecond, pp.PerSecond},
+		{"p50 start-to-finish (s)", "%.2f", bp.P50Seconds, pp.P50Seconds},
+		{"p95 start-to-finish (s)", "%.2f", bp.P95Seconds, pp.P95Seconds},
+		{"history events per workflow", "%.1f", bp.Events, pp.Events},
+		{"activities per workflow", "%.1f", bp.Activities, pp.Activities},
+		{"worker CPU ms per workflow", "%.1f", bp.WorkerCPUMs, pp.WorkerCPUMs},
+		{"server CPU ms per workflow", "%.1f", bp.ServerCPUMs, pp.ServerCPUMs},
+		{"emulator CPU ms per workflow", "%.1f", bp.EmulatorCPUMs, pp.EmulatorCPUMs},
+		{"benchmark driver CPU ms per workflow", "%.1f", bp.DriverCPUMs, pp.DriverCPUMs},
+		{"emulator share of worker+server+emulator CPU", "%.2f", bp.EmulatorShare, pp.EmulatorShare},
+		{"emulator cores busy", "%.2f", bp.EmulatorCores, pp.EmulatorCores},
+		{"worker peak RSS (MiB)", "%.0f", bp.WorkerPeakMiB, pp.WorkerPeakMiB},
+		{"server peak RSS (MiB)", "%.0f", bp.ServerPeakMiB, pp.ServerPeakMiB},
+	} {
+		ratio := "–"
+		if row.base > 0 {
+			ratio = fmt.Sprintf("%.2f", row.prod/row.base)
+		}
+		fmt.Fprintf(&b, "| %s | "+row.format+" | "+row.format+" | %s |\n", row.name, row.base, row.prod, ratio)
+	}
+	if s := r.Scale; s != nil {
+		fmt.Fprintf(&b, "\nScale: %d onboardings started at once and left waiting for consent, then consented and signalled.\n\n", s.Onboardings)
+		b.WriteString("| scale | value |\n|---|---:|\n")
+		for _, row := range []struct {
+			name, format string
+			v            float64
+		}{
+			{"time to start them all (s)", "%.1f", s.StartSeconds},
+			{"time until all wait for consent (s)", "%.1f", s.AllWaitingSeconds},
+			{"waiting at the consent point", "%.0f", float64(s.Waiting)},
+			{"worker RSS while they wait (MiB)", "%.0f", s.WorkerRSSWaitingMiB},
+			{"server RSS while they wait (MiB)", "%.0f", s.ServerRSSWaitingMiB},
+			{"query + consent page for all (s)", "%.1f", s.PrepareSeconds},
+			{"signal all (s)", "%.1f", s.SignalSeconds},
+			{"drain: first signal to all completed (s)", "%.1f", s.DrainSeconds},
+			{"completed", "%.0f", float64(s.Completed)},
+			{"worker peak RSS during the phase (MiB)", "%.0f", s.WorkerPeakMiB},
+			{"server peak RSS during the phase (MiB)", "%.0f", s.ServerPeakMiB},
+			{"worker CPU ms per onboarding", "%.1f", s.WorkerCPUMs},
+			{"emulator share of worker+server+emulator CPU", "%.2f", s.EmulatorShare},
+		} {
+			fmt.Fprintf(&b, "| %s | "+row.format+" |\n", row.name, row.v)
+		}
+		if s.Note != "" {
+			fmt.Fprintf(&b, "\nNote: %s\n", s.Note)
+		}
+	}
+	b.WriteString("\n| target (issue 6) | goal | measured | met |\n|---|---|---:|---|\n")
+	for _, t := range r.Targets {
+		met := "yes"
+		if !t.Met {
+			met = "**no**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %s |\n", t.Name, t.Goal, t.Measured, met)
+	}
+	return b.String()
+}
