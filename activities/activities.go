@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/worker"
 
+	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msauth"
@@ -27,6 +28,7 @@ type Deps struct {
 	ConsentRedirectURI string // registered on the app; the admin lands there after consenting
 	Provisioner        msauth.Credential
 	ConfigNames        dataverse.MarketoConfigNames
+	ConsentSigner      *consent.Signer // signs consent URLs for the consent callback; nil = unsigned URLs, which no callback accepts
 	// AllowedOrgSuffixes restricts the Dynamics org hosts the worker will
 	// touch (e.g. ".crm.dynamics.com"); empty allows every host.
 	AllowedOrgSuffixes []string

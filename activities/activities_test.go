@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
@@ -242,18 +244,62 @@ func TestVerifyConsent(t *testing.T) {
 }
 
 func TestBuildConsentURL(t *testing.T) {
-	a := newFakeActivities(&fakeGraph{}, &dvState{}, nil, nil)
-	out, err := a.BuildConsentURL(context.Background(), BuildConsentURLInput{TenantID: "tid", AppID: "app", WorkflowID: "onboarding/tid/org"})
-	require.NoError(t, err)
-	u, err := url.Parse(out.URL)
-	require.NoError(t, err)
-	assert.Equal(t, "login.example", u.Host)
-	assert.Equal(t, "/tid/adminconsent", u.Path)
-	assert.Equal(t, "app", u.Query().Get("client_id"))
-	assert.Equal(t, "https://mktos2s.example/consent", u.Query().Get("redirect_uri"))
-	assert.Equal(t, ConsentState("onboarding/tid/org"), u.Query().Get("state"))
-	assert.NotContains(t, u.Query().Get("state"), "onboarding", "the state is opaque")
-	assert.NotEqual(t, ConsentState("onboarding/tid/org"), ConsentState("onboarding/tid/other"))
+	const wfID = "onboarding/tid/org"
+	in := BuildConsentURLInput{TenantID: "tid", AppID: "app", WorkflowID: wfID}
+	key := bytes.Repeat([]byte{9}, consent.MinKeyBytes)
+	newSigner := func(t *testing.T) *consent.Signer {
+		s, err := consent.NewSigner(key, time.Hour, nil)
+		require.NoError(t, err)
+		return s
+	}
+
+	t.Run("without a signer the URL carries no state for a callback to act on", func(t *testing.T) {
+		out, err := newFakeActivities(&fakeGraph{}, &dvState{}, nil, nil).BuildConsentURL(context.Background(), in)
+		require.NoError(t, err)
+		u, err := url.Parse(out.URL)
+		require.NoError(t, err)
+		assert.Equal(t, "login.example", u.Host)
+		assert.Equal(t, "/tid/adminconsent", u.Path)
+		assert.Equal(t, "app", u.Query().Get("client_id"))
+		assert.Equal(t, "https://mktos2s.example/consent", u.Query().Get("redirect_uri"))
+		assert.False(t, u.Query().Has("state"))
+	})
+
+	t.Run("with a signer the state verifies to this workflow and is fresh each time", func(t *testing.T) {
+		a := newFakeActivities(&fakeGraph{}, &dvState{}, nil, nil)
+		a.deps.ConsentSigner = newSigner(t)
+		first, err := a.BuildConsentURL(context.Background(), in)
+		require.NoError(t, err)
+		second, err := a.BuildConsentURL(context.Background(), in)
+		require.NoError(t, err)
+
+		u, err := url.Parse(first.URL)
+		require.NoError(t, err)
+		assert.Equal(t, "/tid/adminconsent", u.Path)
+		assert.Equal(t, "app", u.Query().Get("client_id"))
+		assert.Equal(t, "https://mktos2s.example/consent", u.Query().Get("redirect_uri"))
+		claims, err := newSigner(t).Verify(u.Query().Get("state"))
+		require.NoError(t, err, "a signer with the same key accepts the state")
+		assert.Equal(t, wfID, claims.WorkflowID)
+		assert.Equal(t, "tid", claims.TenantID)
+		assert.NotEqual(t, first.URL, second.URL, "every state has its own nonce")
+
+		other, err := consent.NewSigner(bytes.Repeat([]byte{8}, consent.MinKeyBytes), time.Hour, nil)
+		require.NoError(t, err)
+		_, err = other.Verify(u.Query().Get("state"))
+		assert.ErrorIs(t, err, consent.ErrBadSignature, "another installation's key rejects it")
+	})
+
+	t.Run("a configuration the signer refuses fails for good, naming the setting", func(t *testing.T) {
+		a := newFakeActivities(&fakeGraph{}, &dvState{}, nil, nil)
+		a.deps.ConsentSigner = newSigner(t)
+		a.deps.ConsentRedirectURI = "/relative"
+		_, err := a.BuildConsentURL(context.Background(), in)
+		ae := asAppErr(t, err)
+		assert.True(t, ae.NonRetryable())
+		assert.Equal(t, ErrInvalidRequest, ae.Type())
+		assert.Contains(t, ae.Message(), "consent.redirectURI")
+	})
 }
 
 func TestUniqueName(t *testing.T) {

@@ -1,15 +1,18 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
@@ -110,18 +113,23 @@ func TestEmulatorAppSecretConsentAndUndo(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, v.Granted)
 
-	consent, err := a.BuildConsentURL(ctx, BuildConsentURLInput{TenantID: emuTenant, AppID: app.AppID, WorkflowID: wfID})
+	signer, err := consent.NewSigner(bytes.Repeat([]byte{3}, consent.MinKeyBytes), time.Hour, nil)
+	require.NoError(t, err)
+	a.deps.ConsentSigner = signer
+	link, err := a.BuildConsentURL(ctx, BuildConsentURLInput{TenantID: emuTenant, AppID: app.AppID, WorkflowID: wfID})
 	require.NoError(t, err)
 	noFollow := *hc
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := noFollow.Get(consent.URL)
+	resp, err := noFollow.Get(link.URL)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusFound, resp.StatusCode, "the emulator accepts the consent URL")
 	back, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
 	assert.True(t, strings.EqualFold(back.Query().Get("admin_consent"), "true"))
-	assert.Equal(t, ConsentState(wfID), back.Query().Get("state"))
+	claims, err := signer.Verify(back.Query().Get("state"))
+	require.NoError(t, err, "Entra hands the signed state back unchanged")
+	assert.Equal(t, wfID, claims.WorkflowID)
 
 	v, err = a.VerifyConsent(ctx, VerifyConsentInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID})
 	require.NoError(t, err)

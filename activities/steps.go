@@ -2,8 +2,6 @@ package activities
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -13,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
@@ -39,13 +38,6 @@ func SecretTag(workflowID string) string { return "mktos2s " + workflowID }
 
 // HRDPolicyName is the displayName of the app's Home Realm Discovery policy.
 func HRDPolicyName(appID string) string { return "mktos2s-hrd-" + appID }
-
-// ConsentState is the opaque state parameter of the consent URL. It is the
-// one place to change when the state becomes signed.
-func ConsentState(workflowID string) string {
-	sum := sha256.Sum256([]byte("mktos2s-consent\x00" + workflowID))
-	return hex.EncodeToString(sum[:16])
-}
 
 // hrdDefinition follows Microsoft's HRD policy for apps that must keep
 // signing in with a client secret in AD FS federated tenants: no
@@ -261,19 +253,33 @@ type BuildConsentURLResult struct {
 }
 
 // BuildConsentURL is an activity rather than workflow code because the
-// authority host and redirect URI are worker configuration.
+// authority host, redirect URI and callback key are worker configuration,
+// and a signed state is random. With Deps.ConsentSigner the URL carries a
+// signed, expiring, single-use state that the consent callback checks;
+// without it the URL carries no state at all, so no callback can act on it
+// (the operator signals with `starter consent`, or the re-check notices).
 func (a *Activities) BuildConsentURL(_ context.Context, in BuildConsentURLInput) (BuildConsentURLResult, error) {
-	return BuildConsentURLResult{URL: consentURL(a.deps.AuthorityHost, a.deps.ConsentRedirectURI, in)}, nil
+	if a.deps.ConsentSigner == nil {
+		return BuildConsentURLResult{URL: unsignedConsentURL(a.deps.AuthorityHost, a.deps.ConsentRedirectURI, in)}, nil
+	}
+	u, err := a.deps.ConsentSigner.ConsentURL(a.deps.AuthorityHost, in.TenantID, in.AppID, a.deps.ConsentRedirectURI, in.WorkflowID)
+	if err != nil {
+		// Every cause is configuration or input that a retry cannot change.
+		return BuildConsentURLResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("build the signed admin-consent URL: %v; check microsoft.authorityHost and consent.redirectURI "+
+				"(an absolute URL that reaches the consent callback, `starter serve`), then start the onboarding again", err),
+			ErrInvalidRequest, nil)
+	}
+	return BuildConsentURLResult{URL: u}, nil
 }
 
-func consentURL(authorityHost, redirectURI string, in BuildConsentURLInput) string {
+func unsignedConsentURL(authorityHost, redirectURI string, in BuildConsentURLInput) string {
 	host := strings.TrimRight(authorityHost, "/")
 	if host == "" {
-		host = "https://login.microsoftonline.com"
+		host = consent.DefaultAuthorityHost
 	}
 	q := url.Values{}
 	q.Set("client_id", in.AppID)
-	q.Set("state", ConsentState(in.WorkflowID))
 	if redirectURI != "" {
 		q.Set("redirect_uri", redirectURI)
 	}

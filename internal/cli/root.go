@@ -60,7 +60,7 @@ precedence. Command flags can also be set in the environment:
 
 	root.AddCommand(
 		a.startCmd(), a.consentCmd(), a.statusCmd(), a.cancelCmd(), a.listCmd(), a.credentialsCmd(),
-		a.codecServerCmd(), a.emulatorCmd(), a.devCmd(), a.demoCmd(),
+		a.codecServerCmd(), a.serveCmd(), a.emulatorCmd(), a.devCmd(), a.demoCmd(),
 	)
 	return root
 }
@@ -74,6 +74,7 @@ func flagKeys() map[string]string {
 		"temporal-address": "temporal.address",
 		"namespace":        "temporal.namespace",
 		"listen":           "codecServer.listen",
+		"callback-listen":  "consent.callbackListen",
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -19,13 +18,11 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
-	"github.com/mktos2s/mktos2s/workflows"
 )
 
 // StackOptions configure the local stack of `dev`, `demo` and the tests.
@@ -45,6 +42,9 @@ type StackOptions struct {
 	Seed *emulator.Seed
 	// CodecListen is the codec endpoint's host:port, e.g. 127.0.0.1:0.
 	CodecListen string
+	// CallbackListen is the consent callback's host:port; empty = a free
+	// loopback port.
+	CallbackListen string
 	// ServerOutput receives the Temporal server's own output; nil = discarded.
 	ServerOutput io.Writer
 	// Logger is used by the worker, the emulator and the stack.
@@ -63,6 +63,9 @@ type Stack struct {
 	// GeneratedCodecKey is true when base had no codec key and the stack
 	// made an ephemeral one (payloads are unreadable after it stops).
 	GeneratedCodecKey bool
+	// GeneratedCallbackKey is true when base had no consent.callbackKey and
+	// the stack made one for this process (its consent links die with it).
+	GeneratedCallbackKey bool
 
 	client  client.Client
 	worker  *workerapp.App
@@ -100,7 +103,10 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 		return st, fmt.Errorf("stack: codec endpoint: %w", err)
 	}
 	st.CodecURL = "http://" + codecLn.Addr().String()
-	callbackLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.CallbackListen == "" {
+		o.CallbackListen = "127.0.0.1:0"
+	}
+	callbackLn, err := net.Listen("tcp", o.CallbackListen)
 	if err != nil {
 		_ = codecLn.Close()
 		return st, fmt.Errorf("stack: consent callback: %w", err)
@@ -121,12 +127,12 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 		return st, err
 	}
 
-	cfg, generated, err := stackConfig(base, st)
+	cfg, err := stackConfig(base, st)
 	if err != nil {
 		_, _ = codecLn.Close(), callbackLn.Close()
 		return st, err
 	}
-	st.Config, st.GeneratedCodecKey = cfg, generated
+	st.Config = cfg
 
 	codecHandler, err := codecHTTPHandler(cfg)
 	if err != nil {
@@ -139,7 +145,13 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 		_ = callbackLn.Close()
 		return st, err
 	}
-	st.serve(callbackLn, consentCallback(st.client, cfg.Temporal.Namespace, o.Logger))
+	// The worker below signs consent links with the same cfg.Consent.
+	callback, _, err := callbackHandler(cfg.Consent, st.client, o.Logger.With("component", "consent-callback"), nil)
+	if err != nil {
+		_ = callbackLn.Close()
+		return st, err
+	}
+	st.serve(callbackLn, callback)
 
 	if st.worker, err = workerapp.New(ctx, cfg, workerapp.WithLogger(o.Logger.With("component", "worker")),
 		workerapp.WithClient(st.client)); err != nil {
@@ -152,8 +164,9 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 	return st, nil
 }
 
-// stackConfig is base pointed at the stack's servers.
-func stackConfig(base config.Config, st *Stack) (config.Config, bool, error) {
+// stackConfig is base pointed at the stack's servers. Keys base lacks are
+// generated for this process (st records which).
+func stackConfig(base config.Config, st *Stack) (config.Config, error) {
 	cfg := base
 	cfg.Temporal = config.Temporal{Address: st.Temporal.Address, Namespace: st.Temporal.Namespace}
 	m := &cfg.Microsoft
@@ -167,19 +180,25 @@ func stackConfig(base config.Config, st *Stack) (config.Config, bool, error) {
 	p := st.Seed.Tenants[0].Provisioner
 	m.Provisioner = config.Provisioner{ClientID: p.ClientID, ClientSecret: p.Secret}
 	if p.Secret == "" {
-		return cfg, false, errors.New("stack: the seed's provisioner has no secret; the dev stack signs in with a secret")
+		return cfg, errors.New("stack: the seed's provisioner has no secret; the dev stack signs in with a secret")
 	}
 	cfg.Consent.RedirectURI = st.CallbackURL
+	if u, err := url.Parse(st.CallbackURL); err == nil {
+		cfg.Consent.CallbackListen = u.Host
+	}
 	cfg.CodecServer.Listen = strings.TrimPrefix(st.CodecURL, "http://")
 	if st.Temporal.UIURL != "" {
 		cfg.CodecServer.CORSOrigin = st.Temporal.UIURL
 	}
-	generated := false
 	if len(cfg.Codec.Keys) == 0 {
 		cfg.Codec = config.Codec{Keys: map[string]string{"ephemeral": randomToken(32)}, ActiveKeyID: "ephemeral"}
-		generated = true
+		st.GeneratedCodecKey = true
 	}
-	return cfg, generated, cfg.ValidateWorker()
+	if cfg.Consent.CallbackKey == "" {
+		cfg.Consent.CallbackKey = randomToken(config.MinCallbackKeyBytes)
+		st.GeneratedCallbackKey = true
+	}
+	return cfg, cfg.ValidateWorker()
 }
 
 // randomToken is n random bytes in URL-safe base64, so it can sit in a path.
@@ -224,73 +243,6 @@ func codecHTTPHandler(cfg config.Config) (http.Handler, error) {
 		return nil, err
 	}
 	return codec.NewHTTPHandler(c, codec.HTTPOptions{Token: cfg.CodecServer.Token, CORSOrigin: cfg.CodecServer.CORSOrigin})
-}
-
-// consentCallback is the redirect URI of the dev stack: Entra (here the
-// emulator) sends the admin's browser to it after the consent page, and it
-// signals the waiting onboarding whose state parameter matches. The
-// workflow still verifies the grant in Graph, so a forged call cannot skip
-// consent; at worst it triggers an early re-check.
-func consentCallback(c client.Client, namespace string, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		state := q.Get("state")
-		granted := strings.EqualFold(q.Get("admin_consent"), "true")
-		if state == "" || (!granted && q.Get("error") == "") {
-			callbackPage(w, http.StatusBadRequest, "This page expects Entra's admin-consent redirect (state and admin_consent or error).")
-			return
-		}
-		id, err := findByConsentState(r.Context(), c, namespace, q.Get("tenant"), state)
-		if err != nil {
-			log.Warn("consent callback: no waiting onboarding", "err", err)
-			callbackPage(w, http.StatusNotFound, "No onboarding is waiting for this consent. Check `starter list --step "+workflows.StepAwaitingAdminConsent+"`.")
-			return
-		}
-		sig := workflows.ConsentSignal{Granted: granted, By: "admin (consent redirect)"}
-		if !granted {
-			sig.Note = q.Get("error") + ": " + q.Get("error_description")
-		}
-		if err := c.SignalWorkflow(r.Context(), id, "", workflows.SignalAdminConsent, sig); err != nil {
-			log.Warn("consent callback: signal failed", "workflowId", id, "err", err)
-			callbackPage(w, http.StatusBadGateway, "Could not notify the onboarding; it re-checks consent on its own.")
-			return
-		}
-		if granted {
-			callbackPage(w, http.StatusOK, "Thank you: consent recorded for "+id+". The onboarding verifies it and continues; you can close this page.")
-			return
-		}
-		callbackPage(w, http.StatusOK, "Consent was declined; the onboarding "+id+" stops and undoes what it created.")
-	})
-}
-
-func callbackPage(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "<!doctype html><title>mktos2s admin consent</title><p>%s</p>\n", html.EscapeString(msg))
-}
-
-// findByConsentState finds the running onboarding whose consent URL carried
-// state. Visibility lags the workflow by a moment, so it looks a few times.
-func findByConsentState(ctx context.Context, c client.Client, namespace, tenant, state string) (string, error) {
-	query := "WorkflowType = " + quote(workflows.WorkflowType) + " AND ExecutionStatus = 'Running'"
-	if tenant != "" {
-		query += " AND TenantId = " + quote(strings.ToLower(tenant))
-	}
-	for attempt := 0; attempt < 10; attempt++ {
-		rows, err := listRows(ctx, c, namespace, query, 1000)
-		if err != nil {
-			return "", err
-		}
-		for _, r := range rows {
-			if activities.ConsentState(r.WorkflowID) == state {
-				return r.WorkflowID, nil
-			}
-		}
-		if err := sleep(ctx, 300*time.Millisecond); err != nil {
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("no running onboarding has consent state %q", state)
 }
 
 // uiPortOf is the port of the configured UI origin (codecServer.corsOrigin),

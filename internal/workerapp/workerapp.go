@@ -21,6 +21,7 @@ import (
 	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
@@ -208,6 +209,10 @@ func activityDeps(cfg config.Config) (activities.Deps, error) {
 			return activities.Deps{}, fmt.Errorf("microsoft.provisioner.certificateFile: %w", err)
 		}
 	}
+	signer, err := NewConsentSigner(cfg.Consent)
+	if err != nil {
+		return activities.Deps{}, err
+	}
 	mc := cfg.Dataverse.MarketoConfig
 	return activities.Deps{
 		Auth:               msauth.New(msauth.Options{AuthorityHost: m.AuthorityHost, HTTPClient: hc}),
@@ -215,6 +220,7 @@ func activityDeps(cfg config.Config) (activities.Deps, error) {
 		GraphBaseURL:       m.GraphBaseURL,
 		AuthorityHost:      m.AuthorityHost,
 		ConsentRedirectURI: cfg.Consent.RedirectURI,
+		ConsentSigner:      signer,
 		Provisioner:        cred,
 		ConfigNames: dataverse.MarketoConfigNames{
 			EntitySet:   mc.EntitySet,
@@ -225,6 +231,22 @@ func activityDeps(cfg config.Config) (activities.Deps, error) {
 		},
 		AllowedOrgSuffixes: m.AllowedOrgSuffixes,
 	}, nil
+}
+
+// NewConsentSigner builds the signer of consent links from
+// consent.callbackKey and consent.stateTTL; nil without error when no key
+// is configured (consent links are then unsigned and no callback accepts
+// them). The worker and the consent callback must build it from the same key.
+func NewConsentSigner(c config.Consent) (*consent.Signer, error) {
+	key, err := c.CallbackKeyBytes()
+	if err != nil || key == nil {
+		return nil, err
+	}
+	s, err := consent.NewSigner(key, c.StateTTL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("consent.stateTTL: %w", err)
+	}
+	return s, nil
 }
 
 // Start starts polling; it returns once the worker is registered with Temporal.

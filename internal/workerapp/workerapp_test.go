@@ -148,3 +148,44 @@ func TestWorkerRunsOnboardingWithEncryptedHistory(t *testing.T) {
 		assert.NotContains(t, logs.String(), secret, "a secret reached the logs")
 	}
 }
+
+func TestConsentSignerFromConfig(t *testing.T) {
+	cfg := testConfig(t, "127.0.0.1:1")
+	key := bytes.Repeat([]byte{4}, 32)
+
+	deps, err := activityDeps(cfg)
+	require.NoError(t, err)
+	assert.Nil(t, deps.ConsentSigner, "no callback key: unsigned consent links")
+
+	cfg.Consent.CallbackKey = base64.StdEncoding.EncodeToString(key)
+	deps, err = activityDeps(cfg)
+	require.NoError(t, err)
+	require.NotNil(t, deps.ConsentSigner)
+	state, err := deps.ConsentSigner.Sign("onboarding/tid/contoso.crm.localhost")
+	require.NoError(t, err)
+	// The callback builds its signer from the same config: it must accept
+	// the worker's states, and one built from another key must not.
+	same, err := NewConsentSigner(cfg.Consent)
+	require.NoError(t, err)
+	claims, err := same.Verify(state)
+	require.NoError(t, err)
+	assert.Equal(t, "onboarding/tid/contoso.crm.localhost", claims.WorkflowID)
+	assert.WithinDuration(t, time.Now().Add(cfg.Consent.StateTTL), claims.Expires, time.Minute, "states live consent.stateTTL")
+	other := cfg.Consent
+	other.CallbackKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 32))
+	otherSigner, err := NewConsentSigner(other)
+	require.NoError(t, err)
+	_, err = otherSigner.Verify(state)
+	assert.Error(t, err)
+
+	cfg.Consent.CallbackKey = base64.StdEncoding.EncodeToString(key[:20])
+	_, err = activityDeps(cfg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "consent.callbackKey")
+	assert.NotContains(t, err.Error(), cfg.Consent.CallbackKey)
+
+	cfg.Consent.CallbackKey = base64.StdEncoding.EncodeToString(key)
+	cfg.Consent.StateTTL = 0
+	_, err = NewConsentSigner(cfg.Consent)
+	assert.ErrorContains(t, err, "consent.stateTTL")
+}
