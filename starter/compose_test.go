@@ -60,6 +60,13 @@ func TestComposeUsesRealConfigKeys(t *testing.T) {
 	assert.NotEmpty(t, codecSrv.Environment["MKTOS2S_CODECSERVER_CORSORIGIN"])
 	assert.Equal(t, ui.Environment["TEMPORAL_CORS_ORIGINS"], codecSrv.Environment["MKTOS2S_CODECSERVER_CORSORIGIN"])
 
+	// The callback verifies what the worker signs: both get the same key.
+	callback := c.Services["consent-callback"]
+	assert.Equal(t, []string{"/usr/local/bin/starter", "serve"}, callback.Entrypoint)
+	assert.NotEmpty(t, callback.Environment["MKTOS2S_CONSENT_CALLBACKLISTEN"])
+	assert.Equal(t, worker.Environment["MKTOS2S_CONSENT_CALLBACKKEY"], callback.Environment["MKTOS2S_CONSENT_CALLBACKKEY"])
+	assert.Contains(t, worker.Environment["MKTOS2S_CONSENT_CALLBACKKEY"], "${MKTOS2S_CONSENT_CALLBACKKEY")
+
 	names := make([]string, 0, len(c.Services))
 	for n := range c.Services {
 		names = append(names, n)

@@ -326,11 +326,14 @@ func TestDemoExitRunsEndToEnd(t *testing.T) {
 	cfgFile := writeConfig(t, baseYAML(""))
 	stdout, stderr, err := run(ctx, t, cfgFile, "demo", "--exit",
 		"--temporal-port", "0", "--ui-port", "0", "--emulator-addr", "127.0.0.1:0", "--codec-listen", "127.0.0.1:0",
+		"--callback-listen", "127.0.0.1:0",
 		"--data-dir", t.TempDir())
 	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	for _, want := range []string{
 		"Temporal UI        http://127.0.0.1:",
 		"→ Entra redirected to http://127.0.0.1:",
+		"/consent/callback, which signalled " + workflows.SignalAdminConsent,
+		"consent.callbackKey configured; consent links are signed with a key that lives only as long as this process",
 		"✓ " + workflows.StepAwaitingAdminConsent,
 		"✓ validation passed",
 		"Client Secret   ******** (hidden",

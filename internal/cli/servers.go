@@ -120,6 +120,7 @@ func (f *stackFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.noUI, "no-ui", false, "do not start the Temporal UI")
 	fl.StringVar(&f.emulatorAddr, "emulator-addr", "", "emulator host:port (default: the host of microsoft.authorityHost if it is loopback, else 127.0.0.1:8443)")
 	fl.StringVar(&f.codecListen, "codec-listen", "", "codec endpoint host:port (default: codecServer.listen)")
+	fl.String("callback-listen", "", "consent callback host:port (consent.callbackListen); 127.0.0.1:0 = any free port")
 	fl.BoolVar(&f.verbose, "verbose", false, "show the worker's, emulator's and Temporal server's logs")
 }
 
@@ -157,6 +158,7 @@ func (a *app) stackOptions(f stackFlags, logTo io.Writer) (StackOptions, error) 
 	if o.CodecListen == "" {
 		o.CodecListen = a.cfg.CodecServer.Listen
 	}
+	o.CallbackListen = a.cfg.Consent.CallbackListen
 	return o, nil
 }
 
@@ -168,7 +170,8 @@ func (a *app) devCmd() *cobra.Command {
 		Short:       "Run the whole stack locally: Temporal dev server + UI, emulator, codec endpoint, worker",
 		Long: `dev starts the Temporal dev server (search attributes registered, UI wired to
 the codec endpoint), the Microsoft emulator, the codec endpoint, a consent
-callback and a worker, prints their addresses and stops them all on Ctrl-C.`,
+callback (consent.callbackListen, signed links only) and a worker, prints
+their addresses and stops them all on Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withStack(cmd, f, func(*Stack) (bool, error) { return true, nil })
@@ -212,13 +215,16 @@ func writeStack(w io.Writer, st *Stack) {
 	}
 	fmt.Fprintf(w, "  codec endpoint     %s (bearer token: codecServer.token)\n", st.CodecURL)
 	fmt.Fprintf(w, "  emulator           %s (CA %s, state %s/_emulator/state)\n", st.Emulator.URL(), st.Emulator.CAFile(), st.Emulator.URL())
-	fmt.Fprintf(w, "  consent callback   %s\n", st.CallbackURL)
+	fmt.Fprintf(w, "  consent callback   %s (accepts only consent links signed with consent.callbackKey)\n", st.CallbackURL)
 	fmt.Fprintf(w, "  worker             in this process\n")
 	for _, og := range st.Seed.Orgs {
 		fmt.Fprintf(w, "  demo org           tenant %s, org URL %s\n", og.TenantID, st.Emulator.OrgURL(og.Host))
 	}
 	if st.GeneratedCodecKey {
 		fmt.Fprintln(w, "  note: no codec.keys configured; payloads use a key that lives only as long as this process")
+	}
+	if st.GeneratedCallbackKey {
+		fmt.Fprintln(w, "  note: no consent.callbackKey configured; consent links are signed with a key that lives only as long as this process")
 	}
 }
 

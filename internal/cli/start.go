@@ -101,12 +101,15 @@ func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
 		SolutionName:           f.solution,
 		MinSolutionVersion:     f.minSolutionVersion,
 	}.WithDefaults()
-	return in, validateInput(in, a.cfg.Microsoft)
+	return in, validateInput(in, a.cfg)
 }
 
-// validateInput is the workflow's own validation plus the worker's org host
-// allow-list, so a typo in the org URL is caught before anything starts.
-func validateInput(in workflows.OnboardingInput, m config.Microsoft) error {
+// validateInput is the workflow's own validation plus what the worker's
+// configuration implies: the org host allow-list, so a typo in the org URL
+// is caught before anything starts, and a consent link that outlives the
+// consent wait.
+func validateInput(in workflows.OnboardingInput, cfg config.Config) error {
+	m := cfg.Microsoft
 	var fields []workflows.FieldError
 	if err := in.Validate(); err != nil {
 		var ve *workflows.ValidationError
@@ -121,6 +124,16 @@ func validateInput(in workflows.OnboardingInput, m config.Microsoft) error {
 			Field: "orgUrl", Value: in.OrgURL,
 			Fix: "is not a Dynamics 365 org host; it must end with " + suffixList(m.AllowedOrgSuffixes) +
 				" (microsoft.allowedOrgSuffixes); copy the Environment URL from the Power Platform admin center",
+		})
+	}
+	// The consent link is built once, when the wait begins; a signed one
+	// must stay valid for the whole wait or the callback would refuse it.
+	if cfg.Consent.CallbackKey != "" && in.ConsentTimeout > cfg.Consent.StateTTL {
+		fields = append(fields, workflows.FieldError{
+			Field: "consentTimeout", Value: in.ConsentTimeout.String(),
+			Fix: fmt.Sprintf("is longer than consent.stateTTL (%s), so the signed consent link would expire while the onboarding still waits; "+
+				"use --consent-timeout %s or less, or raise consent.stateTTL (MKTOS2S_CONSENT_STATETTL) for the worker and `starter serve`",
+				cfg.Consent.StateTTL, cfg.Consent.StateTTL),
 		})
 	}
 	if len(fields) == 0 {
