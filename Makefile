@@ -49,6 +49,11 @@ BENCH_FLAGS ?=
 bench: $(TEMPORAL)
 	$(GO) run ./bench $(BENCH_FLAGS)
 
+## chaos: 20 onboardings under 5xx/429/lag with worker SIGKILLs and a dev server restart; checks the state and scans for leaked secrets
+.PHONY: chaos
+chaos: $(TEMPORAL)
+	$(GO) run ./chaos $(CHAOS_FLAGS)
+
 ## lint: gofmt must have nothing to say, and go vet must pass
 lint:
 	@files="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \

@@ -1,0 +1,607 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/internal/devserver"
+	"github.com/mktos2s/mktos2s/internal/emulator"
+	"github.com/mktos2s/mktos2s/internal/testenv"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+// The operations answered with 403 for the permission-error onboardings,
+// one per onboarding in turn, so compensation starts from different steps.
+var permissionOps = []struct{ op, code string }{
+	{"graph.addPassword", "Authorization_RequestDenied"},
+	{"dataverse.createSystemUser", "0x80040220"},
+	{"dataverse.associateRole", "0x80040220"},
+	{"dataverse.updateMarketoConfig", "0x80040220"},
+	{"dataverse.publishAllXml", "0x80040220"},
+}
+
+const (
+	contosoID  = "11111111-1111-1111-1111-111111111111"
+	fabrikamID = "22222222-2222-2222-2222-222222222222"
+	namespace  = "default"
+)
+
+// Report is what a run found.
+type Report struct {
+	Dir            string
+	Rows           []row
+	Kills          int
+	ServerRestarts int
+	WorkerExits    []string // worker exits nobody asked for (restarted)
+	Leak           LeakReport
+	Violations     []string
+	Elapsed        time.Duration
+}
+
+// LeakReport counts what the secret-leak scan read and found.
+type LeakReport struct {
+	Secrets        int // distinct values scanned for (issued app secrets + the provisioner's)
+	IssuedSecrets  int // client secrets the emulator issued (audit log)
+	CapturedValues int // of those, values recovered from decoded payloads
+	Histories      int
+	SearchAttrDocs int
+	Logs           int
+	Bytes          int64
+	Hits           []hit
+}
+
+type runner struct {
+	o    Options
+	w    io.Writer
+	rng  *rand.Rand
+	dir  string
+	logs string
+
+	emu     *emulator.Server
+	seed    *emulator.Seed
+	devOpts devserver.Options
+	devMu   sync.Mutex
+	dev     *devserver.Server
+	env     *testenv.Env
+	c       client.Client
+	dc      converter.DataConverter
+	workers *supervisor
+	starter starterCLI
+	tbin    string
+
+	obs []onboarding
+}
+
+// Run performs one chaos run and reports on it. An error means the run
+// could not be carried out; violations are in the report.
+func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
+	if o.total() == 0 {
+		return nil, errors.New("no onboardings to run")
+	}
+	if o.RandSeed == 0 {
+		o.RandSeed = time.Now().UnixNano()
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	r := &runner{o: o, w: w, rng: rand.New(rand.NewPCG(uint64(o.RandSeed), 0x6368616f73))}
+	rep := &Report{}
+	defer r.close()
+	if err := r.setUp(ctx); err != nil {
+		return nil, err
+	}
+	rep.Dir = r.dir
+
+	chaosCtx, stopChaos := context.WithCancel(ctx)
+	chaosDone := make(chan chaosResult, 1)
+	go func() { chaosDone <- r.chaos(chaosCtx) }()
+
+	outs := r.driveAll(ctx)
+	stopChaos()
+	cr := <-chaosDone
+	rep.Kills, rep.ServerRestarts = cr.kills, cr.restarts
+	r.say("all %d onboardings ended after %s; %d worker kills, %d server restarts", len(r.obs), time.Since(t0).Round(time.Second), cr.kills, cr.restarts)
+	if cr.err != nil {
+		rep.Violations = append(rep.Violations, "chaos: "+cr.err.Error())
+	}
+	if cr.kills < o.Kills {
+		rep.Violations = append(rep.Violations, fmt.Sprintf("only %d of %d worker kills happened while onboardings ran", cr.kills, o.Kills))
+	}
+	if cr.restarts < o.ServerRestarts {
+		rep.Violations = append(rep.Violations, fmt.Sprintf("only %d of %d server restarts happened while onboardings ran", cr.restarts, o.ServerRestarts))
+	}
+
+	// The table: outcome and emulator state per tenant.
+	rep.Rows = evaluate(r.obs, outs, r.emu.State(), r.seed, workflows.DefaultSecurityRoleName, time.Now())
+	fmt.Fprintln(w)
+	printTable(w, rep.Rows)
+	for _, row := range rep.Rows {
+		if len(row.Problems) > 0 {
+			rep.Violations = append(rep.Violations, row.Tenant+": "+strings.Join(row.Problems, "; "))
+		}
+	}
+
+	// Stop the worker so its last log lines are on disk before the scan.
+	r.workers.Stop(10 * time.Second)
+	rep.WorkerExits = r.workers.Unexpected()
+	for _, e := range rep.WorkerExits {
+		r.say("note: %s (restarted)", e)
+	}
+	leak, err := r.leakScan(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("secret-leak scan: %w", err)
+	}
+	rep.Leak = leak
+	fmt.Fprintf(w, "\nsecret-leak scan: %d secret values (%d client secrets issued, %d values recovered from decoded payloads, plus the provisioner's)\n",
+		leak.Secrets, leak.IssuedSecrets, leak.CapturedValues)
+	fmt.Fprintf(w, "  read %d histories, %d search-attribute listings, %d log files, %d bytes: %d hits\n",
+		leak.Histories, leak.SearchAttrDocs, leak.Logs, leak.Bytes, len(leak.Hits))
+	for _, h := range leak.Hits {
+		rep.Violations = append(rep.Violations, fmt.Sprintf("secret #%d found (%s) in %s", h.Secret, h.How, h.Source))
+	}
+	if completed := countCompleted(outs); completed > 0 && leak.CapturedValues == 0 {
+		rep.Violations = append(rep.Violations, "no secret value was recovered from the histories although onboardings completed: the scan would prove nothing")
+	}
+
+	rep.Elapsed = time.Since(t0)
+	fmt.Fprintf(w, "\n%d onboardings, %d violations, %s (seed %d, logs in %s)\n", len(r.obs), len(rep.Violations),
+		rep.Elapsed.Round(time.Second), o.RandSeed, r.logs)
+	for _, v := range rep.Violations {
+		fmt.Fprintln(w, "VIOLATION:", v)
+	}
+	return rep, nil
+}
+
+func countCompleted(outs map[string]outcome) int {
+	n := 0
+	for _, o := range outs {
+		if o.Status == "completed" {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *runner) say(format string, a ...any) {
+	fmt.Fprintf(r.w, time.Now().Format("15:04:05 ")+format+"\n", a...)
+}
+
+// setUp builds the binaries, seeds one tenant and org per onboarding,
+// starts the emulator with the faults, the dev server on a database file
+// and the worker.
+func (r *runner) setUp(ctx context.Context) error {
+	var err error
+	r.dir = r.o.Dir
+	if r.dir == "" {
+		if r.dir, err = os.MkdirTemp("", "mktos2s-chaos-"); err != nil {
+			return err
+		}
+	}
+	r.logs = filepath.Join(r.dir, "logs")
+	bin := filepath.Join(r.dir, "bin")
+	for _, d := range []string{r.logs, bin} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if r.tbin, err = devserver.Locate(); err != nil {
+		return err
+	}
+	r.say("chaos run: %d granted, %d denied, %d permission errors; %d kills, %d server restarts; 5xx %.0f%%, 429 %.0f%% (Retry-After %d-%d s), lag %s; seed %d",
+		r.o.Granted, r.o.Denied, r.o.PermissionErrors, r.o.Kills, r.o.ServerRestarts,
+		r.o.ServerErrorProbability*100, r.o.ThrottleProbability*100, r.o.RetryAfterMin, r.o.RetryAfterMax, r.o.ReplicationLag, r.o.RandSeed)
+	r.say("building the worker and the starter into %s", bin)
+	workerBin, starterBin, err := buildBinaries(ctx, bin)
+	if err != nil {
+		return err
+	}
+
+	if r.seed, r.obs, err = r.makeSeed(); err != nil {
+		return err
+	}
+	emuLog, err := os.OpenFile(filepath.Join(r.logs, "emulator.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	r.emu, err = emulator.Start(context.WithoutCancel(ctx), emulator.Options{
+		Addr: "127.0.0.1:0", DataDir: filepath.Join(r.dir, "emulator"), Seed: r.seed,
+		Logger: slog.New(slog.NewJSONHandler(emuLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		return err
+	}
+
+	serverLog, err := os.OpenFile(filepath.Join(r.logs, "temporal-server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	r.devOpts = devserver.Options{Binary: r.tbin, Namespace: namespace, DBFile: filepath.Join(r.dir, "temporal.db"), Output: serverLog}
+	r.say("starting the Temporal dev server on %s (WAL)", r.devOpts.DBFile)
+	if r.dev, err = devserver.Start(ctx, r.devOpts); err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(r.dev.Address)
+	r.devOpts.Port, _ = strconv.Atoi(port) // a restart must come back where the clients look
+
+	r.env = &testenv.Env{Dev: r.dev, Emu: r.emu, Seed: r.seed}
+	env := append(r.env.Environ(namespace),
+		"MKTOS2S_LOG_LEVEL="+r.o.LogLevel, "MKTOS2S_LOG_FORMAT=json",
+		// The starter puts this into the workflow input: a grant that the
+		// replication lag hid from the first check is seen seconds later.
+		"MKTOS2S_CONSENT_RECHECKINTERVAL=3s")
+	clientLog, err := os.OpenFile(filepath.Join(r.logs, "chaos-client.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	copts, err := testcodec.ClientOptions(client.Options{HostPort: r.dev.Address, Namespace: namespace,
+		Logger: tlog.NewStructuredLogger(slog.New(slog.NewJSONHandler(clientLog, nil)))})
+	if err != nil {
+		return err
+	}
+	r.dc = copts.DataConverter
+	if r.c, err = client.DialContext(ctx, copts); err != nil {
+		return err
+	}
+	if r.workers, err = newSupervisor(workerBin, env, r.logs); err != nil {
+		return err
+	}
+	if err := r.workers.Start(); err != nil {
+		return err
+	}
+	home := filepath.Join(r.logs, "starter-home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	r.starter = starterCLI{bin: starterBin, env: env, home: home, logDir: r.logs}
+	return nil
+}
+
+// makeSeed gives every onboarding its own tenant and org, copied from the
+// default seed's Contoso (managed) or Fabrikam (federated), so a fault can
+// target exactly one onboarding and the state check sees only its objects.
+func (r *runner) makeSeed() (*emulator.Seed, []onboarding, error) {
+	seed := emulator.DefaultSeed()
+	seed.Faults = emulator.Faults{
+		RouteFaults: emulator.RouteFaults{
+			ThrottleProbability: r.o.ThrottleProbability, RetryAfterMinSeconds: r.o.RetryAfterMin, RetryAfterMaxSeconds: r.o.RetryAfterMax,
+			ServerErrorProbability: r.o.ServerErrorProbability,
+		},
+		ReplicationLagMs: int(r.o.ReplicationLag.Milliseconds()),
+	}
+	var obs []onboarding
+	kinds := slices.Concat(slices.Repeat([]string{kindGranted}, r.o.Granted), slices.Repeat([]string{kindDenied}, r.o.Denied),
+		slices.Repeat([]string{kindPermission}, r.o.PermissionErrors))
+	first := r.rng.IntN(len(permissionOps))
+	np := 0
+	for i, k := range kinds {
+		ob := onboarding{
+			Kind:     k,
+			TenantID: fmt.Sprintf("c4a05000-0000-4000-8000-%012d", i+1),
+			OrgHost:  fmt.Sprintf("chaos%02d.crm.localhost", i+1),
+		}
+		from := contosoID
+		if r.o.FederatedEvery > 0 && (i+1)%r.o.FederatedEvery == 0 {
+			from, ob.Federated = fabrikamID, true
+		}
+		if k == kindPermission {
+			ob.FailOp = permissionOps[(first+np)%len(permissionOps)].op
+			np++
+		}
+		if err := testenv.AddTenant(seed, testenv.Tenant{From: from, ID: ob.TenantID, DisplayName: fmt.Sprintf("Chaos%02d", i+1), OrgHost: ob.OrgHost}); err != nil {
+			return nil, nil, err
+		}
+		obs = append(obs, ob)
+	}
+	return seed, obs, nil
+}
+
+func (r *runner) close() {
+	if r.workers != nil {
+		r.workers.Stop(5 * time.Second)
+	}
+	if r.c != nil {
+		r.c.Close()
+	}
+	r.devMu.Lock()
+	if r.dev != nil {
+		_ = r.dev.Stop()
+	}
+	r.devMu.Unlock()
+	if r.emu != nil {
+		_ = r.emu.Close()
+	}
+}
+
+// driveAll runs every onboarding as an operator would and returns how each ended.
+func (r *runner) driveAll(ctx context.Context) map[string]outcome {
+	var mu sync.Mutex
+	outs := map[string]outcome{}
+	var wg sync.WaitGroup
+	for i, ob := range r.obs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Staggered starts, as onboardings arrive in practice.
+			if err := sleep(ctx, time.Duration(i)*300*time.Millisecond); err != nil {
+				return
+			}
+			out := r.drive(ctx, ob)
+			r.say("%s (%s) ended: %s", ob.TenantID, ob.Kind, out)
+			mu.Lock()
+			outs[ob.TenantID] = out
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return outs
+}
+
+func (r *runner) orgURL(ob onboarding) string { return r.emu.OrgURL(ob.OrgHost) }
+
+func (r *runner) drive(ctx context.Context, ob onboarding) outcome {
+	log := "starter-" + ob.TenantID + ".log"
+	id := workflows.WorkflowID(ob.TenantID, ob.OrgHost+":"+strconv.Itoa(r.emu.Port()))
+	if ob.Kind == kindPermission {
+		code := "0x80040220"
+		for _, p := range permissionOps {
+			if p.op == ob.FailOp {
+				code = p.code
+			}
+		}
+		r.emu.FailNextTenant(ob.TenantID, ob.FailOp, -1, 403, code)
+	}
+	target := []string{"--tenant-id", ob.TenantID, "--org-url", r.orgURL(ob)}
+	// The server may be restarting: the operator tries again.
+	err := retry(ctx, 2*time.Second, func() error {
+		out, err := r.starter.run(ctx, log, append([]string{"start", "--consent-timeout", "30m"}, target...)...)
+		if err != nil && strings.Contains(out, "already running") {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return outcome{Err: "start: " + err.Error()}
+	}
+	consentURL, err := r.waitConsentURL(ctx, id)
+	if err != nil {
+		return r.result(ctx, id)
+	}
+	if ob.Kind == kindDenied {
+		err = retry(ctx, 2*time.Second, func() error {
+			_, err := r.starter.run(ctx, log, append([]string{"consent", "--denied", "--by", "chaos admin", "--wait", "0s"}, target...)...)
+			return err
+		})
+	} else {
+		// The admin grants consent on the (throttled) consent page, then the
+		// operator tells the workflow.
+		err = retry(ctx, time.Second, func() error { return r.env.GrantConsent(ctx, consentURL) })
+		if err == nil {
+			err = retry(ctx, 2*time.Second, func() error {
+				_, err := r.starter.run(ctx, log, append([]string{"consent", "--by", "chaos admin", "--wait", "0s"}, target...)...)
+				return err
+			})
+		}
+	}
+	if err != nil {
+		return outcome{Err: "consent: " + err.Error()}
+	}
+	return r.result(ctx, id)
+}
+
+// waitConsentURL polls the progress query (once a second: every query costs
+// the worker a workflow task) until the consent URL is published.
+func (r *runner) waitConsentURL(ctx context.Context, id string) (string, error) {
+	for {
+		p, err := testenv.Progress(ctx, r.c, id)
+		if err == nil {
+			if p.Step == workflows.StepAwaitingAdminConsent && p.ConsentURL != "" {
+				return p.ConsentURL, nil
+			}
+			if p.Status == workflows.StatusFailed || p.Status == workflows.StatusCompleted || p.Status == workflows.StatusCancelled {
+				return "", fmt.Errorf("%s ended before consent: %s", id, p.Error)
+			}
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return "", err
+		}
+	}
+}
+
+// result waits for the workflow to close and reads its result or failure
+// through the codec client.
+func (r *runner) result(ctx context.Context, id string) outcome {
+	for {
+		var res workflows.OnboardingResult
+		err := r.c.GetWorkflow(ctx, id, "").Get(ctx, &res)
+		if err == nil {
+			passed := len(res.Validation) > 0
+			for _, c := range res.Validation {
+				passed = passed && c.Passed
+			}
+			return outcome{Status: "completed", Validated: passed}
+		}
+		var wee *temporal.WorkflowExecutionError
+		if errors.As(err, &wee) {
+			return closedOutcome(err)
+		}
+		if ctx.Err() != nil {
+			return outcome{Err: "gave up waiting: " + err.Error()}
+		}
+		// The server is restarting, or the long poll timed out: wait on.
+		_ = sleep(ctx, time.Second)
+	}
+}
+
+func closedOutcome(err error) outcome {
+	var out outcome
+	var (
+		ae *temporal.ApplicationError
+		ce *temporal.CanceledError
+		te *temporal.TerminatedError
+		to *temporal.TimeoutError
+	)
+	var rep workflows.FailureReport
+	switch {
+	case errors.As(err, &ae):
+		out.Status = "failed"
+		if ae.HasDetails() {
+			_ = ae.Details(&rep)
+		}
+	case errors.As(err, &ce):
+		out.Status = "cancelled"
+		if ce.HasDetails() {
+			_ = ce.Details(&rep)
+		}
+	case errors.As(err, &te):
+		out.Status = "terminated"
+	case errors.As(err, &to):
+		out.Status = "timed-out"
+	default:
+		out.Status = "failed"
+	}
+	out.FailedStep, out.Reason = stepOf(rep), rep.Reason
+	out.Undos = len(rep.Compensation)
+	out.CompensationOK = out.Status == "failed" || out.Status == "cancelled"
+	for _, u := range rep.Compensation {
+		out.CompensationOK = out.CompensationOK && u.OK
+	}
+	return out
+}
+
+type chaosResult struct {
+	kills, restarts int
+	err             error
+}
+
+// chaos kills the worker and restarts the server at random moments until
+// the planned events are done or the onboardings are over.
+func (r *runner) chaos(ctx context.Context) chaosResult {
+	var res chaosResult
+	events := slices.Repeat([]string{"kill"}, r.o.Kills)
+	for range r.o.ServerRestarts {
+		// Never first: the first event is a kill, so both happen mid-run.
+		at := 1
+		if len(events) > 1 {
+			at = 1 + r.rng.IntN(len(events))
+		}
+		events = slices.Insert(events, min(at, len(events)), "server")
+	}
+	for _, ev := range events {
+		gap := r.o.MinGap + time.Duration(r.rng.Int64N(int64(r.o.MaxGap-r.o.MinGap)+1))
+		if sleep(ctx, gap) != nil {
+			return res
+		}
+		switch ev {
+		case "kill":
+			pid, err := r.workers.Kill()
+			if err != nil {
+				res.err = err
+				return res
+			}
+			res.kills++
+			down := 500*time.Millisecond + time.Duration(r.rng.Int64N(int64(1500*time.Millisecond)))
+			r.say("chaos: SIGKILL worker pid %d (kill %d/%d); restart in %s", pid, res.kills, r.o.Kills, down.Round(time.Millisecond))
+			_ = sleep(context.WithoutCancel(ctx), down)
+			if err := r.workers.Start(); err != nil {
+				res.err = err
+				return res
+			}
+		case "server":
+			r.say("chaos: stopping the Temporal dev server")
+			if err := r.restartServer(ctx); err != nil {
+				res.err = err
+				return res
+			}
+			res.restarts++
+			r.say("chaos: dev server back on %s with the same database (restart %d/%d)", r.devOpts.DBFile, res.restarts, r.o.ServerRestarts)
+		}
+	}
+	return res
+}
+
+func (r *runner) restartServer(ctx context.Context) error {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	if err := r.dev.Stop(); err != nil {
+		return err
+	}
+	r.dev = nil
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	dev, err := devserver.Start(context.WithoutCancel(ctx), r.devOpts)
+	if err != nil {
+		return fmt.Errorf("restart the dev server: %w", err)
+	}
+	r.dev = dev
+	r.env.Dev = dev
+	return nil
+}
+
+func (r *runner) server() *devserver.Server {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	return r.dev
+}
+
+// retry calls f until it succeeds or ctx ends.
+func retry(ctx context.Context, every time.Duration, f func() error) error {
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if sleep(ctx, every) != nil {
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// listExecutions lists every workflow run in the namespace (no codec needed).
+func (r *runner) listExecutions(ctx context.Context) ([][2]string, error) {
+	var out [][2]string
+	var token []byte
+	for {
+		resp, err := r.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: namespace, NextPageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range resp.GetExecutions() {
+			out = append(out, [2]string{e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()})
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return out, nil
+		}
+	}
+}
