@@ -333,6 +333,12 @@ type AddClientSecretInput struct {
 	AppObjectID    string `json:"appObjectId"`
 	WorkflowID     string `json:"workflowId"`
 	LifetimeMonths int    `json:"lifetimeMonths"`
+	// Lifetime, when set, replaces LifetimeMonths. It exists so tests can
+	// watch a secret expire in minutes; workflows validate it.
+	Lifetime time.Duration `json:"lifetime,omitempty"`
+	// Keep lists key IDs that are never removed as stale although they carry
+	// the tag: a rotation's live secret while its successor is added.
+	Keep []string `json:"keep,omitempty"`
 }
 
 // AddClientSecretResult carries the secret value; it only travels in
@@ -349,7 +355,7 @@ type AddClientSecretResult struct {
 // lost with that attempt.
 func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInput) (AddClientSecretResult, error) {
 	var out AddClientSecretResult
-	if in.LifetimeMonths < 1 {
+	if in.LifetimeMonths < 1 && in.Lifetime <= 0 {
 		return out, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("secret lifetime %d months is not positive", in.LifetimeMonths), ErrInvalidRequest, nil)
 	}
@@ -360,7 +366,7 @@ func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInpu
 		return out, mapError(ctx, "list the app's secrets", err, asProvisioner, fix{permission: permApps})
 	}
 	for _, pc := range existing {
-		if pc.DisplayName != tag {
+		if pc.DisplayName != tag || slices.Contains(in.Keep, pc.KeyID) {
 			continue
 		}
 		if err := g.RemovePassword(ctx, in.AppObjectID, pc.KeyID); err != nil && !isGone(err) {
@@ -369,6 +375,9 @@ func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInpu
 		out.RemovedStale = append(out.RemovedStale, pc.KeyID)
 	}
 	end := a.deps.Now().UTC().AddDate(0, in.LifetimeMonths, 0)
+	if in.Lifetime > 0 {
+		end = a.deps.Now().UTC().Add(in.Lifetime)
+	}
 	pc, err := g.AddPassword(ctx, in.AppObjectID, tag, end)
 	if err != nil {
 		return out, mapError(ctx, "add the client secret", err, asProvisioner, fix{permission: permApps})

@@ -20,15 +20,18 @@ type RemoveHRDPolicyInput struct {
 }
 
 // RemoveHRDPolicy unassigns the policy from the service principal, then
-// deletes it.
+// deletes it. Without a service principal (offboarding found the policy
+// but no principal) it only deletes.
 func (a *Activities) RemoveHRDPolicy(ctx context.Context, in RemoveHRDPolicyInput) (UndoResult, error) {
 	g := a.graphFor(in.TenantID)
 	var out UndoResult
-	err := g.UnassignHRDPolicy(ctx, in.ServicePrincipalID, in.PolicyID)
-	if err != nil && !isGone(err) {
-		return out, mapError(ctx, "unassign the HRD policy", err, asProvisioner, fix{permission: permPolicy})
+	if in.ServicePrincipalID != "" {
+		err := g.UnassignHRDPolicy(ctx, in.ServicePrincipalID, in.PolicyID)
+		if err != nil && !isGone(err) {
+			return out, mapError(ctx, "unassign the HRD policy", err, asProvisioner, fix{permission: permPolicy})
+		}
 	}
-	err = g.DeleteHRDPolicy(ctx, in.PolicyID)
+	err := g.DeleteHRDPolicy(ctx, in.PolicyID)
 	if isGone(err) {
 		out.AlreadyGone = true
 		return out, nil

@@ -112,6 +112,10 @@ type OnboardingInput struct {
 	SolutionName       string   `json:"solutionName,omitempty"`
 	MinSolutionVersion string   `json:"minSolutionVersion,omitempty"`
 	SecurityRoleName   string   `json:"securityRoleName,omitempty"`
+	// Rotation tunes the SecretRotation started when the onboarding
+	// completes; nil takes the defaults. Its SecretLifetime (tests only)
+	// also shortens the onboarding's own secret.
+	Rotation *RotationSettings `json:"rotation,omitempty"`
 }
 
 // WithDefaults fills every empty optional field and normalises the rest, so
@@ -240,6 +244,9 @@ func (in OnboardingInput) Validate() error {
 	if strings.TrimSpace(in.SecurityRoleName) == "" {
 		bad("securityRoleName", "", `is required; e.g. "Marketo Sync User"`)
 	}
+	if in.Rotation != nil {
+		errs = append(errs, in.Rotation.WithDefaults().problems("rotation.", in.SecretLifetimeMonths)...)
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -314,6 +321,8 @@ type Progress struct {
 	Federated       bool          `json:"federated"`
 	FailedStep      string        `json:"failedStep,omitempty"`
 	Compensation    []UndoOutcome `json:"compensation,omitempty"`
+	// RotationWorkflowID is the SecretRotation started on completion.
+	RotationWorkflowID string `json:"rotationWorkflowId,omitempty"`
 }
 
 // OnboardingResult is Marketo's step-3 package plus the validation checklist.

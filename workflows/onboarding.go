@@ -52,6 +52,7 @@ func Onboarding(ctx workflow.Context, in OnboardingInput) (OnboardingResult, err
 
 	res, err := r.execute(ctx)
 	if err == nil {
+		r.startRotation(ctx, res)
 		r.progress.Status = StatusCompleted
 		r.enter(ctx, StepCompleted)
 		return res, nil
@@ -206,6 +207,7 @@ func (r *run) execute(ctx workflow.Context) (OnboardingResult, error) {
 	r.enter(ctx, StepAddClientSecret)
 	secret, err := call[activities.AddClientSecretResult](ctx, StepAddClientSecret, a.AddClientSecret, activities.AddClientSecretInput{
 		TenantID: tenant, AppObjectID: app.AppObjectID, WorkflowID: r.wfID, LifetimeMonths: in.SecretLifetimeMonths,
+		Lifetime: in.testSecretLifetime(),
 	})
 	if err != nil {
 		return r.fail(StepAddClientSecret, err)

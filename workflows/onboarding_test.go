@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
 )
@@ -63,12 +64,14 @@ type harness struct {
 	failUndo  string // undo activity that fails for good
 	invalid   bool   // validation returns a failed check
 	slowCheck time.Duration
+	rotations []RotationInput // inputs of the SecretRotation children started
 }
 
 func newHarness(t *testing.T) *harness {
 	h := &harness{t: t}
 	h.env = h.NewTestWorkflowEnvironment()
 	Register(h.env)
+	RegisterRotation(h.env) // a completed onboarding starts its rotation as a child (mocked in mock)
 	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -161,6 +164,12 @@ func (h *harness) mock() {
 			}
 			return activities.ValidateConnectionResult{Checks: checks, Passed: !h.invalid}, fail("ValidateConnection")
 		})
+	env.OnWorkflow(RotationWorkflowType, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in RotationInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.rotations = append(h.rotations, in)
+		return nil
+	})
 	env.OnActivity(a.RemoveApplication, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.RemoveApplicationInput) (activities.UndoResult, error) {
 			return h.undoResult("RemoveApplication")

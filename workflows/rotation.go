@@ -1,0 +1,627 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/mktos2s/mktos2s/activities"
+)
+
+// Fixed names of the Day-2 secret rotation (issue 7).
+const (
+	RotationWorkflowType = "SecretRotation"
+	// SignalMarketoUpdated is the operator's confirmation that the new
+	// secret is saved in Marketo.
+	SignalMarketoUpdated = "marketo-updated"
+	// SignalRotateNow starts the next rotation without waiting for the lead time.
+	SignalRotateNow = "rotate-now"
+	// QueryCredentials returns Marketo's package with the rotation's newest
+	// secret. It is only for `starter credentials`; see RotationCredentials.
+	QueryCredentials = "credentials"
+)
+
+// Rotation defaults and the bounds production values must respect.
+const (
+	DefaultRotationLeadTime   = 30 * 24 * time.Hour
+	DefaultReminderInterval   = 24 * time.Hour
+	MinRotationLeadTime       = 24 * time.Hour
+	MinReminderInterval       = time.Hour
+	MinTestSecretLifetime     = 10 * time.Second
+	MinTestReminderInterval   = time.Second
+	maxRemindersPerRun        = 100
+	changeStartSecretRotation = "start-secret-rotation"
+)
+
+// Rotation phases, as the progress query and the UI show them.
+const (
+	PhaseSleeping         = "sleeping"
+	PhaseAddingSecret     = "adding-secret"
+	PhaseAwaitingMarketo  = "awaiting-marketo-update"
+	PhaseValidating       = "validating-new-secret"
+	PhaseRemovingOld      = "removing-old-secret"
+	PhaseStopped          = "stopped"
+	PhaseFailed           = "failed"
+	rotationExpiredBanner = "OLD CLIENT SECRET EXPIRED"
+)
+
+// RotationWorkflowID is the one rotation per tenant and org.
+func RotationWorkflowID(tenantID, orgHost string) string {
+	return "rotation/" + strings.ToLower(tenantID) + "/" + strings.ToLower(orgHost)
+}
+
+// RegisterRotation registers SecretRotation under RotationWorkflowType.
+func RegisterRotation(r worker.WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(SecretRotation, workflow.RegisterOptions{Name: RotationWorkflowType})
+}
+
+// RotationSettings tune the rotation. Zero values take the defaults.
+// SecretLifetime is for tests only: it replaces the lifetime in months so a
+// test sees a secret expire in seconds, and only with it may LeadTime and
+// ReminderInterval go below their production minimums.
+type RotationSettings struct {
+	LeadTime         time.Duration `json:"leadTime,omitempty"`
+	ReminderInterval time.Duration `json:"reminderInterval,omitempty"`
+	SecretLifetime   time.Duration `json:"secretLifetime,omitempty"`
+}
+
+// WithDefaults fills the zero values.
+func (s RotationSettings) WithDefaults() RotationSettings {
+	if s.LeadTime == 0 {
+		s.LeadTime = DefaultRotationLeadTime
+	}
+	if s.ReminderInterval == 0 {
+		s.ReminderInterval = DefaultReminderInterval
+	}
+	return s
+}
+
+// problems checks the settings (after WithDefaults) against a secret
+// lifetime of lifetimeMonths. Field names are prefixed with prefix.
+func (s RotationSettings) problems(prefix string, lifetimeMonths int) []FieldError {
+	var errs []FieldError
+	bad := func(field, value, fix string) { errs = append(errs, FieldError{prefix + field, value, fix}) }
+	if s.SecretLifetime != 0 {
+		// Test mode: seconds are fine, but the order must still make sense.
+		if s.SecretLifetime < MinTestSecretLifetime {
+			bad("secretLifetime", s.SecretLifetime.String(), "is too short; it is for tests only, use at least "+MinTestSecretLifetime.String())
+		}
+		if s.LeadTime <= 0 || s.LeadTime >= s.SecretLifetime {
+			bad("leadTime", s.LeadTime.String(), "must be positive and shorter than secretLifetime "+s.SecretLifetime.String())
+		}
+		if s.ReminderInterval < MinTestReminderInterval {
+			bad("reminderInterval", s.ReminderInterval.String(), "is too short; use at least "+MinTestReminderInterval.String())
+		}
+		return errs
+	}
+	lifetime := time.Duration(lifetimeMonths) * 28 * 24 * time.Hour // the shortest month, so the bound is safe
+	if s.LeadTime < MinRotationLeadTime || (lifetimeMonths > 0 && s.LeadTime >= lifetime/2) {
+		bad("leadTime", s.LeadTime.String(), fmt.Sprintf("must be at least %s and less than half the secret lifetime (%d months); the default is %s (30 days)",
+			MinRotationLeadTime, lifetimeMonths, DefaultRotationLeadTime))
+	}
+	if s.ReminderInterval < MinReminderInterval {
+		bad("reminderInterval", s.ReminderInterval.String(), "is too short; use at least "+MinReminderInterval.String()+", e.g. 24h")
+	}
+	return errs
+}
+
+// RotationSecret is one client secret. Value travels only in encrypted
+// payloads (workflow input, activity results, the credentials query).
+type RotationSecret struct {
+	KeyID     string    `json:"keyId"`
+	Value     string    `json:"value"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// RotationInput is the state one rotation run starts from. Each cycle
+// continues as new with the new secret as Current.
+type RotationInput struct {
+	TenantID             string           `json:"tenantId"`
+	OrgURL               string           `json:"orgUrl"`
+	AppObjectID          string           `json:"appObjectId"`
+	AppID                string           `json:"appId"`
+	SystemUserID         string           `json:"systemUserId"`
+	Username             string           `json:"username"`
+	Current              RotationSecret   `json:"current"`
+	SecretLifetimeMonths int              `json:"secretLifetimeMonths"`
+	Settings             RotationSettings `json:"settings"`
+	RoleName             string           `json:"roleName"`
+	SolutionName         string           `json:"solutionName"`
+	MinSolutionVersion   string           `json:"minSolutionVersion"`
+	// Cycle counts the completed rotations.
+	Cycle         int       `json:"cycle"`
+	LastRotatedAt time.Time `json:"lastRotatedAt,omitempty"`
+	// Pending is set when a run continued as new while the new secret
+	// waited for confirmation; the next run keeps waiting for it.
+	Pending      *RotationSecret `json:"pending,omitempty"`
+	PendingSince time.Time       `json:"pendingSince,omitempty"`
+	Reminders    int             `json:"reminders,omitempty"`
+}
+
+// WithDefaults normalises the input.
+func (in RotationInput) WithDefaults() RotationInput {
+	in.TenantID = strings.ToLower(strings.TrimSpace(in.TenantID))
+	in.OrgURL = strings.TrimRight(strings.TrimSpace(in.OrgURL), "/")
+	if in.SecretLifetimeMonths == 0 {
+		in.SecretLifetimeMonths = DefaultSecretLifetimeMonths
+	}
+	if in.RoleName == "" {
+		in.RoleName = DefaultSecurityRoleName
+	}
+	if in.SolutionName == "" {
+		in.SolutionName = DefaultSolutionName
+	}
+	if in.MinSolutionVersion == "" {
+		in.MinSolutionVersion = DefaultMinSolutionVersion
+	}
+	in.Settings = in.Settings.WithDefaults()
+	return in
+}
+
+// OrgHost is the host[:port] of OrgURL, lower case.
+func (in RotationInput) OrgHost() string {
+	return OnboardingInput{OrgURL: in.OrgURL}.OrgHost()
+}
+
+// Validate checks the input after WithDefaults.
+func (in RotationInput) Validate() error {
+	var errs []FieldError
+	bad := func(field, value, fix string) { errs = append(errs, FieldError{field, value, fix}) }
+	if !guidRE.MatchString(in.TenantID) {
+		bad("tenantId", in.TenantID, "is not a GUID")
+	}
+	if fix := orgURLProblem(in.OrgURL); fix != "" {
+		bad("orgUrl", in.OrgURL, fix)
+	}
+	for field, v := range map[string]string{"appObjectId": in.AppObjectID, "appId": in.AppID, "systemUserId": in.SystemUserID, "current.keyId": in.Current.KeyID} {
+		if strings.TrimSpace(v) == "" {
+			bad(field, "", "is required; it comes from the completed onboarding")
+		}
+	}
+	if in.Current.ExpiresAt.IsZero() {
+		bad("current.expiresAt", "", "is required; the expiry of the live secret")
+	}
+	if in.Settings.SecretLifetime == 0 && (in.SecretLifetimeMonths < 1 || in.SecretLifetimeMonths > MaxSecretLifetimeMonths) {
+		bad("secretLifetimeMonths", fmt.Sprint(in.SecretLifetimeMonths), fmt.Sprintf("is out of range; use 1 to %d months", MaxSecretLifetimeMonths))
+	}
+	errs = append(errs, in.Settings.problems("settings.", in.SecretLifetimeMonths)...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: errs}
+}
+
+// OperatorSignal is the payload of marketo-updated and rotate-now.
+type OperatorSignal struct {
+	By   string `json:"by"`
+	Note string `json:"note,omitempty"`
+}
+
+// receiveOperator reads one operator signal. A payload that does not
+// decode still counts as the signal: who sent it is only for the record.
+func receiveOperator(ctx workflow.Context, c workflow.ReceiveChannel) OperatorSignal {
+	var raw converter.RawValue
+	c.Receive(ctx, &raw)
+	var s OperatorSignal
+	if p := raw.Payload(); p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &s)
+	}
+	s.By, s.Note = orUnknown(truncate(s.By)), truncate(s.Note)
+	return s
+}
+
+// RotationProgress is what the progress query of a rotation returns. It
+// never holds a secret value.
+type RotationProgress struct {
+	Phase            string    `json:"phase"`
+	TenantID         string    `json:"tenantId"`
+	OrgHost          string    `json:"orgHost"`
+	Cycle            int       `json:"cycle"`
+	NextRotationAt   time.Time `json:"nextRotationAt"`
+	OldKeyID         string    `json:"oldKeyId"`
+	OldExpiresAt     time.Time `json:"oldExpiresAt"`
+	NewKeyID         string    `json:"newKeyId,omitempty"`
+	NewExpiresAt     time.Time `json:"newExpiresAt,omitzero"`
+	WaitingSince     time.Time `json:"waitingSince,omitzero"`
+	Reminders        int       `json:"reminders"`
+	OldSecretExpired bool      `json:"oldSecretExpired"`
+	LastRotatedAt    time.Time `json:"lastRotatedAt,omitzero"`
+	Message          string    `json:"message"`
+	Error            string    `json:"error,omitempty"`
+	UpdatedAt        time.Time `json:"updatedAt"`
+}
+
+// RotationCredentials is Marketo's step-3 package with the rotation's
+// newest secret: the one awaiting confirmation if there is one, else the
+// live one. ClientSecret is filled only when the query asks for it.
+//
+// Why a query: it adds nothing to the history (an Update would record the
+// package in it), and its result is a payload, so the worker's codec
+// encrypts it like every other payload. The progress query never carries
+// the secret; only `starter credentials --reveal` asks for it.
+type RotationCredentials struct {
+	OrgURL          string    `json:"orgUrl"`
+	Username        string    `json:"username"`
+	ClientID        string    `json:"clientId"`
+	TenantID        string    `json:"tenantId"`
+	ClientSecret    string    `json:"clientSecret,omitempty"`
+	SecretKeyID     string    `json:"secretKeyId"`
+	SecretExpiresAt time.Time `json:"secretExpiresAt"`
+	// AwaitingConfirmation is true while the secret is new and Marketo has
+	// not been confirmed to use it: save it there, then send marketo-updated.
+	AwaitingConfirmation bool `json:"awaitingConfirmation"`
+}
+
+// SecretRotation keeps one tenant and org's client secret from expiring:
+// it sleeps until the lead time before expiry, adds a new tagged secret,
+// waits for the operator to confirm Marketo uses it (reminding meanwhile),
+// proves it by signing in as the app, removes the old one and continues as
+// new for the next cycle.
+func SecretRotation(ctx workflow.Context, in RotationInput) error {
+	in = in.WithDefaults()
+	r := &rotation{in: in, wfID: workflow.GetInfo(ctx).WorkflowExecution.ID, pending: in.Pending}
+	r.progress = RotationProgress{
+		TenantID: in.TenantID, OrgHost: in.OrgHost(), Cycle: in.Cycle,
+		OldKeyID: in.Current.KeyID, OldExpiresAt: in.Current.ExpiresAt,
+		NextRotationAt: in.Current.ExpiresAt.Add(-in.Settings.LeadTime),
+		Reminders:      in.Reminders, LastRotatedAt: in.LastRotatedAt, WaitingSince: in.PendingSince,
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RotationProgress, error) { return r.progress, nil }); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryCredentials, r.credentials); err != nil {
+		return err
+	}
+	if err := in.Validate(); err != nil {
+		r.progress.Phase, r.progress.Error = PhaseFailed, err.Error()
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, nil)
+	}
+	err := r.cycle(ctx)
+	if temporal.IsCanceledError(err) || ctx.Err() != nil {
+		r.enter(ctx, PhaseStopped, "rotation stopped (cancelled); secrets are left as they are")
+		return temporal.NewCanceledError("rotation stopped")
+	}
+	return err
+}
+
+type rotation struct {
+	in       RotationInput
+	wfID     string
+	progress RotationProgress
+	pending  *RotationSecret
+	// runReminders counts this run's reminders, to continue as new before
+	// the history grows long while nobody confirms.
+	runReminders int
+}
+
+func (r *rotation) credentials(reveal bool) (RotationCredentials, error) {
+	s := r.in.Current
+	if r.pending != nil {
+		s = *r.pending
+	}
+	c := RotationCredentials{
+		OrgURL: r.in.OrgURL, Username: r.in.Username, ClientID: r.in.AppID, TenantID: r.in.TenantID,
+		SecretKeyID: s.KeyID, SecretExpiresAt: s.ExpiresAt, AwaitingConfirmation: r.pending != nil,
+	}
+	if reveal {
+		c.ClientSecret = s.Value
+	}
+	return c, nil
+}
+
+func (r *rotation) enter(ctx workflow.Context, phase, msg string) {
+	r.progress.Phase = phase
+	r.say(ctx, msg)
+}
+
+func (r *rotation) say(ctx workflow.Context, msg string) {
+	r.progress.Message = msg
+	r.progress.UpdatedAt = workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, r.details())
+}
+
+// details is the UI's current details: the phase, the schedule, and a
+// banner nobody can miss when the old secret has expired unconfirmed.
+func (r *rotation) details() string {
+	p := r.progress
+	var b strings.Builder
+	if p.OldSecretExpired {
+		fmt.Fprintf(&b, "## ⚠️ %s at %s — Marketo's sync is failing until the new secret is saved in Marketo\n\n",
+			rotationExpiredBanner, p.OldExpiresAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "**Secret rotation** tenant `%s`, org `%s`, cycle %d\n\n", p.TenantID, p.OrgHost, p.Cycle)
+	fmt.Fprintf(&b, "**Phase:** %s\n\n", p.Phase)
+	fmt.Fprintf(&b, "**Live secret:** key `%s`, expires %s\n\n", p.OldKeyID, p.OldExpiresAt.UTC().Format(time.RFC3339))
+	if p.NewKeyID != "" {
+		fmt.Fprintf(&b, "**New secret:** key `%s`, expires %s; reminders sent: %d\n\n", p.NewKeyID, p.NewExpiresAt.UTC().Format(time.RFC3339), p.Reminders)
+	} else {
+		fmt.Fprintf(&b, "**Next rotation:** %s\n\n", p.NextRotationAt.UTC().Format(time.RFC3339))
+	}
+	if p.Message != "" {
+		b.WriteString(p.Message + "\n")
+	}
+	return b.String()
+}
+
+func (r *rotation) cycle(ctx workflow.Context) error {
+	if r.pending == nil {
+		if err := r.sleep(ctx); err != nil {
+			return err
+		}
+		r.enter(ctx, PhaseAddingSecret, "adding the new client secret")
+		res, err := call[activities.AddClientSecretResult](ctx, StepAddClientSecret, a.AddClientSecret, activities.AddClientSecretInput{
+			TenantID: r.in.TenantID, AppObjectID: r.in.AppObjectID, WorkflowID: r.wfID,
+			LifetimeMonths: r.in.SecretLifetimeMonths, Lifetime: r.in.Settings.SecretLifetime,
+			Keep: []string{r.in.Current.KeyID},
+		})
+		if err != nil {
+			r.fail(ctx, "adding the new secret failed", err)
+			return err
+		}
+		r.pending = &RotationSecret{KeyID: res.KeyID, Value: res.Secret, ExpiresAt: res.ExpiresAt}
+		r.progress.WaitingSince = workflow.Now(ctx)
+		r.progress.Reminders = 0
+	}
+	r.progress.NewKeyID, r.progress.NewExpiresAt = r.pending.KeyID, r.pending.ExpiresAt
+	if err := r.awaitConfirmation(ctx); err != nil {
+		return err
+	}
+
+	r.enter(ctx, PhaseRemovingOld, "the new secret works; removing the old one")
+	var undo activities.UndoResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, undoOptions()), a.RemoveClientSecret,
+		activities.RemoveClientSecretInput{TenantID: r.in.TenantID, AppObjectID: r.in.AppObjectID, KeyID: r.in.Current.KeyID}).Get(ctx, &undo)
+	if err != nil {
+		r.fail(ctx, "removing the old secret failed", err)
+		return err
+	}
+
+	next := r.in
+	next.Current = *r.pending
+	next.Pending, next.PendingSince, next.Reminders = nil, time.Time{}, 0
+	next.Cycle++
+	next.LastRotatedAt = workflow.Now(ctx)
+	r.drainSignals(ctx)
+	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, next)
+}
+
+func (r *rotation) fail(ctx workflow.Context, what string, err error) {
+	r.progress.Error = what + ": " + errorMessage(err)
+	r.enter(ctx, PhaseFailed, r.progress.Error)
+}
+
+// sleep waits until the lead time before the live secret expires, or a
+// rotate-now signal.
+func (r *rotation) sleep(ctx workflow.Context) error {
+	rotateAt := r.progress.NextRotationAt
+	r.enter(ctx, PhaseSleeping, "next rotation at "+rotateAt.UTC().Format(time.RFC3339))
+	rotateNow := workflow.GetSignalChannel(ctx, SignalRotateNow)
+	updated := workflow.GetSignalChannel(ctx, SignalMarketoUpdated)
+	for {
+		wait := rotateAt.Sub(workflow.Now(ctx))
+		if wait <= 0 {
+			return nil
+		}
+		timerCtx, cancelTimer := workflow.WithCancel(ctx)
+		timer := workflow.NewTimer(timerCtx, wait)
+		due := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(timer, func(workflow.Future) { due = true })
+		sel.AddReceive(rotateNow, func(c workflow.ReceiveChannel, _ bool) {
+			due = true
+			r.say(ctx, "rotation started early by "+receiveOperator(ctx, c).By)
+		})
+		sel.AddReceive(updated, func(c workflow.ReceiveChannel, _ bool) {
+			receiveOperator(ctx, c)
+			r.say(ctx, "ignored marketo-updated: no new secret is waiting; next rotation at "+rotateAt.UTC().Format(time.RFC3339))
+		})
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(ctx)
+		cancelTimer()
+		if err := ctx.Err(); err != nil {
+			return temporal.NewCanceledError("rotation stopped")
+		}
+		if due {
+			return nil
+		}
+	}
+}
+
+// awaitConfirmation waits for marketo-updated, reminding every
+// ReminderInterval and raising the alarm when the old secret expires
+// first. A confirmation is believed only once the new secret signs in.
+func (r *rotation) awaitConfirmation(ctx workflow.Context) error {
+	updated := workflow.GetSignalChannel(ctx, SignalMarketoUpdated)
+	rotateNow := workflow.GetSignalChannel(ctx, SignalRotateNow)
+	r.enter(ctx, PhaseAwaitingMarketo, r.reminderText())
+	nextReminder := workflow.Now(ctx).Add(r.in.Settings.ReminderInterval)
+	for {
+		now := workflow.Now(ctx)
+		if !r.progress.OldSecretExpired && !now.Before(r.in.Current.ExpiresAt) {
+			r.progress.OldSecretExpired = true
+			r.say(ctx, r.reminderText())
+			workflow.GetLogger(ctx).Warn("old client secret expired before the new one was confirmed in Marketo",
+				"workflowId", r.wfID, "oldKeyId", r.in.Current.KeyID)
+		}
+		wait := nextReminder.Sub(now)
+		if !r.progress.OldSecretExpired {
+			wait = min(wait, r.in.Current.ExpiresAt.Sub(now))
+		}
+		timerCtx, cancelTimer := workflow.WithCancel(ctx)
+		timer := workflow.NewTimer(timerCtx, wait)
+		var (
+			sig      *OperatorSignal
+			reminder bool
+		)
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(updated, func(c workflow.ReceiveChannel, _ bool) {
+			s := receiveOperator(ctx, c)
+			sig = &s
+		})
+		sel.AddReceive(rotateNow, func(c workflow.ReceiveChannel, _ bool) {
+			receiveOperator(ctx, c)
+			r.say(ctx, "ignored rotate-now: a rotation is already in progress. "+r.reminderText())
+		})
+		sel.AddFuture(timer, func(workflow.Future) {
+			reminder = !workflow.Now(ctx).Before(nextReminder)
+		})
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(ctx)
+		cancelTimer()
+		if err := ctx.Err(); err != nil {
+			return temporal.NewCanceledError("rotation stopped")
+		}
+		switch {
+		case sig != nil:
+			ok, err := r.validate(ctx, sig.By)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+		case reminder:
+			nextReminder = workflow.Now(ctx).Add(r.in.Settings.ReminderInterval)
+			r.progress.Reminders++
+			r.runReminders++
+			r.say(ctx, r.reminderText())
+			if r.runReminders >= maxRemindersPerRun {
+				return r.continueWaiting(ctx)
+			}
+		}
+	}
+}
+
+// validate proves the new secret: a token as the app and WhoAmI returning
+// the application user. Anything else is reported and the wait goes on, so
+// the operator can fix Marketo and confirm again.
+func (r *rotation) validate(ctx workflow.Context, by string) (bool, error) {
+	r.enter(ctx, PhaseValidating, "marketo-updated from "+by+"; signing in with the new secret")
+	res, err := call[activities.ValidateConnectionResult](ctx, StepValidateConnection, a.ValidateConnection, activities.ValidateConnectionInput{
+		TenantID: r.in.TenantID, OrgURL: r.in.OrgURL, AppID: r.in.AppID, ClientSecret: r.pending.Value, SystemUserID: r.in.SystemUserID,
+		RoleName: r.in.RoleName, SolutionName: r.in.SolutionName, MinSolutionVersion: r.in.MinSolutionVersion,
+	})
+	if ctx.Err() != nil {
+		return false, temporal.NewCanceledError("rotation stopped")
+	}
+	var failed []string
+	if err != nil {
+		failed = append(failed, errorMessage(err))
+	}
+	for _, c := range res.Checks {
+		if !c.Passed && (c.Name == activities.CheckCredentials || c.Name == activities.CheckSignIn) {
+			failed = append(failed, c.Name+": "+c.Reason)
+		}
+	}
+	if err == nil && len(res.Checks) == 0 {
+		failed = append(failed, "the validation returned no checks")
+	}
+	if len(failed) > 0 {
+		r.progress.Error = "the new secret did not sign in, the old one is kept: " + strings.Join(failed, "; ")
+		r.enter(ctx, PhaseAwaitingMarketo, r.progress.Error+". "+r.reminderText())
+		return false, nil
+	}
+	r.progress.Error = ""
+	if f := res.Failed(); len(f) > 0 {
+		// The secret works; other findings do not block removing the old one.
+		r.say(ctx, "the new secret signs in; other validation findings: "+strings.Join(f, "; "))
+	}
+	return true, nil
+}
+
+func (r *rotation) continueWaiting(ctx workflow.Context) error {
+	next := r.in
+	next.Pending = r.pending
+	next.PendingSince = r.progress.WaitingSince
+	next.Reminders = r.progress.Reminders
+	r.drainSignals(ctx)
+	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, next)
+}
+
+// drainSignals reads signals that arrived before continue-as-new; they are
+// stale for the next run, and unread signals would fail the completion.
+func (r *rotation) drainSignals(ctx workflow.Context) {
+	for _, name := range []string{SignalMarketoUpdated, SignalRotateNow} {
+		ch := workflow.GetSignalChannel(ctx, name)
+		for ch.ReceiveAsync(nil) {
+		}
+	}
+}
+
+func (r *rotation) reminderText() string {
+	p := r.progress
+	target := fmt.Sprintf("--tenant-id %s --org-url %s", r.in.TenantID, r.in.OrgURL)
+	var b strings.Builder
+	if p.OldSecretExpired {
+		fmt.Fprintf(&b, "%s at %s: Marketo's sync fails until the new secret is saved in Marketo. ", rotationExpiredBanner,
+			p.OldExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if p.Reminders > 0 {
+		fmt.Fprintf(&b, "Reminder %d: ", p.Reminders)
+	}
+	fmt.Fprintf(&b, "a new client secret (key %s, expires %s) is waiting to be saved in Marketo. ",
+		p.NewKeyID, p.NewExpiresAt.UTC().Format(time.DateOnly))
+	fmt.Fprintf(&b, "Show it with `starter credentials %s --reveal`, paste it in Marketo (Admin > Microsoft Dynamics > Sync User credentials), then run `starter rotate --confirm %s`.",
+		target, target)
+	if !p.OldSecretExpired {
+		fmt.Fprintf(&b, " The old secret expires %s.", p.OldExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+// startRotation starts the tenant's SecretRotation as an abandoned child:
+// it outlives the onboarding, and waiting only for its start keeps the
+// onboarding's history to two more events. A failure to start it does not
+// fail the onboarding, whose work is done; it is reported instead.
+func (r *run) startRotation(ctx workflow.Context, res OnboardingResult) {
+	if workflow.GetVersion(ctx, changeStartSecretRotation, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	in := r.in
+	settings := RotationSettings{}
+	if in.Rotation != nil {
+		settings = *in.Rotation
+	}
+	id := RotationWorkflowID(in.TenantID, in.OrgHost())
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            id,
+		TaskQueue:             TaskQueue,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(SearchTenantID.ValueSet(in.TenantID), SearchOrgHost.ValueSet(in.OrgHost())),
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, RotationWorkflowType, RotationInput{
+		TenantID: in.TenantID, OrgURL: in.OrgURL, AppObjectID: res.Resources.AppObjectID, AppID: res.ClientID,
+		SystemUserID: res.Resources.SystemUserID, Username: res.Username,
+		Current:              RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
+		SecretLifetimeMonths: in.SecretLifetimeMonths, Settings: settings,
+		RoleName: in.SecurityRoleName, SolutionName: in.SolutionName, MinSolutionVersion: in.MinSolutionVersion,
+	})
+	var exec workflow.Execution
+	err := child.GetChildWorkflowExecution().Get(ctx, &exec)
+	switch {
+	case err == nil:
+		r.progress.RotationWorkflowID = id
+		r.say(ctx, "validation passed; secret rotation scheduled ("+id+")")
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		r.progress.RotationWorkflowID = id
+		r.say(ctx, "validation passed; a secret rotation is already running ("+id+"); it keeps its own schedule")
+	default:
+		workflow.GetLogger(ctx).Warn("secret rotation not started", "error", err)
+		r.say(ctx, "validation passed, but the secret rotation did not start ("+errorMessage(err)+"); run `starter rotate --now` to start it")
+	}
+}
+
+// testSecretLifetime is the test-only lifetime override, zero in production.
+func (in OnboardingInput) testSecretLifetime() time.Duration {
+	if in.Rotation == nil {
+		return 0
+	}
+	return in.Rotation.SecretLifetime
+}
