@@ -102,7 +102,7 @@ func run(o options) error {
 	product := productWorkload(st)
 
 	progress("warm-up: %d onboardings", o.warmup)
-	warm := runAll(ctx, st.plain.WorkflowService(), st.dev.Namespace, product, 0, o.warmup, o.parallel)
+	warm := runAll(ctx, st.watch.WorkflowService(), st.dev.Namespace, product, 0, o.warmup, o.parallel)
 	if err := firstError(warm); err != nil {
 		return fmt.Errorf("warm-up onboardings: %w", err)
 	}
@@ -110,16 +110,22 @@ func run(o options) error {
 	rep.Shape = shape
 	progress("an Onboarding ran %d activities, %d before the consent signal: the bare chain does the same", warm[0].Activities, shape.Before)
 	bare := bareWorkload(st, shape)
-	if err := firstError(runAll(ctx, st.plain.WorkflowService(), st.dev.Namespace, bare, 0, o.warmup, o.parallel)); err != nil {
+	if err := firstError(runAll(ctx, st.watch.WorkflowService(), st.dev.Namespace, bare, 0, o.warmup, o.parallel)); err != nil {
 		return fmt.Errorf("warm-up bare chains: %w", err)
 	}
 
+	// The baseline runs before and after the product: on a shared machine
+	// the load of others drifts, and the pair shows by how much.
 	progress("baseline: %d bare chains at once", o.n)
 	if rep.Baseline, err = measurePhase(ctx, st, bare, o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
 		return err
 	}
 	progress("product: %d onboardings at once", o.n)
 	if rep.Product, err = measurePhase(ctx, st, product, o.warmup, o.n, o.parallel, "worker"); err != nil {
+		return err
+	}
+	progress("baseline again: %d bare chains at once", o.n)
+	if rep.BaselineAfter, err = measurePhase(ctx, st, bareWorkload(st, shape), o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
 		return err
 	}
 	if o.scale > 0 {
@@ -190,7 +196,7 @@ func measurePhase(ctx context.Context, st *stack, wl workload, first, n, paralle
 		return phaseResult{}, err
 	}
 	t0 := time.Now()
-	outs := runAll(ctx, st.plain.WorkflowService(), st.dev.Namespace, wl, first, n, parallel)
+	outs := runAll(ctx, st.watch.WorkflowService(), st.dev.Namespace, wl, first, n, parallel)
 	wall := time.Since(t0)
 	after, err := st.sample()
 	if err != nil {

@@ -110,18 +110,19 @@ type target struct {
 }
 
 type report struct {
-	Date         string       `json:"date"`
-	Machine      string       `json:"machine"`
-	Storage      string       `json:"storage"`
-	Options      string       `json:"options"`
-	Shape        bareInput    `json:"bareChain"`
-	Baseline     phaseResult  `json:"baseline"`
-	Product      phaseResult  `json:"product"`
-	Scale        *scaleResult `json:"scale,omitempty"`
-	Ratio        float64      `json:"throughputRatio"`
-	EventsRatio  float64      `json:"historyEventsRatio"`
-	Targets      []target     `json:"targets"`
-	TotalSeconds float64      `json:"totalSeconds"`
+	Date          string       `json:"date"`
+	Machine       string       `json:"machine"`
+	Storage       string       `json:"storage"`
+	Options       string       `json:"options"`
+	Shape         bareInput    `json:"bareChain"`
+	Baseline      phaseResult  `json:"baseline"`
+	Product       phaseResult  `json:"product"`
+	BaselineAfter phaseResult  `json:"baselineAfter"`
+	Scale         *scaleResult `json:"scale,omitempty"`
+	Ratio         float64      `json:"throughputRatio"`
+	EventsRatio   float64      `json:"historyEventsRatio"`
+	Targets       []target     `json:"targets"`
+	TotalSeconds  float64      `json:"totalSeconds"`
 }
 
 func newReport(o options, storage string) *report {
@@ -135,11 +136,12 @@ func newReport(o options, storage string) *report {
 }
 
 func (r *report) finish() {
-	if r.Baseline.PerSecond > 0 {
-		r.Ratio = r.Product.PerSecond / r.Baseline.PerSecond
+	// Against the mean of the two baseline runs around the product run.
+	if base := (r.Baseline.PerSecond + r.BaselineAfter.PerSecond) / 2; base > 0 {
+		r.Ratio = r.Product.PerSecond / base
 	}
-	if r.Baseline.Events > 0 {
-		r.EventsRatio = r.Product.Events / r.Baseline.Events
+	if base := (r.Baseline.Events + r.BaselineAfter.Events) / 2; base > 0 {
+		r.EventsRatio = r.Product.Events / base
 	}
 	r.Targets = []target{
 		{Name: "throughput ratio product/baseline", Goal: ">= 0.80", Measured: r.Ratio, Met: r.Ratio >= 0.8},
@@ -178,32 +180,32 @@ func (r *report) markdown() string {
 		r.Date, r.Machine, r.Storage, r.Options, r.TotalSeconds)
 	fmt.Fprintf(&b, "Bare chain: %d no-op activities, the consent signal after %d (as counted in an Onboarding history).\n\n",
 		r.Shape.Before+r.Shape.After, r.Shape.Before)
-	b.WriteString("| | baseline (bare chain) | product (Onboarding) | product/baseline |\n|---|---:|---:|---:|\n")
-	bp, pp := r.Baseline, r.Product
+	b.WriteString("| | baseline (bare chain) | product (Onboarding) | baseline again | product / mean baseline |\n|---|---:|---:|---:|---:|\n")
+	bp, pp, ap := r.Baseline, r.Product, r.BaselineAfter
 	for _, row := range []struct {
-		name, format string
-		base, prod   float64
+		name, format      string
+		base, prod, after float64
 	}{
-		{"workflows (all started at once)", "%.0f", float64(bp.Workflows), float64(pp.Workflows)},
-		{"completed per second", "%.2f", bp.PerSecond, pp.PerSecond},
-		{"p50 start-to-finish (s)", "%.2f", bp.P50Seconds, pp.P50Seconds},
-		{"p95 start-to-finish (s)", "%.2f", bp.P95Seconds, pp.P95Seconds},
-		{"history events per workflow", "%.1f", bp.Events, pp.Events},
-		{"activities per workflow", "%.1f", bp.Activities, pp.Activities},
-		{"worker CPU ms per workflow", "%.1f", bp.WorkerCPUMs, pp.WorkerCPUMs},
-		{"server CPU ms per workflow", "%.1f", bp.ServerCPUMs, pp.ServerCPUMs},
-		{"emulator CPU ms per workflow", "%.1f", bp.EmulatorCPUMs, pp.EmulatorCPUMs},
-		{"benchmark driver CPU ms per workflow", "%.1f", bp.DriverCPUMs, pp.DriverCPUMs},
-		{"emulator share of worker+server+emulator CPU", "%.2f", bp.EmulatorShare, pp.EmulatorShare},
-		{"emulator cores busy", "%.2f", bp.EmulatorCores, pp.EmulatorCores},
-		{"worker peak RSS (MiB)", "%.0f", bp.WorkerPeakMiB, pp.WorkerPeakMiB},
-		{"server peak RSS (MiB)", "%.0f", bp.ServerPeakMiB, pp.ServerPeakMiB},
+		{"workflows (all started at once)", "%.0f", float64(bp.Workflows), float64(pp.Workflows), float64(ap.Workflows)},
+		{"completed per second", "%.2f", bp.PerSecond, pp.PerSecond, ap.PerSecond},
+		{"p50 start-to-finish (s)", "%.2f", bp.P50Seconds, pp.P50Seconds, ap.P50Seconds},
+		{"p95 start-to-finish (s)", "%.2f", bp.P95Seconds, pp.P95Seconds, ap.P95Seconds},
+		{"history events per workflow", "%.1f", bp.Events, pp.Events, ap.Events},
+		{"activities per workflow", "%.1f", bp.Activities, pp.Activities, ap.Activities},
+		{"worker CPU ms per workflow", "%.1f", bp.WorkerCPUMs, pp.WorkerCPUMs, ap.WorkerCPUMs},
+		{"server CPU ms per workflow", "%.1f", bp.ServerCPUMs, pp.ServerCPUMs, ap.ServerCPUMs},
+		{"emulator CPU ms per workflow", "%.1f", bp.EmulatorCPUMs, pp.EmulatorCPUMs, ap.EmulatorCPUMs},
+		{"benchmark driver CPU ms per workflow", "%.1f", bp.DriverCPUMs, pp.DriverCPUMs, ap.DriverCPUMs},
+		{"emulator share of worker+server+emulator CPU", "%.2f", bp.EmulatorShare, pp.EmulatorShare, ap.EmulatorShare},
+		{"emulator cores busy", "%.2f", bp.EmulatorCores, pp.EmulatorCores, ap.EmulatorCores},
+		{"worker peak RSS (MiB)", "%.0f", bp.WorkerPeakMiB, pp.WorkerPeakMiB, ap.WorkerPeakMiB},
+		{"server peak RSS (MiB)", "%.0f", bp.ServerPeakMiB, pp.ServerPeakMiB, ap.ServerPeakMiB},
 	} {
 		ratio := "–"
-		if row.base > 0 {
-			ratio = fmt.Sprintf("%.2f", row.prod/row.base)
+		if base := (row.base + row.after) / 2; base > 0 {
+			ratio = fmt.Sprintf("%.2f", row.prod/base)
 		}
-		fmt.Fprintf(&b, "| %s | "+row.format+" | "+row.format+" | %s |\n", row.name, row.base, row.prod, ratio)
+		fmt.Fprintf(&b, "| %s | "+row.format+" | "+row.format+" | "+row.format+" | %s |\n", row.name, row.base, row.prod, row.after, ratio)
 	}
 	if s := r.Scale; s != nil {
 		fmt.Fprintf(&b, "\nScale: %d onboardings started at once and left waiting for consent, then consented and signalled.\n\n", s.Onboardings)
@@ -224,6 +226,7 @@ func (r *report) markdown() string {
 			{"worker peak RSS during the phase (MiB)", "%.0f", s.WorkerPeakMiB},
 			{"server peak RSS during the phase (MiB)", "%.0f", s.ServerPeakMiB},
 			{"worker CPU ms per onboarding", "%.1f", s.WorkerCPUMs},
+			{"server CPU ms per onboarding (no history long polls here)", "%.1f", s.ServerCPUMs},
 			{"emulator share of worker+server+emulator CPU", "%.2f", s.EmulatorShare},
 		} {
 			fmt.Fprintf(&b, "| %s | "+row.format+" |\n", row.name, row.v)

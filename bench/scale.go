@@ -29,6 +29,7 @@ type scaleResult struct {
 	WorkerPeakMiB       float64 `json:"workerPeakRssMiB"`
 	ServerPeakMiB       float64 `json:"serverPeakRssMiB"`
 	WorkerCPUMs         float64 `json:"workerCpuMsPerOnboarding"`
+	ServerCPUMs         float64 `json:"serverCpuMsPerOnboarding"`
 	EmulatorShare       float64 `json:"emulatorCpuShare"`
 	Note                string  `json:"note,omitempty"`
 }
@@ -75,9 +76,11 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel int, deadli
 	} else {
 		progress("scale: all %d wait for consent, %.1f s after the first start", n, r.AllWaitingSeconds)
 	}
-	// Let the last initial consent checks finish so the sample is of a quiet, waiting system.
-	if err := forEach(ctx, n, parallel, func(ctx context.Context, k int) error { return untilIdle(ctx, st, ids[k]) }); err != nil && r.Waiting == n {
-		return r, fmt.Errorf("scale: %w", err)
+	if r.Waiting == n {
+		// Let the last initial consent checks finish so the sample is of a quiet, waiting system.
+		if err := forEach(ctx, n, parallel, func(ctx context.Context, k int) error { return untilIdle(ctx, st, ids[k]) }); err != nil {
+			return r, fmt.Errorf("scale: %w", err)
+		}
 	}
 	waiting, err := st.sample()
 	if err != nil {
@@ -125,6 +128,7 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel int, deadli
 	w, s, e := since(before["worker"], after["worker"]), since(before["server"], after["server"]), since(before["emulator"], after["emulator"])
 	r.WorkerPeakMiB, r.ServerPeakMiB = mib(w.HWM), mib(s.HWM)
 	r.WorkerCPUMs = float64(w.CPU.Milliseconds()) / float64(max(r.Completed, 1))
+	r.ServerCPUMs = float64(s.CPU.Milliseconds()) / float64(max(r.Completed, 1))
 	if total := w.CPU + s.CPU + e.CPU; total > 0 {
 		r.EmulatorShare = e.CPU.Seconds() / total.Seconds()
 	}

@@ -40,7 +40,10 @@ type stack struct {
 	bare      *child
 
 	product client.Client // encrypting client, as the starter builds it
-	plain   client.Client // no codec: the bare chain and raw history reads
+	plain   client.Client // no codec: the bare chain, visibility, describe
+	// watch holds only the history long polls, on a connection of its own,
+	// so that the start and signal calls of neither workload queue behind them.
+	watch   client.Client
 	consent consentClient
 }
 
@@ -124,8 +127,10 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	if st.product, err = workerapp.Dial(ctx, cfg, workerapp.WithLogger(slog.New(slog.DiscardHandler))); err != nil {
 		return st, err
 	}
-	if st.plain, err = client.DialContext(ctx, client.Options{HostPort: st.dev.Address, Namespace: st.dev.Namespace, Logger: quietLogger()}); err != nil {
-		return st, err
+	for _, c := range []*client.Client{&st.plain, &st.watch} {
+		if *c, err = client.DialContext(ctx, client.Options{HostPort: st.dev.Address, Namespace: st.dev.Namespace, Logger: quietLogger()}); err != nil {
+			return st, err
+		}
 	}
 
 	progress("starting the product worker and the bare-chain worker")
@@ -178,6 +183,7 @@ func writeConfig(dir, temporalAddr, emuURL, caFile string) (file, codecKey strin
 		// Registered on every app and checked in the consent redirect; never visited.
 		"consent": map[string]any{"redirectURI": "http://127.0.0.1:9/bench-consent-done", "recheckInterval": "10m"},
 		"log":     map[string]any{"level": "warn", "format": "json"},
+		"worker":  map[string]any{"stopTimeout": "5s"},
 	}
 	b, err := yaml.Marshal(doc)
 	if err != nil {
@@ -249,7 +255,7 @@ func (st *stack) stop() {
 			c.stop()
 		}
 	}
-	for _, c := range []client.Client{st.product, st.plain} {
+	for _, c := range []client.Client{st.product, st.plain, st.watch} {
 		if c != nil {
 			c.Close()
 		}
