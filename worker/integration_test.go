@@ -234,15 +234,18 @@ func TestWorkerKilledMidRunFinishesWithoutDuplicates(t *testing.T) {
 	run, err := testenv.StartOnboarding(ctx, c, in)
 	require.NoError(t, err)
 	// Hold addPassword in the emulator so the worker can be frozen mid-call.
-	env.Emu.SetFaults(emulator.Faults{Routes: map[string]emulator.RouteFaults{"graph.addPassword": {LatencyMs: 3000}}})
+	env.Emu.SetFaults(emulator.Faults{Routes: map[string]emulator.RouteFaults{"graph.addPassword": {LatencyMs: 6000}}})
 	t.Cleanup(func() { env.Emu.SetFaults(emulator.Faults{}) })
 	require.NoError(t, env.Consent(ctx, c, wfID, time.Minute))
 
 	require.NoError(t, waitActivityStarted(ctx, c, wfID, "AddClientSecret"))
-	time.Sleep(time.Second) // the worker lists secrets, then waits on addPassword
+	// Within milliseconds the worker lists the secrets and sends addPassword,
+	// which the emulator holds for 6 s; freeze it in that window, with margin
+	// for a loaded machine on both sides.
+	time.Sleep(2 * time.Second)
 	require.NoError(t, first.Freeze())
 	var lost emulator.PasswordState
-	require.NoError(t, testenv.Poll(ctx, 10*time.Second, func() error {
+	require.NoError(t, testenv.Poll(ctx, 15*time.Second, func() error {
 		ts, _, err := env.TenantState(crashco.id)
 		if err != nil {
 			return err
