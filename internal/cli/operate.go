@@ -142,6 +142,7 @@ func (a *app) statusCmd() *cobra.Command {
 					return writeJSON(out(cmd), s.Progress)
 				}
 				writeChecklist(out(cmd), s, a.workflowLink(s.WorkflowID))
+				a.writeRotationStatus(ctx, c, out(cmd), t)
 				return nil
 			})
 		},

@@ -209,7 +209,7 @@ func (a *app) credentialsCmd() *cobra.Command {
 					}
 					return fmt.Errorf("onboarding %s did not complete (%s): %s; there are no credentials", s.WorkflowID, s.Execution, s.Progress.Error)
 				}
-				pkg := packageFrom(*s.Result, reveal)
+				pkg := a.rotatedPackage(ctx, c, errOut(cmd), t, packageFrom(*s.Result, reveal), reveal)
 				if reveal {
 					fmt.Fprintln(errOut(cmd), revealWarning)
 				}

@@ -61,6 +61,7 @@ precedence. Command flags can also be set in the environment:
 	root.AddCommand(
 		a.startCmd(), a.consentCmd(), a.statusCmd(), a.cancelCmd(), a.listCmd(), a.credentialsCmd(),
 		a.codecServerCmd(), a.serveCmd(), a.emulatorCmd(), a.devCmd(), a.demoCmd(),
+		a.rotateCmd(), a.offboardCmd(),
 	)
 	return root
 }

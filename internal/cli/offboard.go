@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+func (a *app) offboardCmd() *cobra.Command {
+	var (
+		t            target
+		dryRun       bool
+		asJSON       bool
+		timeout      time.Duration
+		securityRole string
+	)
+	cmd := &cobra.Command{
+		Use:   "offboard --tenant-id ID --org-url URL [--dry-run]",
+		Short: "Remove everything an onboarding created for a tenant and org (--dry-run lists it)",
+		Long: `offboard runs the Offboarding workflow: it stops the secret rotation (and an
+onboarding still running), then removes the Marketo Config's user, the Home
+Realm Discovery policy, the role association, the application user (disabled,
+then deleted), every client secret mktos2s added, the service principal and the
+app registration. It finds them by the names mktos2s gives them, so it also
+cleans up after a half-finished onboarding, and it can simply be run again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
+				in := workflows.OffboardingInput{TenantID: t.tenantID, OrgURL: t.orgURL, DryRun: dryRun, SecurityRoleName: securityRole}.WithDefaults()
+				if err := in.Validate(); err != nil {
+					return err
+				}
+				run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+					ID: in.WorkflowID(), TaskQueue: workflows.TaskQueue,
+					WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+					TypedSearchAttributes: temporal.NewSearchAttributes(
+						workflows.SearchTenantID.ValueSet(in.TenantID), workflows.SearchOrgHost.ValueSet(in.OrgHost())),
+				}, workflows.OffboardingWorkflowType, in)
+				if err != nil {
+					return fmt.Errorf("start %s: %w", in.WorkflowID(), err)
+				}
+				fmt.Fprintf(errOut(cmd), "Offboarding %s started (%s)\n", in.WorkflowID(), a.workflowLink(in.WorkflowID()))
+				wctx, stop := context.WithTimeout(ctx, timeout)
+				defer stop()
+				var res workflows.OffboardingResult
+				err = run.Get(wctx, &res)
+				var appErr *temporal.ApplicationError
+				if err != nil && errors.As(err, &appErr) && appErr.HasDetails() {
+					_ = appErr.Details(&res)
+				}
+				if asJSON {
+					if werr := writeJSON(out(cmd), res); werr != nil {
+						return werr
+					}
+				} else {
+					writeOffboarding(out(cmd), res)
+				}
+				if err != nil && wctx.Err() != nil {
+					return fmt.Errorf("offboarding %s did not finish within %s; follow it in the UI", in.WorkflowID(), timeout)
+				}
+				return err
+			})
+		},
+	}
+	targetFlags(cmd, &t)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed; change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the offboarding")
+	cmd.Flags().StringVar(&securityRole, "security-role", "", "the role the onboarding assigned (default \"Marketo Sync User\")")
+	return cmd
+}
+
+func writeOffboarding(w io.Writer, res workflows.OffboardingResult) {
+	switch {
+	case len(res.Actions) == 0:
+		fmt.Fprintln(w, "Nothing of this onboarding exists; nothing to remove.")
+		return
+	case res.DryRun:
+		fmt.Fprintln(w, "Dry run — offboarding would stop the secret rotation and any running onboarding, then remove:")
+	default:
+		fmt.Fprintln(w, "Offboarding removed:")
+	}
+	for _, act := range res.Actions {
+		mark := markPending
+		note := ""
+		switch {
+		case act.Error != "":
+			mark, note = markFailed, " FAILED: "+act.Error+" — clean it up by hand"
+		case act.AlreadyGone:
+			mark, note = markDone, " (already gone)"
+		case act.Done:
+			mark = markDone
+		}
+		fmt.Fprintf(w, "  %s %s %s%s\n", mark, act.Action, act.Target, note)
+	}
+}

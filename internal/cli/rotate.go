@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/workflows"
+)
+
+func (t target) orgHost() string {
+	return workflows.OnboardingInput{OrgURL: t.orgURL}.OrgHost()
+}
+
+func (t target) rotationID() string { return workflows.RotationWorkflowID(t.tenantID, t.orgHost()) }
+
+func (a *app) rotateCmd() *cobra.Command {
+	var (
+		t            target
+		now, confirm bool
+		by, note     string
+		asJSON       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate --tenant-id ID --org-url URL [--now | --confirm]",
+		Short: "Show the client-secret rotation; start it early (--now) or confirm Marketo has the new secret (--confirm)",
+		Long: `rotate shows the tenant's SecretRotation: when the next rotation is due, and
+while a new secret waits for Marketo, the reminders and whether the old secret
+has expired.
+
+--now starts the next rotation at once (a new secret is added; the old one
+stays until you confirm). Show the new secret with ` + "`credentials --reveal`" + `, save it in
+Marketo, then run rotate --confirm: the rotation signs in with the new secret
+and only then removes the old one.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if now && confirm {
+				return errors.New("--now and --confirm exclude each other: --now adds a new secret, --confirm says Marketo has it")
+			}
+			if by == "" {
+				by = defaultSender()
+			}
+			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
+				id := t.rotationID()
+				sig := workflows.OperatorSignal{By: by, Note: note}
+				switch {
+				case now:
+					if err := a.rotateNow(ctx, c, t, sig); err != nil {
+						return err
+					}
+					fmt.Fprintf(out(cmd), "Sent %s to %s\n", workflows.SignalRotateNow, id)
+				case confirm:
+					if err := c.SignalWorkflow(ctx, id, "", workflows.SignalMarketoUpdated, sig); err != nil {
+						return fmt.Errorf("signal %s to %s: %w", workflows.SignalMarketoUpdated, id, rotationMissing(err, id))
+					}
+					fmt.Fprintf(out(cmd), "Sent %s to %s; the rotation now signs in with the new secret before removing the old one\n",
+						workflows.SignalMarketoUpdated, id)
+				}
+				if now || confirm {
+					// Give the worker a moment so the status below shows the effect.
+					_ = sleep(ctx, 4*a.pollEvery)
+				}
+				p, err := rotationProgress(ctx, c, id)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(out(cmd), p)
+				}
+				writeRotation(out(cmd), p, a.workflowLink(id))
+				return nil
+			})
+		},
+	}
+	targetFlags(cmd, &t)
+	cmd.Flags().BoolVar(&now, "now", false, "start the next rotation now instead of at expiry minus the lead time")
+	cmd.Flags().BoolVar(&confirm, "confirm", false, "the new secret is saved in Marketo: prove it and remove the old one (sends marketo-updated)")
+	cmd.Flags().StringVar(&by, "by", "", "who sends the signal (default: the current OS user)")
+	cmd.Flags().StringVar(&note, "note", "", "free text kept with the signal")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the rotation's progress as JSON")
+	return cmd
+}
+
+// rotateNow signals the running rotation. When none ever ran (an
+// onboarding completed before rotations existed), it starts one from the
+// onboarding's result with the signal already delivered. A rotation that
+// ran and stopped is not restarted from the onboarding's result: that
+// secret may be gone.
+func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig workflows.OperatorSignal) error {
+	id := t.rotationID()
+	_, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case err == nil:
+		if err := c.SignalWorkflow(ctx, id, "", workflows.SignalRotateNow, sig); err != nil {
+			return fmt.Errorf("signal %s to %s: %w", workflows.SignalRotateNow, id, rotationMissing(err, id))
+		}
+		return nil
+	case !errors.As(err, &nf):
+		return fmt.Errorf("describe %s: %w", id, err)
+	}
+	s, err := fetch(ctx, c, t.workflowID())
+	if err != nil {
+		return err
+	}
+	if s.Result == nil {
+		return fmt.Errorf("onboarding %s has not completed (%s); a rotation starts when it does", s.WorkflowID, s.Execution)
+	}
+	res := *s.Result
+	in := workflows.RotationInput{
+		TenantID: res.TenantID, OrgURL: res.OrgURL, AppObjectID: res.Resources.AppObjectID, AppID: res.ClientID,
+		SystemUserID: res.Resources.SystemUserID, Username: res.Username,
+		Current: workflows.RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
+	}
+	_, err = c.SignalWithStartWorkflow(ctx, id, workflows.SignalRotateNow, sig, client.StartWorkflowOptions{
+		ID: id, TaskQueue: workflows.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchTenantID.ValueSet(res.TenantID), workflows.SearchOrgHost.ValueSet(t.orgHost())),
+	}, workflows.RotationWorkflowType, in)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	return nil
+}
+
+func rotationMissing(err error, id string) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no rotation is running as %s (it starts when the onboarding completes; `rotate --now` starts one for an older onboarding): %w", id, err)
+	}
+	return err
+}
+
+// rotationProgress queries a running rotation.
+func rotationProgress(ctx context.Context, c client.Client, id string) (workflows.RotationProgress, error) {
+	var p workflows.RotationProgress
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+	if err != nil {
+		return p, fmt.Errorf("query the rotation %s: %w", id, rotationMissing(err, id))
+	}
+	return p, v.Get(&p)
+}
+
+func writeRotation(w io.Writer, p workflows.RotationProgress, link string) {
+	if p.OldSecretExpired {
+		fmt.Fprintf(w, "!!! OLD CLIENT SECRET EXPIRED at %s: Marketo's sync FAILS until the new secret is saved in Marketo !!!\n",
+			p.OldExpiresAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "Secret rotation for tenant %s, org %s (cycle %d): %s\n", p.TenantID, p.OrgHost, p.Cycle, p.Phase)
+	fmt.Fprintf(w, "  Live secret   key %s, expires %s\n", p.OldKeyID, p.OldExpiresAt.UTC().Format(time.RFC3339))
+	if p.NewKeyID != "" {
+		fmt.Fprintf(w, "  New secret    key %s, expires %s, waiting since %s, reminders %d\n",
+			p.NewKeyID, p.NewExpiresAt.UTC().Format(time.RFC3339), p.WaitingSince.UTC().Format(time.RFC3339), p.Reminders)
+	} else {
+		fmt.Fprintf(w, "  Next rotation %s\n", p.NextRotationAt.UTC().Format(time.RFC3339))
+	}
+	if p.Message != "" {
+		fmt.Fprintf(w, "  %s\n", p.Message)
+	}
+	if link != "" {
+		fmt.Fprintf(w, "  %s\n", link)
+	}
+}
+
+// writeRotationStatus adds the rotation to `status`, when there is one.
+func (a *app) writeRotationStatus(ctx context.Context, c client.Client, w io.Writer, t target) {
+	p, err := rotationProgress(ctx, c, t.rotationID())
+	if err != nil {
+		return // no rotation (yet): the onboarding's checklist says it all
+	}
+	fmt.Fprintln(w)
+	writeRotation(w, p, "")
+}
+
+// rotatedPackage replaces the onboarding's secret with the rotation's
+// newest one, read through the rotation's credentials query (its result is
+// encrypted by the codec like every payload). The secret is only asked for
+// with --reveal.
+func (a *app) rotatedPackage(ctx context.Context, c client.Client, w io.Writer, t target, pkg credentials, reveal bool) credentials {
+	v, err := c.QueryWorkflow(ctx, t.rotationID(), "", workflows.QueryCredentials, reveal)
+	if err != nil {
+		return pkg // no running rotation: the onboarding's secret is the live one
+	}
+	var rc workflows.RotationCredentials
+	if err := v.Get(&rc); err != nil {
+		fmt.Fprintf(w, "warning: could not read the rotation's credentials: %v\n", err)
+		return pkg
+	}
+	pkg.SecretExpiresAt = rc.SecretExpiresAt
+	if reveal {
+		pkg.ClientSecret = rc.ClientSecret
+	}
+	if rc.AwaitingConfirmation {
+		fmt.Fprintf(w, "NOTE: this is the NEW secret (key %s) of a rotation in progress. Save it in Marketo, then run\n"+
+			"  starter rotate --confirm --tenant-id %s --org-url %s\n", rc.SecretKeyID, t.tenantID, t.orgURL)
+	}
+	return pkg
+}
