@@ -34,7 +34,7 @@ type Options struct {
 func FullOptions() Options {
 	return Options{
 		Granted: 10, Denied: 5, PermissionErrors: 5, FederatedEvery: 3,
-		Kills: 5, ServerRestarts: 1, MinGap: 4 * time.Second, MaxGap: 15 * time.Second,
+		Kills: 5, ServerRestarts: 1, MinGap: 2 * time.Second, MaxGap: 8 * time.Second,
 		ServerErrorProbability: 0.2, ThrottleProbability: 0.1, RetryAfterMin: 1, RetryAfterMax: 2,
 		ReplicationLag: 2 * time.Second, Timeout: 25 * time.Minute, LogLevel: "debug",
 	}
