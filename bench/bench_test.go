@@ -169,14 +169,16 @@ func TestHistoryStateFailedRunIsAnError(t *testing.T) {
 // Every bench tenant needs its own tenant and org (the workflow ID is one
 // per tenant and org), on the happy path of a managed tenant.
 func TestBenchSeed(t *testing.T) {
-	seed, err := benchSeed(3)
+	seed, err := benchSeed(2, 3)
 	require.NoError(t, err)
 	hosts := map[string]string{}
 	for _, o := range seed.Orgs {
 		hosts[o.Host] = o.TenantID
 	}
+	_, before := benchTenant(1)
+	assert.NotContains(t, hosts, before, "tenants start at from")
 	ids := map[string]bool{}
-	for i := range 3 {
+	for i := 2; i < 5; i++ {
 		id, host := benchTenant(i)
 		assert.Equal(t, id, hosts[host], "org %s belongs to its own tenant", host)
 		assert.False(t, ids[workflows.WorkflowID(id, host)], "workflow IDs differ")
@@ -193,4 +195,9 @@ func TestBenchSeed(t *testing.T) {
 		}
 		assert.NotEmpty(t, tn.Provisioner.Secret)
 	}
+}
+
+func TestCheckHostCount(t *testing.T) {
+	require.NoError(t, checkHostCount(203, 10000), "the default scale fits the emulator's certificate")
+	require.Error(t, checkHostCount(203, 20000))
 }

@@ -41,7 +41,7 @@ type options struct {
 func main() {
 	var o options
 	var role, addr, data, address, namespace string
-	var tenants int
+	var from, tenants int
 	flag.IntVar(&o.n, "n", 200, "workflows in the baseline and in the product phase")
 	flag.IntVar(&o.scale, "scale", 10000, "onboardings started and left waiting in the scale phase (0 = skip)")
 	flag.IntVar(&o.warmup, "warmup", 3, "onboardings and bare chains run first, not measured (the first onboarding's history sets the bare chain's shape)")
@@ -55,6 +55,7 @@ func main() {
 	flag.StringVar(&role, "role", "", "internal: emulator | baseline-worker")
 	flag.StringVar(&addr, "addr", "", "internal (emulator): listen address")
 	flag.StringVar(&data, "data", "", "internal (emulator): data directory")
+	flag.IntVar(&from, "from", 0, "internal (emulator): first bench tenant to seed")
 	flag.IntVar(&tenants, "tenants", 0, "internal (emulator): bench tenants to seed")
 	flag.StringVar(&address, "address", "", "internal (baseline-worker): Temporal address")
 	flag.StringVar(&namespace, "namespace", "default", "internal (baseline-worker): namespace")
@@ -65,7 +66,7 @@ func main() {
 	case "":
 		err = run(o)
 	case "emulator":
-		err = runEmulatorRole(addr, data, tenants)
+		err = runEmulatorRole(addr, data, from, tenants)
 	case "baseline-worker":
 		err = runBaselineWorkerRole(address, namespace)
 	default:
@@ -81,6 +82,9 @@ func run(o options) error {
 	if o.n < 1 || o.warmup < 1 || o.parallel < 1 || o.scale < 0 {
 		return errors.New("-n, -warmup and -parallel must be at least 1, -scale at least 0")
 	}
+	if err := checkHostCount(o.warmup+o.n, o.scale); err != nil {
+		return err
+	}
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -92,7 +96,7 @@ func run(o options) error {
 		o.out = filepath.Join(root, o.out)
 	}
 	// Tenants: [0, warmup) warm-up, then the product phase, then the scale phase.
-	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + o.scale, dbFile: o.dbFile, temporal: o.temporal})
+	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n, dbFile: o.dbFile, temporal: o.temporal})
 	if err != nil {
 		return err
 	}
@@ -130,6 +134,9 @@ func run(o options) error {
 	}
 	if o.scale > 0 {
 		progress("scale: %d onboardings left waiting for consent, then drained", o.scale)
+		if err := st.switchEmulator(ctx, o.warmup+o.n, o.scale); err != nil {
+			return err
+		}
 		sr, err := measureScale(ctx, st, o.warmup+o.n, o.scale, o.parallel, began.Add(o.timeout-30*time.Second))
 		if err != nil {
 			return err

@@ -159,12 +159,12 @@ func freePort() (int, error) {
 // readyLine is what a role subprocess prints when it serves.
 const readyLine = "bench: ready"
 
-// runEmulatorRole serves the emulator with benchSeed(tenants) until SIGTERM.
-// It runs in its own process so that its CPU time is measured apart.
-func runEmulatorRole(addr, dataDir string, tenants int) error {
+// runEmulatorRole serves the emulator with benchSeed(from, tenants) until
+// SIGTERM. It runs in its own process so that its CPU time is measured apart.
+func runEmulatorRole(addr, dataDir string, from, tenants int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	seed, err := benchSeed(tenants)
+	seed, err := benchSeed(from, tenants)
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,15 @@ import (
 // benchTenant is the i-th customer the benchmark onboards. Every onboarding
 // needs its own tenant and org: the workflow ID is one per tenant and org.
 func benchTenant(i int) (tenantID, orgHost string) {
-	return fmt.Sprintf("b0000000-0000-4000-8000-%012d", i), fmt.Sprintf("bench%05d.crm.localhost", i)
+	// Short hosts: the emulator's certificate names every seeded org host, and
+	// a TLS handshake message may not exceed 256 KiB (≈ 10,000 such names).
+	return fmt.Sprintf("b0000000-0000-4000-8000-%012d", i), fmt.Sprintf("b%d.crm.localhost", i)
 }
 
-// benchSeed is the emulator's default seed plus n tenants, each a copy of the
+// benchSeed is the emulator's default seed plus n tenants from the from-th, each a copy of the
 // default seed's first (managed, not federated) tenant and its org, so that
 // every onboarding takes the same happy path.
-func benchSeed(n int) (*emulator.Seed, error) {
+func benchSeed(from, n int) (*emulator.Seed, error) {
 	seed := emulator.DefaultSeed()
 	if len(seed.Tenants) == 0 || len(seed.Orgs) == 0 {
 		return nil, fmt.Errorf("bench: the default emulator seed has no tenant or org")
@@ -27,9 +29,9 @@ func benchSeed(n int) (*emulator.Seed, error) {
 		return nil, fmt.Errorf("bench: the default seed has no org of tenant %s", tmpl.ID)
 	}
 	orgTmpl := seed.Orgs[oi]
-	for i := range n {
+	for i := from; i < from+n; i++ {
 		id, host := benchTenant(i)
-		label := fmt.Sprintf("bench%05d", i)
+		label := fmt.Sprintf("bench%d", i)
 		seed.Tenants = append(seed.Tenants, emulator.SeedTenant{
 			ID:          id,
 			DisplayName: label,
@@ -56,4 +58,23 @@ func clearIDs[T any](in []T, clear func(*T)) []T {
 		clear(&out[i])
 	}
 	return out
+}
+
+// maxSANBytes keeps the emulator's certificate, which names every seeded org
+// host, inside a TLS handshake message (256 KiB), with room for the rest of
+// the certificate.
+const maxSANBytes = 240 << 10
+
+// checkHostCount refuses a tenant range whose org hosts would not fit in the
+// emulator's certificate: every TLS handshake with it would fail.
+func checkHostCount(from, n int) error {
+	total := 0
+	for i := from; i < from+n; i++ {
+		_, host := benchTenant(i)
+		total += len(host) + 2 // DER tag and length of a dNSName
+	}
+	if total > maxSANBytes {
+		return fmt.Errorf("bench: %d org hosts make the emulator's certificate about %d KiB, over what a TLS handshake carries (256 KiB); use a smaller -scale", n, total>>10)
+	}
+	return nil
 }

@@ -32,12 +32,16 @@ import (
 // emulator, the product worker and the bare-chain worker, each its own
 // process, plus the clients the benchmark drives them with.
 type stack struct {
-	dev       *devserver.Server
-	serverPID int
-	emu       *child
-	emuPort   int
-	worker    *child
-	bare      *child
+	out, logDir, runDir string
+	self, workerBin     string
+	codecKey            string
+	emuURL, caFile      string
+	dev                 *devserver.Server
+	serverPID           int
+	emu                 *child
+	emuPort             int
+	worker              *child
+	bare                *child
 
 	product client.Client // encrypting client, as the starter builds it
 	plain   client.Client // no codec: the bare chain, visibility, describe
@@ -56,53 +60,39 @@ type stackOptions struct {
 }
 
 func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
-	st = &stack{}
+	st = &stack{out: o.out, logDir: filepath.Join(o.out, "logs"), runDir: filepath.Join(o.out, "run")}
 	defer func() {
 		if err != nil {
 			st.stop()
 		}
 	}()
-	logDir := filepath.Join(o.out, "logs")
-	dataDir := filepath.Join(o.out, "emulator")
-	runDir := filepath.Join(o.out, "run")
-	for _, d := range []string{logDir, dataDir, runDir, filepath.Join(o.out, "bin")} {
+	for _, d := range []string{st.logDir, st.runDir, filepath.Join(o.out, "bin")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return st, err
 		}
 	}
-	self, err := os.Executable()
-	if err != nil {
+	if st.self, err = os.Executable(); err != nil {
 		return st, err
 	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return st, err
+	}
+	st.codecKey = base64.StdEncoding.EncodeToString(key)
 
 	progress("building ./worker")
-	workerBin := filepath.Join(o.out, "bin", "worker")
-	build := exec.CommandContext(ctx, "go", "build", "-o", workerBin, "./worker")
+	st.workerBin = filepath.Join(o.out, "bin", "worker")
+	build := exec.CommandContext(ctx, "go", "build", "-o", st.workerBin, "./worker")
 	build.Dir = o.modRoot
 	if b, err := build.CombinedOutput(); err != nil {
 		return st, fmt.Errorf("bench: go build ./worker: %w: %s", err, b)
 	}
-
-	progress("starting the emulator with %d bench tenants", o.tenants)
-	port, err := freePort()
-	if err != nil {
-		return st, err
-	}
-	st.emuPort = port
-	emuAddr := "127.0.0.1:" + strconv.Itoa(port)
-	if st.emu, err = startChild(ctx, "emulator", logDir, runDir, self,
-		[]string{"-role", "emulator", "-addr", emuAddr, "-data", dataDir, "-tenants", strconv.Itoa(o.tenants)},
-		baseEnv(runDir), readyLine); err != nil {
-		return st, err
-	}
-	emuURL := "https://" + emuAddr
-	caFile := filepath.Join(dataDir, "ca.pem")
-	if st.consent.hc, err = noRedirectClient(caFile); err != nil {
+	if err := st.startEmulator(ctx, "emulator", 0, o.tenants); err != nil {
 		return st, err
 	}
 
 	progress("starting the Temporal dev server (%s)", storage(o.dbFile))
-	serverLog, err := os.Create(filepath.Join(logDir, "temporal.log"))
+	serverLog, err := os.Create(filepath.Join(st.logDir, "temporal.log"))
 	if err != nil {
 		return st, err
 	}
@@ -114,16 +104,15 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		return st, fmt.Errorf("bench: the dev server's process: %w", err)
 	}
 
-	cfgFile, codecKey, err := writeConfig(runDir, st.dev.Address, emuURL, caFile)
+	cfgFile, err := st.writeConfig("worker")
 	if err != nil {
 		return st, err
 	}
-	provisioner := emulator.DefaultSeed().Tenants[0].Provisioner
 	cfg, err := config.Load(config.Options{File: cfgFile})
 	if err != nil {
 		return st, err
 	}
-	cfg.Codec = config.Codec{Keys: map[string]string{"bench": codecKey}, ActiveKeyID: "bench"}
+	cfg.Codec = config.Codec{Keys: map[string]string{"bench": st.codecKey}, ActiveKeyID: "bench"}
 	if st.product, err = workerapp.Dial(ctx, cfg, workerapp.WithLogger(slog.New(slog.DiscardHandler))); err != nil {
 		return st, err
 	}
@@ -134,19 +123,12 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	}
 
 	progress("starting the product worker and the bare-chain worker")
-	// Secrets go to the worker in its environment only, never in a file.
-	workerEnv := append(baseEnv(runDir),
-		config.EnvPrefix+"_CODEC_KEYS=bench="+codecKey,
-		config.EnvPrefix+"_MICROSOFT_PROVISIONER_CLIENTSECRET="+provisioner.Secret)
-	if st.worker, err = startChild(ctx, "worker", logDir, runDir, workerBin, []string{"--config", cfgFile}, workerEnv, ""); err != nil {
+	if err := st.startWorker(ctx, "worker"); err != nil {
 		return st, err
 	}
-	if err := waitPolling(ctx, st.plain, st.dev.Namespace, workflows.TaskQueue, st.worker); err != nil {
-		return st, err
-	}
-	if st.bare, err = startChild(ctx, "bare-worker", logDir, runDir, self,
+	if st.bare, err = startChild(ctx, "bare-worker", st.logDir, st.runDir, st.self,
 		[]string{"-role", "baseline-worker", "-address", st.dev.Address, "-namespace", st.dev.Namespace},
-		baseEnv(runDir), readyLine); err != nil {
+		baseEnv(st.runDir), readyLine); err != nil {
 		return st, err
 	}
 	if err := waitPolling(ctx, st.plain, st.dev.Namespace, bareTaskQueue, st.bare); err != nil {
@@ -155,22 +137,74 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	return st, nil
 }
 
+// startEmulator runs an emulator subprocess seeded with bench tenants
+// from..from+n-1.
+func (st *stack) startEmulator(ctx context.Context, name string, from, n int) error {
+	progress("starting %s with %d bench tenants", name, n)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	dataDir := filepath.Join(st.out, name)
+	st.emuPort = port
+	st.emuURL = "https://127.0.0.1:" + strconv.Itoa(port)
+	st.caFile = filepath.Join(dataDir, "ca.pem")
+	if st.emu, err = startChild(ctx, name, st.logDir, st.runDir, st.self,
+		[]string{"-role", "emulator", "-addr", "127.0.0.1:" + strconv.Itoa(port), "-data", dataDir,
+			"-from", strconv.Itoa(from), "-tenants", strconv.Itoa(n)},
+		baseEnv(st.runDir), readyLine); err != nil {
+		return err
+	}
+	st.consent.hc, err = noRedirectClient(st.caFile)
+	return err
+}
+
+// startWorker runs the product worker against the current emulator and
+// waits until it polls.
+func (st *stack) startWorker(ctx context.Context, name string) error {
+	cfgFile, err := st.writeConfig(name)
+	if err != nil {
+		return err
+	}
+	// Secrets go to the worker in its environment only, never in a file.
+	env := append(baseEnv(st.runDir),
+		config.EnvPrefix+"_CODEC_KEYS=bench="+st.codecKey,
+		config.EnvPrefix+"_MICROSOFT_PROVISIONER_CLIENTSECRET="+emulator.DefaultSeed().Tenants[0].Provisioner.Secret)
+	if st.worker, err = startChild(ctx, name, st.logDir, st.runDir, st.workerBin, []string{"--config", cfgFile}, env, ""); err != nil {
+		return err
+	}
+	return waitPolling(ctx, st.plain, st.dev.Namespace, workflows.TaskQueue, st.worker)
+}
+
+// switchEmulator replaces the emulator and the product worker with fresh
+// ones for tenants from..from+n-1. The emulator's certificate names every
+// seeded org host, so a fresh one keeps the scale phase's 10,000 hosts out
+// of the product phase's TLS handshakes, and a fresh worker starts the scale
+// phase's memory from zero.
+func (st *stack) switchEmulator(ctx context.Context, from, n int) error {
+	st.worker.stop()
+	st.worker = nil
+	st.emu.stop()
+	st.emu = nil
+	if err := st.startEmulator(ctx, "emulator-scale", from, n); err != nil {
+		return err
+	}
+	return st.startWorker(ctx, "worker-scale")
+}
+
 // baseEnv is a clean environment: no MKTOS2S_* of the caller and a HOME of
 // its own, so no mktos2s.yaml but the benchmark's is found.
 func baseEnv(home string) []string {
 	return []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 }
 
-// writeConfig writes the non-secret configuration shared by the product
-// worker and the benchmark's client, and returns a fresh codec key.
-func writeConfig(dir, temporalAddr, emuURL, caFile string) (file, codecKey string, err error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return "", "", err
-	}
+// writeConfig writes the non-secret configuration of the product worker
+// (and of the benchmark's client) for the current emulator.
+func (st *stack) writeConfig(name string) (string, error) {
 	p := emulator.DefaultSeed().Tenants[0].Provisioner
+	emuURL, caFile := st.emuURL, st.caFile
 	doc := map[string]any{
-		"temporal": map[string]any{"address": temporalAddr, "namespace": "default"},
+		"temporal": map[string]any{"address": st.dev.Address, "namespace": st.dev.Namespace},
 		"codec":    map[string]any{"activeKeyId": "bench"},
 		"microsoft": map[string]any{
 			"authorityHost":      emuURL,
@@ -187,13 +221,10 @@ func writeConfig(dir, temporalAddr, emuURL, caFile string) (file, codecKey strin
 	}
 	b, err := yaml.Marshal(doc)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
-	file = filepath.Join(dir, "mktos2s.yaml")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		return "", "", err
-	}
-	return file, base64.StdEncoding.EncodeToString(key), nil
+	file := filepath.Join(st.runDir, name+".yaml")
+	return file, os.WriteFile(file, b, 0o600)
 }
 
 // noRedirectClient trusts the emulator's CA (waiting for the file) and
@@ -255,6 +286,7 @@ func (st *stack) stop() {
 			c.stop()
 		}
 	}
+	st.worker, st.bare = nil, nil
 	for _, c := range []client.Client{st.product, st.plain, st.watch} {
 		if c != nil {
 			c.Close()
