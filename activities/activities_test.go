@@ -177,7 +177,7 @@ func TestPreflight(t *testing.T) {
 		}, `Marketo Config record "Default" does not exist`},
 		{"org outside allowed suffixes", func(_ *fakeGraph, _ *dvState, _ *PreflightInput, a *Activities) {
 			a.deps.AllowedOrgSuffixes = []string{".crm4.dynamics.com"}
-		}, "not in dynamics.allowedOrgSuffixes"},
+		}, "not in microsoft.allowedOrgSuffixes"},
 		{"domains permission missing", func(g *fakeGraph, _ *dvState, _ *PreflightInput, _ *Activities) {
 			g.errs = map[string]error{"ListDomains": &msapi.Error{Service: "graph", Op: "listDomains", Kind: msapi.PermissionDenied, Status: 403}}
 		}, "Domain.Read.All"},

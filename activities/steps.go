@@ -77,7 +77,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (Prefligh
 		return out, preflightError("orgUrl %q is not a URL", in.OrgURL)
 	}
 	if !a.orgAllowed(u.Hostname()) {
-		return out, preflightError("org host %s is not in dynamics.allowedOrgSuffixes %v; use the org's *.dynamics.com URL or extend the setting",
+		return out, preflightError("org host %s is not in microsoft.allowedOrgSuffixes %v; use the org's *.dynamics.com URL or extend the setting",
 			u.Hostname(), a.deps.AllowedOrgSuffixes)
 	}
 	g := a.graphFor(in.TenantID)

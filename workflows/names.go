@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -90,6 +91,7 @@ const (
 	DefaultAppDisplayName         = "Marketo Integration"
 	DefaultSecretLifetimeMonths   = 12
 	MaxSecretLifetimeMonths       = 24
+	MaxAppDisplayNameLength       = 120
 	DefaultConsentTimeout         = 7 * 24 * time.Hour
 	DefaultConsentRecheckInterval = 10 * time.Minute
 	DefaultSolutionName           = "Marketo Lead Management"
@@ -212,8 +214,13 @@ func (in OnboardingInput) Validate() error {
 	if fix := orgURLProblem(in.OrgURL); fix != "" {
 		bad("orgUrl", in.OrgURL, fix)
 	}
-	if strings.TrimSpace(in.AppDisplayName) == "" {
+	switch n := utf8.RuneCountInString(in.AppDisplayName); {
+	case strings.TrimSpace(in.AppDisplayName) == "":
 		bad("appDisplayName", "", `is required; e.g. "Marketo Integration"`)
+	case n > MaxAppDisplayNameLength:
+		// Entra ID refuses longer application display names.
+		bad("appDisplayName", string([]rune(in.AppDisplayName)[:40])+"…",
+			fmt.Sprintf("is %d characters long; use at most %d, e.g. \"Marketo Integration\"", n, MaxAppDisplayNameLength))
 	}
 	if in.SecretLifetimeMonths < 1 || in.SecretLifetimeMonths > MaxSecretLifetimeMonths {
 		bad("secretLifetimeMonths", strconv.Itoa(in.SecretLifetimeMonths),

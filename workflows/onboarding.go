@@ -538,24 +538,29 @@ func errorMessage(err error) string {
 // stepOptions are the retry policies per step. Steps right after creating
 // the app retry longer: Entra and Dataverse need a while to see new objects.
 func stepOptions(step string) workflow.ActivityOptions {
+	// Attempts are bounded by time, not by count: under a throttling storm
+	// (429 with Retry-After, 5xx) a step that makes several requests can need
+	// dozens of attempts, and a fixed count gave up on onboardings that would
+	// have succeeded a minute later. Permanent errors are non-retryable and
+	// stop at once whatever the budget.
 	o := workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: 30 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    10,
+			MaximumInterval:    30 * time.Second,
 		},
 	}
 	switch step {
-	case StepCreateServicePrincipal, StepAddClientSecret, StepCreateApplicationUser,
-		StepConfigureHomeRealmDiscovery, StepAssignSecurityRole, StepValidateConnection:
-		o.RetryPolicy.MaximumInterval = 30 * time.Second
-		o.RetryPolicy.MaximumAttempts = 40 // about 15 minutes of replication lag
 	case StepPublishCustomizations, StepCreateSyncFilter:
 		o.StartToCloseTimeout = 15 * time.Minute // publishing a large org takes minutes
+		o.ScheduleToCloseTimeout = time.Hour
 	case StepPreflight, StepAwaitingAdminConsent:
-		o.RetryPolicy.MaximumAttempts = 5
+		// Read-only and cheap to repeat: retry quickly, and give up sooner so
+		// that an unreachable tenant is reported while the operator waits.
+		o.RetryPolicy.MaximumInterval = 10 * time.Second
+		o.ScheduleToCloseTimeout = 15 * time.Minute
 	}
 	return o
 }

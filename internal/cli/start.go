@@ -101,6 +101,10 @@ func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
 		SolutionName:           f.solution,
 		MinSolutionVersion:     f.minSolutionVersion,
 	}.WithDefaults()
+	// The flags carry the defaults already, so a 0 here was typed by the
+	// operator (or set in the environment): WithDefaults would silently turn
+	// it into 12 months or 7 days, so keep it and let validation refuse it.
+	in.SecretLifetimeMonths, in.ConsentTimeout = f.secretMonths, f.consentTimeout
 	return in, validateInput(in, a.cfg)
 }
 
