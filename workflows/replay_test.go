@@ -35,7 +35,7 @@ const (
 	compensatedHistory = "testdata/onboarding-compensated.json"
 )
 
-var quiet = tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+func quiet() tlog.Logger { return tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)) }
 
 // replayer registers fn as the Onboarding workflow with the product's
 // converters over the given codec options.
@@ -54,7 +54,7 @@ func replayer(t *testing.T, opts client.Options, fn any) worker.WorkflowReplayer
 func replayCompleted(t *testing.T) workflows.OnboardingResult {
 	t.Helper()
 	r := replayer(t, testKeyOptions(t), workflows.Onboarding)
-	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quiet, completedHistory))
+	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quiet(), completedHistory))
 	// The SDK's replayer has GetWorkflowResult; its worker.WorkflowReplayer interface does not list it.
 	withResult, ok := r.(interface{ GetWorkflowResult(string, any) error })
 	require.True(t, ok, "the SDK's replayer no longer exposes GetWorkflowResult")
@@ -84,7 +84,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			})
 			require.NoError(t, err)
 			workflows.Register(r) // the product's own registration
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quiet, f))
+			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quiet(), f))
 		})
 	}
 }
@@ -116,7 +116,7 @@ func TestReplayDetectsChanges(t *testing.T) {
 			return workflows.Onboarding(ctx, in)
 		}
 		r := replayer(t, testKeyOptions(t), changed)
-		assert.Error(t, r.ReplayWorkflowHistoryFromJSONFile(quiet, completedHistory))
+		assert.Error(t, r.ReplayWorkflowHistoryFromJSONFile(quiet(), completedHistory))
 	})
 	t.Run("another key under the same key ID", func(t *testing.T) {
 		other, err := codec.New(map[string][]byte{testcodec.KeyID: make([]byte, codec.KeySize)}, testcodec.KeyID)
@@ -124,7 +124,7 @@ func TestReplayDetectsChanges(t *testing.T) {
 		r := replayer(t, codec.ClientOptions(client.Options{}, other), workflows.Onboarding)
 		// The input cannot be decrypted, so the workflow never schedules its
 		// first activity; the replayer reports that mismatch, not the codec error.
-		assert.Error(t, r.ReplayWorkflowHistoryFromJSONFile(quiet, completedHistory))
+		assert.Error(t, r.ReplayWorkflowHistoryFromJSONFile(quiet(), completedHistory))
 	})
 }
 

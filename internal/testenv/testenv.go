@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"gopkg.in/yaml.v3"
 
@@ -38,6 +39,9 @@ import (
 // loopback and never followed: nothing may leave the machine, and the
 // emulator's redirect to it is asserted, not visited.
 const ConsentRedirectURI = "http://127.0.0.1:9/mktos2s-consent-done"
+
+// quiet keeps the SDK's default logger of plain clients off the test output.
+func quiet() tlog.Logger { return tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)) }
 
 // Options configure Start.
 type Options struct {
@@ -56,9 +60,9 @@ type Env struct {
 	// Seed is the world the emulator started from.
 	Seed *emulator.Seed
 
-	dir       string
-	stopEmu   context.CancelFunc
-	closeOnce bool
+	dir     string
+	stopEmu context.CancelFunc
+	closed  bool
 }
 
 // Start launches the emulator and the dev server. Close stops both.
@@ -97,10 +101,10 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 
 // Close stops the dev server and the emulator and removes their files.
 func (e *Env) Close() error {
-	if e.closeOnce {
+	if e.closed {
 		return nil
 	}
-	e.closeOnce = true
+	e.closed = true
 	var errs []error
 	if e.Dev != nil {
 		errs = append(errs, e.Dev.Stop())
@@ -211,7 +215,7 @@ func (e *Env) Dial(ctx context.Context, namespace string) (client.Client, error)
 // DialRaw connects a client WITHOUT the codec: it sees payloads exactly as
 // Temporal stores them.
 func (e *Env) DialRaw(ctx context.Context, namespace string) (client.Client, error) {
-	return client.DialContext(ctx, client.Options{HostPort: e.Dev.Address, Namespace: namespace})
+	return client.DialContext(ctx, client.Options{HostPort: e.Dev.Address, Namespace: namespace, Logger: quiet()})
 }
 
 // NewWorker builds the real worker (workerapp) in this process; the caller
@@ -231,7 +235,7 @@ func (e *Env) NewWorker(ctx context.Context, namespace string, logger *slog.Logg
 // waits until it accepts requests. A separate namespace keeps a test's
 // workflows away from the workers of other tests.
 func (e *Env) AddNamespace(ctx context.Context, name string) error {
-	nc, err := client.NewNamespaceClient(client.Options{HostPort: e.Dev.Address})
+	nc, err := client.NewNamespaceClient(client.Options{HostPort: e.Dev.Address, Logger: quiet()})
 	if err != nil {
 		return fmt.Errorf("testenv: namespace client: %w", err)
 	}
