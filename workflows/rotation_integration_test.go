@@ -20,7 +20,11 @@ import (
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
-const fabrikam = "22222222-2222-2222-2222-222222222222"
+// Tenants of the emulator's default seed.
+const (
+	contosoTenant = "11111111-1111-1111-1111-111111111111"
+	fabrikam      = "22222222-2222-2222-2222-222222222222"
+)
 
 // day2Env is the real dev server, the emulator and the in-process worker.
 func day2Env(t *testing.T) (*testenv.Env, client.Client) {
@@ -144,7 +148,7 @@ func TestDay2OnTheDevServer(t *testing.T) {
 	t.Run("rotation then offboarding of a fully onboarded tenant", func(t *testing.T) {
 		host := "contoso.crm.localhost"
 		orgURL := env.Emu.OrgURL(host)
-		in := workflows.OnboardingInput{TenantID: contoso, OrgURL: orgURL, Rotation: &workflows.RotationSettings{
+		in := workflows.OnboardingInput{TenantID: contosoTenant, OrgURL: orgURL, Rotation: &workflows.RotationSettings{
 			SecretLifetime: 2 * time.Minute, LeadTime: 105 * time.Second, ReminderInterval: 2 * time.Second,
 		}}
 		run, err := testenv.StartOnboarding(ctx, c, in)
@@ -153,7 +157,7 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		var res workflows.OnboardingResult
 		require.NoError(t, run.Get(ctx, &res))
 		orgHost := in.WithDefaults().OrgHost()
-		rotationID := workflows.RotationWorkflowID(contoso, orgHost)
+		rotationID := workflows.RotationWorkflowID(contosoTenant, orgHost)
 
 		// The rotation wakes 15 s after the onboarding's secret was made.
 		p := waitRotation(t, ctx, c, rotationID, "new secret waiting", func(p workflows.RotationProgress) bool {
@@ -161,7 +165,7 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		})
 		assert.Equal(t, res.Resources.SecretKeyID, p.OldKeyID)
 		require.NotEmpty(t, p.NewKeyID)
-		app := ourApp(tenantOf(env.Emu.State(), contoso), orgHost)
+		app := ourApp(tenantOf(env.Emu.State(), contosoTenant), orgHost)
 		require.NotNil(t, app)
 		assert.Len(t, app.PasswordCredentials, 2, "old and new secret live until the confirmation")
 
@@ -178,18 +182,18 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		after := waitRotation(t, ctx, c, rotationID, "next cycle", func(p workflows.RotationProgress) bool { return p.Cycle == 1 })
 		assert.Equal(t, creds.SecretKeyID, after.OldKeyID, "the new secret is now the live one")
 
-		app = ourApp(tenantOf(env.Emu.State(), contoso), orgHost)
+		app = ourApp(tenantOf(env.Emu.State(), contosoTenant), orgHost)
 		require.NotNil(t, app)
 		require.Len(t, app.PasswordCredentials, 1, "exactly one live secret")
 		assert.Equal(t, creds.SecretKeyID, app.PasswordCredentials[0].KeyID, "and it is the new one")
-		assert.NoError(t, tokenWith(ctx, env, contoso, res.ClientID, creds.ClientSecret), "the new secret signs in")
-		err = tokenWith(ctx, env, contoso, res.ClientID, res.ClientSecret)
+		assert.NoError(t, tokenWith(ctx, env, contosoTenant, res.ClientID, creds.ClientSecret), "the new secret signs in")
+		err = tokenWith(ctx, env, contosoTenant, res.ClientID, res.ClientSecret)
 		require.Error(t, err, "the old secret is refused")
 		assert.True(t, msapi.IsKind(err, msapi.Unauthorized), "want invalid_client, got %v", err)
 
 		// Offboarding: the rotation stops and nothing is left.
-		off, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.OffboardingWorkflowID(contoso, orgHost), TaskQueue: workflows.TaskQueue},
-			workflows.OffboardingWorkflowType, workflows.OffboardingInput{TenantID: contoso, OrgURL: orgURL, VerifyDelay: time.Second})
+		off, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.OffboardingWorkflowID(contosoTenant, orgHost), TaskQueue: workflows.TaskQueue},
+			workflows.OffboardingWorkflowType, workflows.OffboardingInput{TenantID: contosoTenant, OrgURL: orgURL, VerifyDelay: time.Second})
 		require.NoError(t, err)
 		var offRes workflows.OffboardingResult
 		require.NoError(t, off.Get(ctx, &offRes))
@@ -202,14 +206,14 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		}
 		assert.Equal(t, []string{"clear-marketo-config-user", "remove-role-association", "remove-application-user",
 			"remove-client-secret", "remove-service-principal", "remove-application"}, actions)
-		assertNothingLeft(t, env.Emu.State(), contoso, orgHost, res.ClientID)
+		assertNothingLeft(t, env.Emu.State(), contosoTenant, orgHost, res.ClientID)
 		desc, err := c.DescribeWorkflowExecution(ctx, rotationID, "")
 		require.NoError(t, err)
 		assert.Equal(t, "Canceled", fmt.Sprint(desc.GetWorkflowExecutionInfo().GetStatus()), "the rotation was stopped")
 
 		// Idempotent: a second offboarding finds nothing to do.
-		again, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.OffboardingWorkflowID(contoso, orgHost), TaskQueue: workflows.TaskQueue},
-			workflows.OffboardingWorkflowType, workflows.OffboardingInput{TenantID: contoso, OrgURL: orgURL})
+		again, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.OffboardingWorkflowID(contosoTenant, orgHost), TaskQueue: workflows.TaskQueue},
+			workflows.OffboardingWorkflowType, workflows.OffboardingInput{TenantID: contosoTenant, OrgURL: orgURL})
 		require.NoError(t, err)
 		var againRes workflows.OffboardingResult
 		require.NoError(t, again.Get(ctx, &againRes))
