@@ -234,3 +234,38 @@ func TestEmulatorDataverseStepsAndValidation(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, gone.AlreadyGone)
 }
+
+// TestEmulatorHRDAssignRefusedLeavesNoPolicy: the workflow records the HRD
+// undo only after the activity succeeds, so when the assignment is refused
+// for good the activity itself must not leave its new policy behind.
+func TestEmulatorHRDAssignRefusedLeavesNoPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	a, srv, _ := emuActivities(t)
+	ctx := context.Background()
+	app, err := a.RegisterApplication(ctx, RegisterApplicationInput{TenantID: emuTenant, OrgHost: emuHost, DisplayName: "Marketo Integration"})
+	require.NoError(t, err)
+	sp, err := a.CreateServicePrincipal(ctx, CreateServicePrincipalInput{TenantID: emuTenant, AppID: app.AppID})
+	require.NoError(t, err)
+
+	srv.FailNextTenant(emuTenant, "graph.assignHRDPolicy", 1, http.StatusForbidden, "Authorization_RequestDenied")
+	_, err = a.ConfigureHomeRealmDiscovery(ctx, ConfigureHomeRealmDiscoveryInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID, AppID: app.AppID})
+	require.Error(t, err)
+	ae := asAppErr(t, err)
+	assert.Equal(t, ErrPermissionDenied, ae.Type())
+	assert.True(t, ae.NonRetryable())
+	assert.Contains(t, ae.Message(), "Policy.ReadWrite.ApplicationConfiguration")
+	assert.Empty(t, tenantState(t, srv).HRDPolicies, "the refused policy must not outlive the activity")
+
+	// A transient refusal keeps the policy: the retry reuses it.
+	srv.FailNextTenant(emuTenant, "graph.assignHRDPolicy", 1, http.StatusServiceUnavailable, "serviceUnavailable")
+	_, err = a.ConfigureHomeRealmDiscovery(ctx, ConfigureHomeRealmDiscoveryInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID, AppID: app.AppID})
+	require.Error(t, err)
+	require.Len(t, tenantState(t, srv).HRDPolicies, 1)
+	first := tenantState(t, srv).HRDPolicies[0].ID
+	out, err := a.ConfigureHomeRealmDiscovery(ctx, ConfigureHomeRealmDiscoveryInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID, AppID: app.AppID})
+	require.NoError(t, err)
+	assert.Equal(t, first, out.PolicyID)
+	assert.False(t, out.Created)
+}

@@ -458,8 +458,20 @@ func (a *Activities) ConfigureHomeRealmDiscovery(ctx context.Context, in Configu
 		return out, nil
 	}
 	if err := g.AssignHRDPolicy(ctx, in.ServicePrincipalID, out.PolicyID); err != nil {
-		return out, mapError(ctx, "assign the Home Realm Discovery policy", err, asProvisioner,
+		err = mapError(ctx, "assign the Home Realm Discovery policy", err, asProvisioner,
 			fix{permission: permPolicy, invalid: "a service principal holds one HRD policy; remove the other one first"})
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) && ae.NonRetryable() {
+			// The workflow records the undo only when this activity succeeds,
+			// so a policy left here would outlive the compensation. It carries
+			// this app's tag and is assigned nowhere: it is ours to remove.
+			if derr := g.DeleteHRDPolicy(ctx, out.PolicyID); derr != nil && !isGone(derr) {
+				return out, temporal.NewApplicationErrorWithOptions(
+					fmt.Sprintf("%s; the unassigned policy %s could not be deleted either (%v): delete it in Entra ID", ae.Message(), out.PolicyID, derr),
+					ae.Type(), temporal.ApplicationErrorOptions{NonRetryable: true})
+			}
+		}
+		return out, err
 	}
 	return out, nil
 }

@@ -544,7 +544,10 @@ func stepOptions(step string) workflow.ActivityOptions {
 	// have succeeded a minute later. Permanent errors are non-retryable and
 	// stop at once whatever the budget.
 	o := workflow.ActivityOptions{
-		StartToCloseTimeout:    2 * time.Minute,
+		// A step is a handful of HTTP calls (30 s timeout each); a minute is
+		// generous, and it is also how long a task held by a crashed worker
+		// waits before it is retried elsewhere.
+		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: 30 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
