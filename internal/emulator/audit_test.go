@@ -73,3 +73,31 @@ func TestPasswordEventsRecordAddsAndRemovalsWithoutValues(t *testing.T) {
 	assert.NotContains(t, string(r.body), secret)
 	assert.NotContains(t, e.logs.String(), secret)
 }
+
+func TestSecretIssuedTellsEveryIssuedValue(t *testing.T) {
+	issued := map[string]string{} // key ID -> value; called under the emulator's lock
+	e := startWith(t, Options{SecretIssued: func(keyID, secret string) { issued[keyID] = secret }})
+	tok := e.provGraph(contosoID)
+	_, objID, _, secret := e.onboard(tok, "mktos2s-issued")
+
+	second := e.do(http.MethodPost, e.graph("/applications/"+objID+"/addPassword"), tok, map[string]any{
+		"passwordCredential": map[string]any{"displayName": "second"}})
+	require.Equal(t, http.StatusOK, second.status, string(second.body))
+	body := second.json(t)
+
+	var added []string
+	for _, ts := range e.s.State().Tenants {
+		for _, ev := range ts.PasswordEvents {
+			if ev.Action == PasswordAdded {
+				added = append(added, ev.KeyID)
+			}
+		}
+	}
+	require.Len(t, added, 2)
+	require.Len(t, issued, 2, "one call per issued secret")
+	for _, k := range added {
+		assert.Len(t, issued[k], 40, "the audit's key %s was told with its value", k)
+	}
+	assert.Equal(t, body["secretText"], issued[body["keyId"].(string)], "the value told is the one the caller got")
+	assert.Equal(t, secret, issued[added[0]])
+}

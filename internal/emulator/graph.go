@@ -577,6 +577,9 @@ func (s *Server) gAddPassword(w http.ResponseWriter, r *http.Request, c *call, s
 	p := &password{keyID: newGUID(), displayName: name, hint: hintOf(secret), hash: hashSecret(secret), start: start, end: end, created: now}
 	a.passwords = append(a.passwords, p)
 	s.auditPassword(c.tenant, PasswordAdded, a, p)
+	if s.secretIssued != nil {
+		s.secretIssued(p.keyID, secret)
+	}
 	out := wirePassword(p, &secret)
 	out["@odata.context"] = s.ctxURL("microsoft.graph.passwordCredential")
 	writeJSON(w, http.StatusOK, out)

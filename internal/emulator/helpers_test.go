@@ -53,11 +53,19 @@ type env struct {
 
 func start(t *testing.T, seed *Seed) *env {
 	t.Helper()
+	return startWith(t, Options{Seed: seed})
+}
+
+// startWith starts an emulator with o on a free port, a temporary data
+// directory and a captured debug log.
+func startWith(t *testing.T, o Options) *env {
+	t.Helper()
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := Start(ctx, Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Seed: seed,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	o.Addr, o.DataDir = "127.0.0.1:0", t.TempDir()
+	o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := Start(ctx, o)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return &env{t: t, s: s, hc: clientFor(t, s), logs: logs}

@@ -28,6 +28,13 @@ type Options struct {
 	Seed    *Seed        // nil = DefaultSeed()
 	Logger  *slog.Logger // nil = discard
 	Out     io.Writer    // where Run prints its banner; nil = os.Stdout
+
+	// SecretIssued, when set, is told every client secret the emulator
+	// issues, before the response leaves. The emulator itself keeps only a
+	// hash; a leak scan needs the values, including those whose response a
+	// crashed caller never saw. Called with the emulator's lock held: it
+	// must not call back into the Server.
+	SecretIssued func(keyID, secret string)
 }
 
 // Server is a running emulator.
@@ -49,6 +56,8 @@ type Server struct {
 	failNext map[string]*failRule
 	rng      *mrand.Rand
 	now      func() time.Time
+
+	secretIssued func(keyID, secret string)
 }
 
 // Start listens on o.Addr and serves until Close or ctx is done.
@@ -93,6 +102,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{
 		log: log, pki: p, caFile: filepath.Join(o.DataDir, "ca.pem"), signKey: key, kid: newGUID()[:8],
 		seed: o.Seed, failNext: map[string]*failRule{}, rng: mrand.New(mrand.NewChaCha8(rs)), now: time.Now,
+		secretIssued: o.SecretIssued,
 	}
 	if err := s.reset(); err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
