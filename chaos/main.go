@@ -8,6 +8,7 @@
 //
 //	go run ./chaos            # the full run (make chaos)
 //	go run ./chaos --short    # the form `make test` runs
+//	go run ./chaos --seed 42 --plan   # what a seed decides, without running
 package main
 
 import (
@@ -26,6 +27,7 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	short := fs.Bool("short", false, "the short form: fewer onboardings, 1 worker kill, 1 server restart")
+	planOnly := fs.Bool("plan", false, "print the plan the seed gives (onboardings, chaos events) and exit")
 	o := FullOptions()
 	o.bind(fs)
 	if err := fs.Parse(args); err != nil {
@@ -42,6 +44,11 @@ func run(args []string) int {
 			}
 		})
 		o = s
+	}
+	if *planOnly {
+		o = o.seeded()
+		newPlan(o).print(os.Stdout, o.RandSeed)
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -73,3 +73,12 @@ func (o *Options) bind(fs *flag.FlagSet) {
 }
 
 func (o Options) total() int { return o.Granted + o.Denied + o.PermissionErrors }
+
+// seeded fills in a seed from the clock when none was given; the run
+// prints it so that it can be repeated.
+func (o Options) seeded() Options {
+	if o.RandSeed == 0 {
+		o.RandSeed = time.Now().UnixNano()
+	}
+	return o
+}

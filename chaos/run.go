@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,8 +58,11 @@ type Report struct {
 // LeakReport counts what the secret-leak scan read and found.
 type LeakReport struct {
 	Secrets        int // distinct values scanned for (issued app secrets + the provisioner's)
-	IssuedSecrets  int // client secrets the emulator issued (audit log)
-	CapturedValues int // of those, values recovered from decoded payloads
+	IssuedSecrets  int // client secrets the emulator's audit log lists as added
+	CapturedValues int // issued values also recovered from decoded payloads
+	// Untold lists audit-log key IDs whose value the emulator never told:
+	// the scan could not look for them.
+	Untold         []string
 	Histories      int
 	SearchAttrDocs int
 	Logs           int
@@ -72,7 +73,7 @@ type LeakReport struct {
 type runner struct {
 	o    Options
 	w    io.Writer
-	rng  *rand.Rand
+	plan plan
 	dir  string
 	logs string
 
@@ -89,6 +90,9 @@ type runner struct {
 	tbin    string
 
 	obs []onboarding
+
+	issuedMu sync.Mutex
+	issued   map[string]string // key ID -> every client secret value the emulator issued
 }
 
 // Run performs one chaos run and reports on it. An error means the run
@@ -97,13 +101,11 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	if o.total() == 0 {
 		return nil, errors.New("no onboardings to run")
 	}
-	if o.RandSeed == 0 {
-		o.RandSeed = time.Now().UnixNano()
-	}
+	o = o.seeded()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	t0 := time.Now()
-	r := &runner{o: o, w: w, rng: rand.New(rand.NewPCG(uint64(o.RandSeed), 0x6368616f73))}
+	r := &runner{o: o, w: w, plan: newPlan(o), issued: map[string]string{}}
 	rep := &Report{}
 	defer r.close()
 	if err := r.setUp(ctx); err != nil {
@@ -151,12 +153,15 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 		return rep, fmt.Errorf("secret-leak scan: %w", err)
 	}
 	rep.Leak = leak
-	fmt.Fprintf(w, "\nsecret-leak scan: %d secret values (%d client secrets issued, %d values recovered from decoded payloads, plus the provisioner's)\n",
+	fmt.Fprintf(w, "\nsecret-leak scan: %d secret values (%d client secrets issued, %d of them also recovered from decoded payloads, plus the provisioner's)\n",
 		leak.Secrets, leak.IssuedSecrets, leak.CapturedValues)
 	fmt.Fprintf(w, "  read %d histories, %d search-attribute listings, %d log files, %d bytes: %d hits\n",
 		leak.Histories, leak.SearchAttrDocs, leak.Logs, leak.Bytes, len(leak.Hits))
 	for _, h := range leak.Hits {
 		rep.Violations = append(rep.Violations, fmt.Sprintf("secret #%d found (%s) in %s", h.Secret, h.How, h.Source))
+	}
+	for _, k := range leak.Untold {
+		rep.Violations = append(rep.Violations, fmt.Sprintf("secret %s was issued but its value is unknown: the scan could not look for it", k))
 	}
 	if completed := countCompleted(outs); completed > 0 && leak.CapturedValues == 0 {
 		rep.Violations = append(rep.Violations, "no secret value was recovered from the histories although onboardings completed: the scan would prove nothing")
@@ -215,7 +220,9 @@ func (r *runner) setUp(ctx context.Context) error {
 		return err
 	}
 
-	if r.seed, r.obs, err = r.makeSeed(); err != nil {
+	r.plan.print(r.w, r.o.RandSeed)
+	r.obs = r.plan.Onboardings
+	if r.seed, err = r.makeSeed(); err != nil {
 		return err
 	}
 	emuLog, err := os.OpenFile(filepath.Join(r.logs, "emulator.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -225,6 +232,9 @@ func (r *runner) setUp(ctx context.Context) error {
 	r.emu, err = emulator.Start(context.WithoutCancel(ctx), emulator.Options{
 		Addr: "127.0.0.1:0", DataDir: filepath.Join(r.dir, "emulator"), Seed: r.seed,
 		Logger: slog.New(slog.NewJSONHandler(emuLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Kept in memory only, for the leak scan: also the values whose
+		// response a killed worker never saw.
+		SecretIssued: r.secretIssued,
 	})
 	if err != nil {
 		return err
@@ -278,7 +288,7 @@ func (r *runner) setUp(ctx context.Context) error {
 // makeSeed gives every onboarding its own tenant and org, copied from the
 // default seed's Contoso (managed) or Fabrikam (federated), so a fault can
 // target exactly one onboarding and the state check sees only its objects.
-func (r *runner) makeSeed() (*emulator.Seed, []onboarding, error) {
+func (r *runner) makeSeed() (*emulator.Seed, error) {
 	seed := emulator.DefaultSeed()
 	seed.Faults = emulator.Faults{
 		RouteFaults: emulator.RouteFaults{
@@ -287,31 +297,22 @@ func (r *runner) makeSeed() (*emulator.Seed, []onboarding, error) {
 		},
 		ReplicationLagMs: int(r.o.ReplicationLag.Milliseconds()),
 	}
-	var obs []onboarding
-	kinds := slices.Concat(slices.Repeat([]string{kindGranted}, r.o.Granted), slices.Repeat([]string{kindDenied}, r.o.Denied),
-		slices.Repeat([]string{kindPermission}, r.o.PermissionErrors))
-	first := r.rng.IntN(len(permissionOps))
-	np := 0
-	for i, k := range kinds {
-		ob := onboarding{
-			Kind:     k,
-			TenantID: fmt.Sprintf("c4a05000-0000-4000-8000-%012d", i+1),
-			OrgHost:  fmt.Sprintf("chaos%02d.crm.localhost", i+1),
-		}
+	for i, ob := range r.obs {
 		from := contosoID
-		if r.o.FederatedEvery > 0 && (i+1)%r.o.FederatedEvery == 0 {
-			from, ob.Federated = fabrikamID, true
-		}
-		if k == kindPermission {
-			ob.FailOp = permissionOps[(first+np)%len(permissionOps)].op
-			np++
+		if ob.Federated {
+			from = fabrikamID
 		}
 		if err := testenv.AddTenant(seed, testenv.Tenant{From: from, ID: ob.TenantID, DisplayName: fmt.Sprintf("Chaos%02d", i+1), OrgHost: ob.OrgHost}); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		obs = append(obs, ob)
 	}
-	return seed, obs, nil
+	return seed, nil
+}
+
+func (r *runner) secretIssued(keyID, secret string) {
+	r.issuedMu.Lock()
+	defer r.issuedMu.Unlock()
+	r.issued[strings.ToLower(keyID)] = secret
 }
 
 func (r *runner) close() {
@@ -361,13 +362,7 @@ func (r *runner) drive(ctx context.Context, ob onboarding) outcome {
 	log := "starter-" + ob.TenantID + ".log"
 	id := workflows.WorkflowID(ob.TenantID, ob.OrgHost+":"+strconv.Itoa(r.emu.Port()))
 	if ob.Kind == kindPermission {
-		code := "0x80040220"
-		for _, p := range permissionOps {
-			if p.op == ob.FailOp {
-				code = p.code
-			}
-		}
-		r.emu.FailNextTenant(ob.TenantID, ob.FailOp, -1, 403, code)
+		r.emu.FailNextTenant(ob.TenantID, ob.FailOp, -1, 403, ob.FailCode)
 	}
 	target := []string{"--tenant-id", ob.TenantID, "--org-url", r.orgURL(ob)}
 	// The server may be restarting: the operator tries again.
@@ -496,36 +491,25 @@ type chaosResult struct {
 // the planned events are done or the onboardings are over.
 func (r *runner) chaos(ctx context.Context) chaosResult {
 	var res chaosResult
-	events := slices.Repeat([]string{"kill"}, r.o.Kills)
-	for range r.o.ServerRestarts {
-		// Never first: the first event is a kill, so both happen mid-run.
-		at := 1
-		if len(events) > 1 {
-			at = 1 + r.rng.IntN(len(events))
-		}
-		events = slices.Insert(events, min(at, len(events)), "server")
-	}
-	for _, ev := range events {
-		gap := r.o.MinGap + time.Duration(r.rng.Int64N(int64(r.o.MaxGap-r.o.MinGap)+1))
-		if sleep(ctx, gap) != nil {
+	for _, ev := range r.plan.Events {
+		if sleep(ctx, ev.Gap) != nil {
 			return res
 		}
-		switch ev {
-		case "kill":
+		switch ev.Kind {
+		case eventKill:
 			pid, err := r.workers.Kill()
 			if err != nil {
 				res.err = err
 				return res
 			}
 			res.kills++
-			down := 500*time.Millisecond + time.Duration(r.rng.Int64N(int64(1500*time.Millisecond)))
-			r.say("chaos: SIGKILL worker pid %d (kill %d/%d); restart in %s", pid, res.kills, r.o.Kills, down.Round(time.Millisecond))
-			_ = sleep(context.WithoutCancel(ctx), down)
+			r.say("chaos: SIGKILL worker pid %d (kill %d/%d); restart in %s", pid, res.kills, r.o.Kills, ev.Down.Round(time.Millisecond))
+			_ = sleep(context.WithoutCancel(ctx), ev.Down)
 			if err := r.workers.Start(); err != nil {
 				res.err = err
 				return res
 			}
-		case "server":
+		case eventServer:
 			r.say("chaos: stopping the Temporal dev server")
 			if err := r.restartServer(ctx); err != nil {
 				res.err = err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +18,10 @@ import (
 	"github.com/mktos2s/mktos2s/internal/emulator"
 )
 
-// leakScan collects every secret value that went through the workflows
-// (decoding the payloads with the codec, as only the product can), then
-// searches what an operator or an attacker with access to Temporal or the
+// leakScan collects every client secret value the emulator issued (told by
+// the emulator as it issues one) and every secret value that went through
+// the workflows (decoding the payloads with the codec, as only the product
+// can), then searches what an operator or an attacker with access to Temporal or the
 // logs could read: every history and description as the Temporal CLI shows
 // it without the codec, the workflow listing with its search attributes,
 // and every log file of the run.
@@ -53,33 +55,45 @@ func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 			}
 		}
 	}
-	rep.CapturedValues = len(values)
-	st := r.emu.State()
+	r.issuedMu.Lock()
+	issued := maps.Clone(r.issued)
+	r.issuedMu.Unlock()
+	for _, v := range issued {
+		if values[v] {
+			rep.CapturedValues++
+		}
+		values[v] = true
+	}
 	ours := map[string]bool{}
 	for _, ob := range r.obs {
 		ours[ob.TenantID] = true
 	}
 	lost := 0
-	for _, t := range st.Tenants {
+	for _, t := range r.emu.State().Tenants {
 		if !ours[t.ID] {
 			continue
 		}
 		for _, ev := range t.PasswordEvents {
-			if ev.Action == emulator.PasswordAdded {
-				rep.IssuedSecrets++
-				if !capturedKeys[strings.ToLower(ev.KeyID)] {
-					lost++
-				}
+			if ev.Action != emulator.PasswordAdded {
+				continue
+			}
+			rep.IssuedSecrets++
+			k := strings.ToLower(ev.KeyID)
+			if _, ok := issued[k]; !ok {
+				rep.Untold = append(rep.Untold, ev.KeyID)
+			}
+			if !capturedKeys[k] {
+				lost++
 			}
 		}
 	}
 	if lost > 0 {
 		// An attempt killed between Graph's answer and the activity's
-		// completion loses the value: it exists only in the emulator (as a
-		// hash) and in the dead worker's memory. The retry removes that key
-		// (checked by the table), and the logs are scanned for the values
-		// that are known.
-		r.say("note: %d of %d issued client secrets were lost with a killed attempt; their values never reached Temporal", lost, rep.IssuedSecrets)
+		// completion loses the value: it reached only the dead worker's
+		// memory (and, if the product leaked it, its log). The emulator told
+		// it anyway, so it is scanned for; the table checks the retry
+		// removed the key.
+		r.say("note: %d of %d issued client secrets never reached Temporal (a killed attempt); scanned for all the same", lost, rep.IssuedSecrets)
 	}
 	for _, t := range r.seed.Tenants {
 		if t.Provisioner.Secret != "" {

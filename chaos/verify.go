@@ -26,6 +26,7 @@ type onboarding struct {
 	OrgHost   string
 	Federated bool
 	FailOp    string // kindPermission: the emulator operation answered with 403
+	FailCode  string // and the error code it carries
 }
 
 // failStep is the step a compensated onboarding must fail at; failing

@@ -96,6 +96,10 @@ func TestEvaluate(t *testing.T) {
 		{"403 and empty", perm, ptr(undone("assign-security-role")), func() (emulator.State, *emulator.Seed) { return world(0, 0, 0, 0, 0, false, "") }, true},
 		{"403 leaving a disabled user", perm, ptr(undone("assign-security-role")), func() (emulator.State, *emulator.Seed) { return world(0, 0, 0, 0, 1, false, "") }, false},
 		{"403 leaving the config pointed", perm, ptr(undone("assign-security-role")), func() (emulator.State, *emulator.Seed) { return world(0, 0, 0, 0, 0, false, "u1") }, false},
+		{"completed but a second tagged secret was added while the first was live", granted, &done,
+			completedWith(secretEvent(emulator.PasswordAdded, "k1"), secretEvent(emulator.PasswordAdded, "k2"), secretEvent(emulator.PasswordRemoved, "k1")), false},
+		{"completed after a stale secret was removed before the next was added", granted, &done,
+			completedWith(secretEvent(emulator.PasswordAdded, "k1"), secretEvent(emulator.PasswordRemoved, "k1"), secretEvent(emulator.PasswordAdded, "k2")), true},
 		{"403 but an undo failed", perm, &outcome{Status: "failed", FailedStep: "assign-security-role"}, func() (emulator.State, *emulator.Seed) { return world(0, 0, 0, 0, 0, false, "") }, false},
 	}
 	for _, tt := range tests {
@@ -113,6 +117,20 @@ func TestEvaluate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// completedWith is a completed onboarding's world whose password audit log
+// is events.
+func completedWith(events ...emulator.PasswordEvent) func() (emulator.State, *emulator.Seed) {
+	return func() (emulator.State, *emulator.Seed) {
+		st, seed := world(1, 1, 0, 1, 1, true, "u1")
+		st.Tenants[0].PasswordEvents = events
+		return st, seed
+	}
+}
+
+func secretEvent(action, keyID string) emulator.PasswordEvent {
+	return emulator.PasswordEvent{Action: action, AppObjectID: "appa", KeyID: keyID, DisplayName: "onboarding/x"}
+}
 
 func TestScanSecretsFindsEveryEncoding(t *testing.T) {
 	const secret = "abc~DEF.ghi_jkl-MNO0123456789pqrstuvwxyz"
