@@ -78,19 +78,27 @@ func run(ctx context.Context, t *testing.T, cfgFile string, args ...string) (str
 	return stdout.String(), stderr.String(), err
 }
 
-// eventually runs the command until check accepts its stdout.
+// eventually runs the command until check accepts its stdout, for up to a minute.
 func eventually(ctx context.Context, t *testing.T, cfgFile string, check func(string) bool, args ...string) string {
 	t.Helper()
 	var last string
-	require.Eventually(t, func() bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		stdout, stderr, err := run(ctx, t, cfgFile, args...)
+		if err == nil && check(stdout) {
+			return stdout + stderr
+		}
 		last = stdout + stderr
 		if err != nil {
 			last += err.Error()
 		}
-		return err == nil && check(stdout)
-	}, 60*time.Second, 200*time.Millisecond, "last output of %v:\n%s", args, last)
-	return last
+		// The failure shows the last output: the message of require.Eventually
+		// would be evaluated before the first try.
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			require.FailNow(t, "condition never satisfied", "last output of %v:\n%s", args, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 type testStack struct {
@@ -98,22 +106,48 @@ type testStack struct {
 	cfgFile string
 }
 
+// startStack starts a stack of the test's own (default seed), stopped when the test ends.
 func startStack(ctx context.Context, t *testing.T) testStack {
 	t.Helper()
 	needTemporal(t)
-	base, err := config.Load(config.Options{File: writeConfig(t, baseYAML(""))})
-	require.NoError(t, err)
-	st, err := cli.StartStack(ctx, base, cli.StackOptions{
-		EmulatorAddr: "127.0.0.1:0", DataDir: t.TempDir(), CodecListen: "127.0.0.1:0",
-	})
+	st, err := newStack(ctx, t.TempDir(), nil)
 	require.NoError(t, err)
 	t.Cleanup(st.Stop)
-	cfgFile := writeConfig(t, baseYAML(fmt.Sprintf(`temporal:
+	return st
+}
+
+// newStack starts the dev server, the emulator (seed nil = the default
+// seed) and the worker, with their files and the starter's config in dir.
+// The emulator stops when ctx ends.
+func newStack(ctx context.Context, dir string, seed *emulator.Seed) (testStack, error) {
+	cfg := func(name, body string) (string, error) {
+		p := filepath.Join(dir, name)
+		return p, os.WriteFile(p, []byte(body), 0o600)
+	}
+	baseFile, err := cfg("base.yaml", baseYAML(""))
+	if err != nil {
+		return testStack{}, err
+	}
+	base, err := config.Load(config.Options{File: baseFile})
+	if err != nil {
+		return testStack{}, err
+	}
+	st, err := cli.StartStack(ctx, base, cli.StackOptions{
+		EmulatorAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "emulator"), CodecListen: "127.0.0.1:0", Seed: seed,
+	})
+	if err != nil {
+		return testStack{}, err
+	}
+	cfgFile, err := cfg("mktos2s.yaml", baseYAML(fmt.Sprintf(`temporal:
   address: %s
 microsoft:
   allowedOrgSuffixes: [.crm.localhost]
 `, st.Config.Temporal.Address)))
-	return testStack{Stack: st, cfgFile: cfgFile}
+	if err != nil {
+		st.Stop()
+		return testStack{}, err
+	}
+	return testStack{Stack: st, cfgFile: cfgFile}, nil
 }
 
 func progressOf(t *testing.T, stdout string) workflows.Progress {
@@ -240,8 +274,8 @@ func TestOperatorCommands(t *testing.T) {
 		require.NotEqual(t, "********", pkg.ClientSecret)
 		assert.NotContains(t, masked, pkg.ClientSecret)
 		// The emulator issues a token only for a secret really added to the app.
-		assert.Equal(t, http.StatusOK, tokenStatus(t, st, pkg.ClientID, pkg.ClientSecret))
-		assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, pkg.ClientID, pkg.ClientSecret+"x"))
+		assert.Equal(t, http.StatusOK, tokenStatus(t, st, contosoTenant, pkg.ClientID, pkg.ClientSecret))
+		assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, contosoTenant, pkg.ClientID, pkg.ClientSecret+"x"))
 	})
 
 	t.Run("list by status", func(t *testing.T) {
@@ -301,8 +335,9 @@ func policies(ps []emulator.HRDPolicyState) []string {
 	return out
 }
 
-// tokenStatus asks the emulator's token endpoint for a Graph token as the app.
-func tokenStatus(t *testing.T, st testStack, clientID, secret string) int {
+// tokenStatus asks the emulator's token endpoint for a Graph token as the app:
+// 200 when Entra accepts the secret, 401 for any refusal.
+func tokenStatus(t *testing.T, st testStack, tenantID, clientID, secret string) int {
 	t.Helper()
 	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: st.Emulator.CAFile()})
 	require.NoError(t, err)
@@ -310,7 +345,7 @@ func tokenStatus(t *testing.T, st testStack, clientID, secret string) int {
 		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
 		"scope": {"https://graph.microsoft.com/.default"},
 	}
-	resp, err := hc.PostForm(st.Emulator.URL()+"/"+contosoTenant+"/oauth2/v2.0/token", form)
+	resp, err := hc.PostForm(st.Emulator.URL()+"/"+tenantID+"/oauth2/v2.0/token", form)
 	require.NoError(t, err)
 	resp.Body.Close()
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 {

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mktos2s/mktos2s/internal/emulator"
+	"github.com/mktos2s/mktos2s/internal/testenv"
+)
+
+// shared is the one stack the tests of this package share when they can:
+// each keeps to tenants of its own (sharedTenants). It starts on first use,
+// so tests that need no stack do not pay for it, and TestMain stops it.
+var shared struct {
+	once sync.Once
+	dir  string
+	st   testStack
+	err  error
+}
+
+// sharedTenants are copies of Contoso in the shared stack's emulator, one
+// per test that onboards, so their objects never mix.
+var sharedTenants = []testenv.Tenant{rotco, legacyco}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.st.Stack != nil {
+		shared.st.Stop()
+	}
+	if shared.dir != "" {
+		_ = os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// sharedStack returns the package's shared stack, starting it the first time.
+func sharedStack(t *testing.T) testStack {
+	t.Helper()
+	needTemporal(t)
+	shared.once.Do(func() {
+		seed := emulator.DefaultSeed()
+		for _, tn := range sharedTenants {
+			if shared.err = testenv.AddTenant(seed, tn); shared.err != nil {
+				return
+			}
+		}
+		if shared.dir, shared.err = os.MkdirTemp("", "mktos2s-starter-test-"); shared.err != nil {
+			return
+		}
+		// Not a context with a timeout: the emulator of cli.StartStack lives
+		// only as long as the context it was started with.
+		shared.st, shared.err = newStack(context.Background(), shared.dir, seed)
+	})
+	require.NoError(t, shared.err, "the shared stack did not start")
+	return shared.st
+}
