@@ -28,14 +28,15 @@ import (
 )
 
 type options struct {
-	n        int
-	scale    int
-	warmup   int
-	parallel int
-	out      string
-	dbFile   string
-	temporal string
-	timeout  time.Duration
+	n         int
+	scale     int
+	warmup    int
+	parallel  int
+	out       string
+	dbFile    string
+	temporal  string
+	timeout   time.Duration
+	bareScale bool
 }
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/out", "directory for the report, logs and the worker binary")
 	flag.StringVar(&o.dbFile, "db", "", "SQLite file for the dev server (WAL); empty = in memory")
 	flag.StringVar(&o.temporal, "temporal", "", "Temporal CLI binary; empty = $MKTOS2S_TEMPORAL_BIN or bin/temporal")
+	flag.BoolVar(&o.bareScale, "scale-bare", false, "before the scale phase, leave -scale bare chains waiting too, to compare the workers' memory")
 	flag.DurationVar(&o.timeout, "timeout", 13*time.Minute, "the whole run (make bench must end within 15 minutes); the scale phase stops waiting in time to report")
 	// Internal: the benchmark runs its emulator and bare-chain worker as
 	// subprocesses of its own binary, to measure their CPU apart.
@@ -131,6 +133,14 @@ func run(o options) error {
 	progress("baseline again: %d bare chains at once", o.n)
 	if rep.BaselineAfter, err = measurePhase(ctx, st, bareWorkload(st, shape), o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
 		return err
+	}
+	if o.scale > 0 && o.bareScale {
+		progress("bare scale: %d bare chains left waiting for their signal, then signalled", o.scale)
+		bs, err := measureBareScale(ctx, st, bareWorkload(st, shape), o.scale, o.parallel)
+		if err != nil {
+			return err
+		}
+		rep.BareScale = &bs
 	}
 	if o.scale > 0 {
 		progress("scale: %d onboardings left waiting for consent, then drained", o.scale)
