@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -200,4 +201,19 @@ func TestBenchSeed(t *testing.T) {
 func TestCheckHostCount(t *testing.T) {
 	require.NoError(t, checkHostCount(203, 10000), "the default scale fits the emulator's certificate")
 	require.Error(t, checkHostCount(203, 20000))
+}
+
+func TestHistoryStateRecordsChildren(t *testing.T) {
+	h := historyState{outcome: outcome{ID: "wf"}}
+	child := &commonpb.WorkflowExecution{WorkflowId: "rotation/x", RunId: "r1"}
+	h.add(ev(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 1))
+	h.add(&historypb.HistoryEvent{
+		EventType: enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
+		EventTime: timestamppb.New(time.Unix(2, 0)),
+		Attributes: &historypb.HistoryEvent_ChildWorkflowExecutionStartedEventAttributes{
+			ChildWorkflowExecutionStartedEventAttributes: &historypb.ChildWorkflowExecutionStartedEventAttributes{WorkflowExecution: child},
+		},
+	})
+	require.Len(t, h.Children, 1)
+	assert.Equal(t, "rotation/x", h.Children[0].GetWorkflowId())
 }

@@ -26,7 +26,10 @@ type outcome struct {
 	// ActivitiesBeforeSignal counts the activities scheduled before the
 	// first signal: where the bare chain puts its signal.
 	ActivitiesBeforeSignal int
-	Err                    error
+	// Children are the child workflows the run started (the product's
+	// SecretRotation): their histories are part of an onboarding's cost.
+	Children []*commonpb.WorkflowExecution
+	Err      error
 }
 
 // historyState follows a history event by event.
@@ -62,6 +65,8 @@ func (h *historyState) add(e *historypb.HistoryEvent) {
 		if !h.signalled {
 			h.signalled, h.ActivitiesBeforeSignal = true, h.Activities
 		}
+	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+		h.Children = append(h.Children, e.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution())
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
 		h.closed = true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
@@ -217,4 +222,27 @@ func firstError(outs []outcome) error {
 		return nil
 	}
 	return fmt.Errorf("%d of %d runs failed, first: %w", len(errs), len(outs), errs[0])
+}
+
+// childEvents counts the events the children of outs have so far.
+func childEvents(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace string, outs []outcome) (int, error) {
+	total := 0
+	for _, o := range outs {
+		for _, c := range o.Children {
+			var token []byte
+			for {
+				resp, err := svc.GetWorkflowExecutionHistory(ctx, &workflowservice.GetWorkflowExecutionHistoryRequest{
+					Namespace: namespace, Execution: c, NextPageToken: token,
+				})
+				if err != nil {
+					return 0, fmt.Errorf("history of child %s: %w", c.GetWorkflowId(), err)
+				}
+				total += len(resp.GetHistory().GetEvents())
+				if token = resp.GetNextPageToken(); len(token) == 0 {
+					break
+				}
+			}
+		}
+	}
+	return total, nil
 }

@@ -226,7 +226,13 @@ func measurePhase(ctx context.Context, st *stack, wl workload, first, n, paralle
 	for k := range after {
 		u[k] = since(before[k], after[k])
 	}
-	return summarize(wl.name, outs, wall, u, workerName), nil
+	r := summarize(wl.name, outs, wall, u, workerName)
+	children, err := childEvents(ctx, st.plain.WorkflowService(), st.dev.Namespace, outs)
+	if err != nil {
+		return r, err
+	}
+	r.ChildEvents = float64(children) / float64(n)
+	return r, nil
 }
 
 // moduleRoot is the directory of go.mod, where ./worker is built from.

@@ -18,13 +18,16 @@ type phaseResult struct {
 	Name      string `json:"name"`
 	Workflows int    `json:"workflows"`
 	// WallSeconds runs from the first workflow's first event to the last one's close (server clock).
-	WallSeconds   float64 `json:"wallSeconds"`
-	PerSecond     float64 `json:"completedPerSecond"`
-	P50Seconds    float64 `json:"p50Seconds"`
-	P95Seconds    float64 `json:"p95Seconds"`
-	Events        float64 `json:"historyEventsPerWorkflow"`
-	EventsMin     int     `json:"historyEventsMin"`
-	EventsMax     int     `json:"historyEventsMax"`
+	WallSeconds float64 `json:"wallSeconds"`
+	PerSecond   float64 `json:"completedPerSecond"`
+	P50Seconds  float64 `json:"p50Seconds"`
+	P95Seconds  float64 `json:"p95Seconds"`
+	Events      float64 `json:"historyEventsPerWorkflow"`
+	EventsMin   int     `json:"historyEventsMin"`
+	EventsMax   int     `json:"historyEventsMax"`
+	// ChildEvents is the mean number of events of the child workflows a run
+	// started, counted right after the phase (a child may run on for months).
+	ChildEvents   float64 `json:"childHistoryEventsPerWorkflow"`
 	Activities    float64 `json:"activitiesPerWorkflow"`
 	WorkerCPUMs   float64 `json:"workerCpuMsPerWorkflow"`
 	ServerCPUMs   float64 `json:"serverCpuMsPerWorkflow"`
@@ -141,12 +144,12 @@ func (r *report) finish() {
 	if base := (r.Baseline.PerSecond + r.BaselineAfter.PerSecond) / 2; base > 0 {
 		r.Ratio = r.Product.PerSecond / base
 	}
-	if base := (r.Baseline.Events + r.BaselineAfter.Events) / 2; base > 0 {
-		r.EventsRatio = r.Product.Events / base
+	if base := (r.Baseline.Events + r.Baseline.ChildEvents + r.BaselineAfter.Events + r.BaselineAfter.ChildEvents) / 2; base > 0 {
+		r.EventsRatio = (r.Product.Events + r.Product.ChildEvents) / base
 	}
 	r.Targets = []target{
 		{Name: "throughput ratio product/baseline", Goal: ">= 0.80", Measured: r.Ratio, Met: r.Ratio >= 0.8},
-		{Name: "history events product/baseline", Goal: "<= 1.25", Measured: r.EventsRatio, Met: r.EventsRatio <= 1.25},
+		{Name: "history events product/baseline (child workflows included)", Goal: "<= 1.25", Measured: r.EventsRatio, Met: r.EventsRatio <= 1.25},
 	}
 	if s := r.Scale; s != nil {
 		r.Targets = append(r.Targets, target{
@@ -192,6 +195,7 @@ func (r *report) markdown() string {
 		{"p50 start-to-finish (s)", "%.2f", bp.P50Seconds, pp.P50Seconds, ap.P50Seconds},
 		{"p95 start-to-finish (s)", "%.2f", bp.P95Seconds, pp.P95Seconds, ap.P95Seconds},
 		{"history events per workflow", "%.1f", bp.Events, pp.Events, ap.Events},
+		{"events of its child workflows so far", "%.1f", bp.ChildEvents, pp.ChildEvents, ap.ChildEvents},
 		{"activities per workflow", "%.1f", bp.Activities, pp.Activities, ap.Activities},
 		{"worker CPU ms per workflow", "%.1f", bp.WorkerCPUMs, pp.WorkerCPUMs, ap.WorkerCPUMs},
 		{"server CPU ms per workflow", "%.1f", bp.ServerCPUMs, pp.ServerCPUMs, ap.ServerCPUMs},
