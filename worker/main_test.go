@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -17,29 +16,24 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mktos2s/mktos2s/internal/devserver"
-	"github.com/mktos2s/mktos2s/internal/devserver/devservertest"
 )
 
-// The built binary starts from a config file and exits 0 on SIGTERM after
-// stopping its worker.
+// The built binary (TestMain's) starts from a config file and flags, and
+// exits 0 on SIGTERM after stopping its worker. It polls a namespace of its
+// own on the shared dev server, so it never takes a task of another test.
 func TestWorkerBinaryStopsGracefullyOnSIGTERM(t *testing.T) {
-	srv := devservertest.Start(t, devserver.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	requireEnv(t)
+	ctx := timeout(t, 2*time.Minute)
+	const ns = "sigterm"
+	require.NoError(t, env.AddNamespace(ctx, ns))
 
 	dir := t.TempDir()
-	exe := filepath.Join(dir, "worker")
-	build := exec.CommandContext(ctx, "go", "build", "-o", exe, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	cfgFile := filepath.Join(dir, "mktos2s.yaml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(fmt.Sprintf(`
 temporal:
   address: %s
+  namespace: %s
 codec:
   keys:
     t1: %s
@@ -51,9 +45,9 @@ log:
   format: text
 worker:
   stopTimeout: 2s
-`, srv.Address, key)), 0o600))
+`, env.Dev.Address, ns, key)), 0o600))
 
-	cmd := exec.CommandContext(ctx, exe, "--config", cfgFile, "--log-level", "debug")
+	cmd := exec.CommandContext(ctx, workerBin, "--config", cfgFile, "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
