@@ -22,6 +22,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/msapi"
+	"github.com/mktos2s/mktos2s/internal/testenv"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
 )
@@ -183,7 +184,7 @@ log:
 
 		sctx, stop := context.WithCancel(ctx)
 		defer stop()
-		var stdout syncBuffer
+		var stdout testenv.Buffer
 		root := cli.NewRoot()
 		root.SetArgs([]string{"--config", writeConfig(t, serveYAML(st.Config.Consent.CallbackKey)), "serve", "--callback-listen", "127.0.0.1:0"})
 		root.SetOut(&stdout)

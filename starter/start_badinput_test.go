@@ -109,19 +109,9 @@ func newObjects(before, after emulator.State) []string {
 // missing or too old, role missing) start the workflow, whose preflight
 // refuses them before anything is created.
 func TestStartRejectsBadInput(t *testing.T) {
-	needTemporal(t)
+	env, c := testenv.StartForTest(t, testenv.Options{Seed: badInputSeed(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	env, err := testenv.Start(ctx, testenv.Options{Seed: badInputSeed(t)})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = env.Close() })
-	w, err := env.NewWorker(ctx, "default", nil)
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	c, err := env.Dial(ctx, "default")
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
 
 	// The starter reads the environment's settings as MKTOS2S_* variables;
 	// the allow-list admits the emulator's *.crm.localhost org hosts.

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
+	"github.com/mktos2s/mktos2s/internal/testenv"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -162,16 +162,7 @@ func progressOf(t *testing.T, stdout string) workflows.Progress {
 // be what tells the workflow.
 func adminConsents(t *testing.T, st testStack, consentURL string) {
 	t.Helper()
-	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: st.Emulator.CAFile()})
-	require.NoError(t, err)
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := hc.Get(consentURL)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusFound, resp.StatusCode)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	require.NoError(t, err)
-	require.Equal(t, "True", loc.Query().Get("admin_consent"))
+	require.NoError(t, testenv.GrantConsent(t.Context(), st.Emulator, consentURL))
 }
 
 func TestOperatorCommands(t *testing.T) {
@@ -378,29 +369,11 @@ func TestDemoExitRunsEndToEnd(t *testing.T) {
 	assert.Less(t, strings.Index(stdout, "✓ validation passed"), strings.Index(stdout, "Client Secret"))
 }
 
-// syncBuffer is a bytes.Buffer safe for a command writing in a goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCodecServerCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfgFile := writeConfig(t, baseYAML(""))
-	var stdout syncBuffer
+	var stdout testenv.Buffer
 	root := cli.NewRoot()
 	root.SetArgs([]string{"--config", cfgFile, "codec-server", "--listen", "127.0.0.1:0"})
 	root.SetOut(&stdout)

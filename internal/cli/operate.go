@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -29,6 +30,17 @@ func (a *app) withClient(cmd *cobra.Command, t target, fn func(ctx context.Conte
 	}
 	defer c.Close()
 	return fn(cmd.Context(), c)
+}
+
+// withOnboarding is withClient with the target's onboarding fetched first.
+func (a *app) withOnboarding(cmd *cobra.Command, t target, fn func(ctx context.Context, c client.Client, s snapshot) error) error {
+	return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
+		s, err := fetch(ctx, c, t.workflowID())
+		if err != nil {
+			return err
+		}
+		return fn(ctx, c, s)
+	})
 }
 
 func (a *app) consentCmd() *cobra.Command {
@@ -109,7 +121,7 @@ func (a *app) reportConsent(ctx context.Context, c client.Client, cmd *cobra.Com
 		if time.Now().After(deadline) {
 			break
 		}
-		if err := sleep(ctx, a.pollEvery); err != nil {
+		if err := ctxtime.Sleep(ctx, a.pollEvery); err != nil {
 			return err
 		}
 	}
@@ -133,11 +145,7 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show an onboarding as a checklist (or its progress as JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
-				s, err := fetch(ctx, c, t.workflowID())
-				if err != nil {
-					return err
-				}
+			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
 				if jsonMode {
 					return writeJSON(out(cmd), s.Progress)
 				}
@@ -162,12 +170,8 @@ func (a *app) cancelCmd() *cobra.Command {
 		Short: "Cancel an onboarding and wait until everything it created is undone",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
-				id := t.workflowID()
-				s, err := fetch(ctx, c, id)
-				if err != nil {
-					return err
-				}
+			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
+				id := s.WorkflowID
 				if !s.running() {
 					return fmt.Errorf("onboarding %s is not running (it is %s); nothing to cancel", id, s.Execution)
 				}
@@ -182,7 +186,7 @@ func (a *app) cancelCmd() *cobra.Command {
 				if err := c.GetWorkflow(wctx, id, s.RunID).Get(wctx, nil); err != nil && wctx.Err() != nil {
 					return fmt.Errorf("compensation of %s did not finish within %s; follow it with `starter status`", id, timeout)
 				}
-				s, err = fetch(ctx, c, id)
+				s, err := fetch(ctx, c, id)
 				if err != nil {
 					return err
 				}

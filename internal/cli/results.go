@@ -198,11 +198,7 @@ func (a *app) credentialsCmd() *cobra.Command {
 		Short: "Show the step-3 package for Marketo (the secret only with --reveal)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
-				s, err := fetch(ctx, c, t.workflowID())
-				if err != nil {
-					return err
-				}
+			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
 				if s.Result == nil {
 					if s.running() {
 						return fmt.Errorf("onboarding %s is still running (step %s); the credentials exist once it completes", s.WorkflowID, s.Progress.Step)

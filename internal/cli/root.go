@@ -5,7 +5,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -143,15 +142,3 @@ func writeJSON(w io.Writer, v any) error {
 func out(cmd *cobra.Command) io.Writer { return cmd.OutOrStdout() }
 
 func errOut(cmd *cobra.Command) io.Writer { return cmd.ErrOrStderr() }
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

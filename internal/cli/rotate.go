@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -66,7 +67,7 @@ and only then removes the old one.`,
 				}
 				if now || confirm {
 					// Give the worker a moment so the status below shows the effect.
-					_ = sleep(ctx, 4*a.pollEvery)
+					_ = ctxtime.Sleep(ctx, 4*a.pollEvery)
 				}
 				p, err := rotationProgress(ctx, c, id)
 				if err != nil {

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -241,7 +242,7 @@ func (a *app) followWith(ctx context.Context, c client.Client, w io.Writer, work
 				}
 			}
 		}
-		if err := sleep(ctx, a.pollEvery); err != nil {
+		if err := ctxtime.Sleep(ctx, a.pollEvery); err != nil {
 			return s, err
 		}
 	}

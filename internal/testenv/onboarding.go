@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -76,19 +77,26 @@ func WaitProgress(ctx context.Context, c client.Client, workflowID string, timeo
 // followed. A URL that does not point at the emulator is refused, so the test
 // can never reach beyond loopback.
 func (e *Env) GrantConsent(ctx context.Context, consentURL string) error {
+	return GrantConsent(ctx, e.Emu, consentURL)
+}
+
+// GrantConsent is Env.GrantConsent for any running emulator, e.g. the one
+// of the starter's dev stack. As the redirect is not followed, no consent
+// callback runs and nothing signals the workflow.
+func GrantConsent(ctx context.Context, emu *emulator.Server, consentURL string) error {
 	u, err := url.Parse(consentURL)
 	if err != nil {
 		return fmt.Errorf("testenv: consent URL: %w", err)
 	}
-	emu, _ := url.Parse(e.Emu.URL())
-	if u.Scheme != "https" || u.Host != emu.Host {
-		return fmt.Errorf("testenv: consent URL %s does not point at the emulator %s", consentURL, e.Emu.URL())
+	emuURL, _ := url.Parse(emu.URL())
+	if u.Scheme != "https" || u.Host != emuURL.Host {
+		return fmt.Errorf("testenv: consent URL %s does not point at the emulator %s", consentURL, emu.URL())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, consentURL, nil)
 	if err != nil {
 		return fmt.Errorf("testenv: %w", err)
 	}
-	resp, err := e.emulatorHTTP().Do(req)
+	resp, err := emulatorHTTP(emu).Do(req)
 	if err != nil {
 		return fmt.Errorf("testenv: consent: %w", err)
 	}
@@ -109,10 +117,10 @@ func (e *Env) GrantConsent(ctx context.Context, consentURL string) error {
 
 // emulatorHTTP trusts only the emulator's CA, dials only the emulator's
 // address, and does not follow redirects.
-func (e *Env) emulatorHTTP() *http.Client {
+func emulatorHTTP(emu *emulator.Server) *http.Client {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(e.Emu.CAPEM())
-	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(e.Emu.Port()))
+	pool.AppendCertsFromPEM(emu.CAPEM())
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(emu.Port()))
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	return &http.Client{
 		Timeout: 30 * time.Second,

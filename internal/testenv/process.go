@@ -44,7 +44,7 @@ func BuildWorker(ctx context.Context, dir string) (string, error) {
 // Process is a worker subprocess.
 type Process struct {
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  Buffer
 	done chan struct{}
 	err  error // set before done is closed
 }
@@ -142,19 +142,20 @@ func (p *Process) Stop(timeout time.Duration) error {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutines of exec.
-type syncBuffer struct {
+// Buffer is a bytes.Buffer that goroutines may write while another reads
+// it: the output of a subprocess, or of a command running in the background.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(b []byte) (int, error) {
+func (s *Buffer) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(b)
 }
 
-func (s *syncBuffer) String() string {
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
