@@ -63,11 +63,11 @@ func (d day2Target) run(ctx context.Context, t *testing.T, cmd ...string) (strin
 	return run(ctx, t, d.st.cfgFile, d.args(cmd...)...)
 }
 
-// onboard starts the onboarding with the starter, consents as the admin
+// onboard starts the onboarding with the starter (and startFlags), consents as the admin
 // would and with `consent`, and returns the completed onboarding's result.
-func (d day2Target) onboard(ctx context.Context, t *testing.T) workflows.OnboardingResult {
+func (d day2Target) onboard(ctx context.Context, t *testing.T, startFlags ...string) workflows.OnboardingResult {
 	t.Helper()
-	_, _, err := d.run(ctx, t, "start")
+	_, _, err := d.run(ctx, t, append([]string{"start"}, startFlags...)...)
 	require.NoError(t, err)
 	waiting := progressOf(t, eventually(ctx, t, d.st.cfgFile, func(s string) bool {
 		var p workflows.Progress
@@ -356,7 +356,9 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()
 		d := newDay2Target(st, c, legacyco)
-		res := d.onboard(ctx, t)
+		// Not the default lifetime (12 months): the rotation must keep the onboarding's.
+		res := d.onboard(ctx, t, "--secret-months", "3")
+		require.WithinDuration(t, time.Now().AddDate(0, 3, 0), res.SecretExpiresAt, 48*time.Hour)
 		oldKey := strings.ToLower(res.Resources.SecretKeyID)
 
 		// An onboarding that completed before rotations existed has none:
@@ -390,6 +392,7 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 		})
 		assert.Equal(t, oldKey, strings.ToLower(p.OldKeyID), "the rotation starts from the onboarding's secret")
 		assert.WithinDuration(t, res.SecretExpiresAt, p.OldExpiresAt, time.Second)
+		assert.WithinDuration(t, res.SecretExpiresAt, p.NewExpiresAt, time.Hour, "the new secret lives as long as the onboarding's (--secret-months 3)")
 		newKey := strings.ToLower(p.NewKeyID)
 		assert.Equal(t, lower(oldKey, newKey), d.secrets(t, res.ClientID))
 		for _, a := range d.tenant(t, st.Emulator.State()).Applications {

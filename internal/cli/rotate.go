@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/ctxtime"
+	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -116,10 +118,21 @@ func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig work
 		return fmt.Errorf("onboarding %s has not completed (%s); a rotation starts when it does", s.WorkflowID, s.Execution)
 	}
 	res := *s.Result
+	// The onboarding's own settings (secret lifetime, role, solution) carry
+	// over, as when the onboarding starts the rotation itself.
+	on, err := a.onboardingInput(ctx, c, s.WorkflowID, s.RunID)
+	if err != nil {
+		return err
+	}
 	in := workflows.RotationInput{
 		TenantID: res.TenantID, OrgURL: res.OrgURL, AppObjectID: res.Resources.AppObjectID, AppID: res.ClientID,
 		SystemUserID: res.Resources.SystemUserID, Username: res.Username,
-		Current: workflows.RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
+		Current:              workflows.RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
+		SecretLifetimeMonths: on.SecretLifetimeMonths,
+		RoleName:             on.SecurityRoleName, SolutionName: on.SolutionName, MinSolutionVersion: on.MinSolutionVersion,
+	}
+	if on.Rotation != nil {
+		in.Settings = *on.Rotation
 	}
 	_, err = c.SignalWithStartWorkflow(ctx, id, workflows.SignalRotateNow, sig, client.StartWorkflowOptions{
 		ID: id, TaskQueue: workflows.TaskQueue,
@@ -131,6 +144,32 @@ func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig work
 		return fmt.Errorf("start %s: %w", id, err)
 	}
 	return nil
+}
+
+// onboardingInput is the input the onboarding run started with: the first
+// event of its history, decrypted with the configured codec.
+func (a *app) onboardingInput(ctx context.Context, c client.Client, id, runID string) (workflows.OnboardingInput, error) {
+	var in workflows.OnboardingInput
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return in, fmt.Errorf("onboarding %s has no history", id)
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return in, fmt.Errorf("read the history of %s: %w", id, err)
+	}
+	started := ev.GetWorkflowExecutionStartedEventAttributes()
+	if started == nil {
+		return in, fmt.Errorf("the history of %s does not start with the workflow's start", id)
+	}
+	opts, err := workerapp.ClientOptions(a.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return in, err
+	}
+	if err := opts.DataConverter.FromPayloads(started.GetInput(), &in); err != nil {
+		return in, fmt.Errorf("decode the input of %s: %w", id, err)
+	}
+	return in.WithDefaults(), nil
 }
 
 func rotationMissing(err error, id string) error {
