@@ -77,22 +77,22 @@ func retarget(t *testing.T, state, workflowID string) string {
 func TestSignedConsentCallbackEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	st := startStack(ctx, t)
+	st := sharedStack(t)
 	require.True(t, st.GeneratedCallbackKey, "the test config has no callback key; the stack makes one")
-	contoso := []string{"--tenant-id", contosoTenant, "--org-url", st.Emulator.OrgURL("contoso.crm.localhost")}
-	id := workflows.WorkflowID(contosoTenant, strings.TrimPrefix(st.Emulator.OrgURL("contoso.crm.localhost"), "https://"))
+	target := []string{"--tenant-id", consentco.ID, "--org-url", st.Emulator.OrgURL(consentco.OrgHost)}
+	id := workflows.WorkflowID(consentco.ID, strings.TrimPrefix(st.Emulator.OrgURL(consentco.OrgHost), "https://"))
 	otherID := workflows.WorkflowID(fabrikamTenant, strings.TrimPrefix(st.Emulator.OrgURL("fabrikam.crm.localhost"), "https://"))
 
 	c, err := workerapp.Dial(ctx, st.Config)
 	require.NoError(t, err)
 	defer c.Close()
 
-	_, _, err = run(ctx, t, st.cfgFile, append([]string{"start"}, contoso...)...)
+	_, _, err = run(ctx, t, st.cfgFile, append([]string{"start"}, target...)...)
 	require.NoError(t, err)
 	out := eventually(ctx, t, st.cfgFile, func(s string) bool {
 		var p workflows.Progress
 		return json.Unmarshal([]byte(s), &p) == nil && p.Status == workflows.StatusWaitingConsent
-	}, append([]string{"status", "--json"}, contoso...)...)
+	}, append([]string{"status", "--json"}, target...)...)
 	link, err := url.Parse(progressOf(t, out).ConsentURL)
 	require.NoError(t, err)
 	assert.Equal(t, st.CallbackURL, link.Query().Get("redirect_uri"))
@@ -125,11 +125,11 @@ func TestSignedConsentCallbackEndToEnd(t *testing.T) {
 		query  url.Values
 		status int
 	}{
-		{"no state", url.Values{"admin_consent": {"True"}, "tenant": {contosoTenant}}, http.StatusBadRequest},
-		{"the old unkeyed state", granted(hex.EncodeToString(unkeyed[:16]), contosoTenant), http.StatusBadRequest},
-		{"forged with another key", granted(forged, contosoTenant), http.StatusForbidden},
+		{"no state", url.Values{"admin_consent": {"True"}, "tenant": {consentco.ID}}, http.StatusBadRequest},
+		{"the old unkeyed state", granted(hex.EncodeToString(unkeyed[:16]), consentco.ID), http.StatusBadRequest},
+		{"forged with another key", granted(forged, consentco.ID), http.StatusForbidden},
 		{"tampered to target another onboarding", granted(retarget(t, state, otherID), fabrikamTenant), http.StatusForbidden},
-		{"expired", granted(expired, contosoTenant), http.StatusForbidden},
+		{"expired", granted(expired, consentco.ID), http.StatusForbidden},
 		{"consent given in another tenant", granted(state, fabrikamTenant), http.StatusForbidden},
 		{"a denial with a forged state", url.Values{"error": {"access_denied"}, "state": {forged}}, http.StatusForbidden},
 	}
@@ -138,7 +138,7 @@ func TestSignedConsentCallbackEndToEnd(t *testing.T) {
 		assert.Equal(t, r.status, status, "%s: %s", r.name, page)
 	}
 	assert.Zero(t, signals(ctx, t, c, id), "no rejected callback may signal the onboarding")
-	p := progressOf(t, eventually(ctx, t, st.cfgFile, func(string) bool { return true }, append([]string{"status", "--json"}, contoso...)...))
+	p := progressOf(t, eventually(ctx, t, st.cfgFile, func(string) bool { return true }, append([]string{"status", "--json"}, target...)...))
 	assert.Equal(t, workflows.StatusWaitingConsent, p.Status, "the run keeps waiting")
 
 	// The admin accepts on the (emulated) Entra page, which redirects the
@@ -161,7 +161,7 @@ func TestSignedConsentCallbackEndToEnd(t *testing.T) {
 	assert.Equal(t, 1, signals(ctx, t, c, id), "a replay sends nothing")
 
 	eventually(ctx, t, st.cfgFile, func(s string) bool { return strings.Contains(s, "(Completed)") },
-		append([]string{"status"}, contoso...)...)
+		append([]string{"status"}, target...)...)
 
 	t.Run("starter serve", func(t *testing.T) {
 		serveYAML := func(key string) string {
@@ -198,13 +198,13 @@ log:
 			return ok && strings.HasSuffix(endpoint, "/consent/callback")
 		}, 10*time.Second, 20*time.Millisecond, stdout.String())
 
-		status, page := callback(ctx, t, endpoint, granted(forged, contosoTenant))
+		status, page := callback(ctx, t, endpoint, granted(forged, consentco.ID))
 		assert.Equal(t, http.StatusForbidden, status, page)
 		// A valid link for an onboarding that has finished: Temporal's
 		// NotFound reaches the admin as "no longer running".
 		fresh, err := same.Sign(id)
 		require.NoError(t, err)
-		status, page = callback(ctx, t, endpoint, granted(fresh, contosoTenant))
+		status, page = callback(ctx, t, endpoint, granted(fresh, consentco.ID))
 		assert.Equal(t, http.StatusGone, status, page)
 		assert.Contains(t, page, "no longer running")
 		assert.Equal(t, 1, signals(ctx, t, c, id))

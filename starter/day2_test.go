@@ -29,13 +29,15 @@ import (
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
-// Tenants of the shared stack (copies of Contoso).
+// Tenants of the shared stack (copies of Contoso); see sharedTenants.
 var (
 	// rotco is rotated with --now and --confirm, then offboarded.
 	rotco = testenv.Tenant{From: contosoTenant, ID: "c0000000-0000-4000-8000-000000000001", DisplayName: "Rotco", OrgHost: "rotco.crm.localhost"}
 	// legacyco is onboarded, then loses its rotation, as an onboarding
 	// completed before rotations existed.
 	legacyco = testenv.Tenant{From: contosoTenant, ID: "c0000000-0000-4000-8000-000000000002", DisplayName: "Legacyco", OrgHost: "legacyco.crm.localhost"}
+	// consentco is onboarded through the signed consent callback.
+	consentco = testenv.Tenant{From: contosoTenant, ID: "c0000000-0000-4000-8000-000000000003", DisplayName: "Consentco", OrgHost: "consentco.crm.localhost"}
 )
 
 // day2Target is one tenant and org of the shared stack, as the commands name it.

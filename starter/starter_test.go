@@ -106,16 +106,6 @@ type testStack struct {
 	cfgFile string
 }
 
-// startStack starts a stack of the test's own (default seed), stopped when the test ends.
-func startStack(ctx context.Context, t *testing.T) testStack {
-	t.Helper()
-	needTemporal(t)
-	st, err := newStack(ctx, t.TempDir(), nil)
-	require.NoError(t, err)
-	t.Cleanup(st.Stop)
-	return st
-}
-
 // newStack starts the dev server, the emulator (seed nil = the default
 // seed) and the worker, with their files and the starter's config in dir.
 // The emulator stops when ctx ends.
@@ -168,7 +158,7 @@ func adminConsents(t *testing.T, st testStack, consentURL string) {
 func TestOperatorCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	st := startStack(ctx, t)
+	st := sharedStack(t)
 	contoso := []string{"--tenant-id", contosoTenant, "--org-url", st.Emulator.OrgURL("contoso.crm.localhost")}
 	fabrikam := []string{"--tenant-id", fabrikamTenant, "--org-url", st.Emulator.OrgURL("fabrikam.crm.localhost")}
 	id := workflows.WorkflowID(contosoTenant, strings.TrimPrefix(st.Emulator.OrgURL("contoso.crm.localhost"), "https://"))
