@@ -19,10 +19,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/msapi"
-	"github.com/mktos2s/mktos2s/internal/testenv"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
 )
@@ -184,19 +182,9 @@ log:
 
 		sctx, stop := context.WithCancel(ctx)
 		defer stop()
-		var stdout testenv.Buffer
-		root := cli.NewRoot()
-		root.SetArgs([]string{"--config", writeConfig(t, serveYAML(st.Config.Consent.CallbackKey)), "serve", "--callback-listen", "127.0.0.1:0"})
-		root.SetOut(&stdout)
-		root.SetErr(&stdout)
-		done := make(chan error, 1)
-		go func() { done <- root.ExecuteContext(sctx) }()
-		var endpoint string
-		require.Eventually(t, func() bool {
-			_, rest, ok := strings.Cut(stdout.String(), "listening on ")
-			endpoint, _, _ = strings.Cut(rest, " ")
-			return ok && strings.HasSuffix(endpoint, "/consent/callback")
-		}, 10*time.Second, 20*time.Millisecond, stdout.String())
+		endpoint, done := serving(sctx, t, "consent callback listening on ",
+			"--config", writeConfig(t, serveYAML(st.Config.Consent.CallbackKey)), "serve", "--callback-listen", "127.0.0.1:0")
+		require.True(t, strings.HasSuffix(endpoint, "/consent/callback"), endpoint)
 
 		status, page := callback(ctx, t, endpoint, granted(forged, consentco.ID))
 		assert.Equal(t, http.StatusForbidden, status, page)

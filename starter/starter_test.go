@@ -359,24 +359,32 @@ func TestDemoExitRunsEndToEnd(t *testing.T) {
 	assert.Less(t, strings.Index(stdout, "✓ validation passed"), strings.Index(stdout, "Client Secret"))
 }
 
+// serving runs a starter command that serves until ctx ends (codec-server,
+// serve) in the background. It returns the address the command prints
+// after marker, and the channel that receives the command's result.
+func serving(ctx context.Context, t *testing.T, marker string, args ...string) (string, <-chan error) {
+	t.Helper()
+	var out testenv.Buffer
+	root := cli.NewRoot()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&out)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var endpoint string
+	require.Eventually(t, func() bool {
+		_, rest, ok := strings.Cut(out.String(), marker)
+		endpoint, _, _ = strings.Cut(rest, " ")
+		return ok && endpoint != ""
+	}, 10*time.Second, 20*time.Millisecond, "the command never printed %q", marker)
+	return endpoint, done
+}
+
 func TestCodecServerCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfgFile := writeConfig(t, baseYAML(""))
-	var stdout testenv.Buffer
-	root := cli.NewRoot()
-	root.SetArgs([]string{"--config", cfgFile, "codec-server", "--listen", "127.0.0.1:0"})
-	root.SetOut(&stdout)
-	root.SetErr(&stdout)
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-
-	var endpoint string
-	require.Eventually(t, func() bool {
-		_, rest, ok := strings.Cut(stdout.String(), "listening on ")
-		endpoint, _, _ = strings.Cut(rest, " ")
-		return ok && endpoint != ""
-	}, 10*time.Second, 20*time.Millisecond)
+	endpoint, done := serving(ctx, t, "codec endpoint listening on ", "--config", cfgFile, "codec-server", "--listen", "127.0.0.1:0")
 
 	body := `{"payloads":[{"metadata":{"encoding":"` + base64.StdEncoding.EncodeToString([]byte("json/plain")) + `"},"data":"` + base64.StdEncoding.EncodeToString([]byte(`"hello"`)) + `"}]}`
 	post := func(path, token, origin string) *http.Response {
