@@ -196,10 +196,53 @@ func TestPreflight(t *testing.T) {
 	}
 
 	t.Run("throttling stays retryable", func(t *testing.T) {
-		g := &fakeGraph{errs: map[string]error{"Organization": &msapi.Error{Kind: msapi.Throttled, Status: 429, RetryAfter: time.Second}}}
+		g := &fakeGraph{errs: map[string]error{"Organization": &msapi.Error{Kind: msapi.Throttled, Status: 429, RetryAfter: time.Minute}}}
 		_, err := newFakeActivities(g, seededDataverse(), nil, nil).Preflight(context.Background(), preflightIn())
 		assert.Equal(t, ErrThrottled, asAppErr(t, err).Type())
 	})
+}
+
+// Under a throttling storm one failed read must not throw away the attempt:
+// it is repeated in place, honouring a short Retry-After, a few times.
+func TestPreflightRepeatsFailedReadsInPlace(t *testing.T) {
+	throttled := &msapi.Error{Service: "graph", Kind: msapi.Throttled, Status: 429, RetryAfter: 20 * time.Millisecond}
+	unavailable := &msapi.Error{Service: "graph", Kind: msapi.Transient, Status: 503}
+	tests := []struct {
+		name      string
+		method    string
+		err       error
+		failTimes int // -1: every call
+		wantCalls int
+		wantType  string // "" = preflight passes
+		wantDelay time.Duration
+	}{
+		{"throttled twice, then read", "Organization", throttled, 2, 3, "", 0},
+		{"503 three times, then read", "ListDomains", unavailable, 3, 4, "", 0},
+		{"throttled on every repeat", "Organization", throttled, -1, 4, ErrThrottled, 20 * time.Millisecond},
+		{"long Retry-After is left to Temporal", "Organization",
+			&msapi.Error{Service: "graph", Kind: msapi.Throttled, Status: 429, RetryAfter: time.Minute}, -1, 1, ErrThrottled, time.Minute},
+		{"permission denied is not repeated", "ListDomains",
+			&msapi.Error{Service: "graph", Kind: msapi.PermissionDenied, Status: 403}, -1, 1, ErrPreflight, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &fakeGraph{errs: map[string]error{tt.method: tt.err}}
+			if tt.failTimes >= 0 {
+				g.failTimes = map[string]int{tt.method: tt.failTimes}
+			}
+			in := preflightIn()
+			in.DetectFederation = true
+			_, err := newFakeActivities(g, seededDataverse(), nil, nil).Preflight(context.Background(), in)
+			assert.Equal(t, tt.wantCalls, g.calls[tt.method])
+			if tt.wantType == "" {
+				require.NoError(t, err)
+				return
+			}
+			ae := asAppErr(t, err)
+			assert.Equal(t, tt.wantType, ae.Type())
+			assert.Equal(t, tt.wantDelay, ae.NextRetryDelay())
+		})
+	}
 }
 
 func TestVerifyConsent(t *testing.T) {

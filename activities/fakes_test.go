@@ -24,11 +24,25 @@ type fakeGraph struct {
 	domains     []graph.Domain
 	org         graph.Organization
 	errs        map[string]error // method -> error to return
+	failTimes   map[string]int   // method -> how many calls get errs[method] before it succeeds; absent = every call
+	calls       map[string]int   // method -> calls that went through err
 	removeCalls []string
 	createdHRD  int
 }
 
-func (f *fakeGraph) err(method string) error { return f.errs[method] }
+func (f *fakeGraph) err(method string) error {
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[method]++
+	if n, ok := f.failTimes[method]; ok {
+		if n == 0 {
+			return nil
+		}
+		f.failTimes[method] = n - 1
+	}
+	return f.errs[method]
+}
 
 func (f *fakeGraph) ListPasswords(_ context.Context, _ string) ([]graph.PasswordCredential, error) {
 	if err := f.err("ListPasswords"); err != nil {
