@@ -476,6 +476,15 @@ func TestValidateConnection(t *testing.T) {
 		assert.Contains(t, failed[0], CheckUserEnabled)
 		assert.Contains(t, failed[1], CheckRole+`: the user holds no roles, not "Marketo Sync User"`)
 	})
+	t.Run("a throttled read is repeated in place", func(t *testing.T) {
+		d := ready()
+		d.errs = map[string]error{"MarketoConfig": &msapi.Error{Service: "dataverse", Kind: msapi.Throttled, Status: 429, RetryAfter: 20 * time.Millisecond}}
+		d.failTimes = 2
+		out, err := newFakeActivities(&fakeGraph{}, d, syncRole, nil).ValidateConnection(context.Background(), in)
+		require.NoError(t, err)
+		assert.True(t, out.Passed)
+		assert.Equal(t, 3, d.configReads)
+	})
 	t.Run("a refused new secret is replication lag", func(t *testing.T) {
 		lag := &msapi.Error{Service: "entra", Op: "token", Kind: msapi.Unauthorized, Status: 401, Code: "invalid_client"}
 		_, err := newFakeActivities(&fakeGraph{}, ready(), syncRole, lag).ValidateConnection(context.Background(), in)

@@ -178,7 +178,11 @@ type dvState struct {
 	config   dataverse.MarketoConfig
 	user     *dataverse.SystemUser
 	errs     map[string]error
-	calls    []string
+	// failTimes is how many calls of MarketoConfig get errs["MarketoConfig"]
+	// before it succeeds; 0 = every call.
+	failTimes   int
+	configReads int
+	calls       []string
 }
 
 func (f *fakeDataverse) WhoAmI(context.Context) (dataverse.WhoAmI, error) {
@@ -212,7 +216,8 @@ func (f *fakeDataverse) FindRole(_ context.Context, name, bu string) (dataverse.
 }
 
 func (f *fakeDataverse) MarketoConfig(context.Context) (dataverse.MarketoConfig, error) {
-	if err := f.state.errs["MarketoConfig"]; err != nil {
+	f.state.configReads++
+	if err := f.state.errs["MarketoConfig"]; err != nil && (f.state.failTimes == 0 || f.state.configReads <= f.state.failTimes) {
 		return dataverse.MarketoConfig{}, err
 	}
 	return f.state.config, nil

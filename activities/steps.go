@@ -169,12 +169,12 @@ func (a *Activities) orgAllowed(host string) bool {
 
 // preflightMapped keeps throttling and outages retryable and makes every
 // other refusal a final preflight failure.
-// Preflight repeats a read that was throttled or failed transiently a few
-// times in place before it gives the attempt up. It makes seven reads, and
-// under a throttling storm one failed read threw the others away and waited
-// for a new attempt: at 20% 503s and 10% 429s an attempt passed about one
-// time in twenty and preflight took minutes (Temporal's retry remains the
-// backstop). Reads are safe to repeat; Retry-After is honoured, as Microsoft
+// Preflight and ValidateConnection repeat a read that was throttled or
+// failed transiently a few times in place before they give the attempt up.
+// Each makes five to seven reads, and under a throttling storm one failed
+// read threw the others away and waited for a new attempt: at 20% 503s and
+// 10% 429s a preflight attempt passed about one time in twenty and took
+// minutes (Temporal's retry remains the backstop). Reads are safe to repeat; Retry-After is honoured, as Microsoft
 // asks, and a longer one is left to Temporal's retry (NextRetryDelay).
 const (
 	readRetries      = 3

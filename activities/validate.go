@@ -57,7 +57,7 @@ func (r ValidateConnectionResult) Failed() []string {
 // sign-in right after setup is replication lag and is retried, not failed.
 func (a *Activities) ValidateConnection(ctx context.Context, in ValidateConnectionInput) (ValidateConnectionResult, error) {
 	asApp := a.dataverseFor(in.TenantID, in.OrgURL, msauth.Credential{ClientID: in.AppID, Secret: in.ClientSecret})
-	who, err := asApp.WhoAmI(ctx)
+	who, err := reread(ctx, asApp.WhoAmI)
 	if err != nil {
 		if msapi.IsKind(err, msapi.Unauthorized) || msapi.IsKind(err, msapi.PermissionDenied) {
 			return ValidateConnectionResult{}, mapError(ctx, "sign in as the new app", lagged(err), asNewApp, fix{})
@@ -74,7 +74,7 @@ func (a *Activities) ValidateConnection(ctx context.Context, in ValidateConnecti
 	// The remaining checks read as the provisioner: the sync role need
 	// not grant read access to users, roles or solutions.
 	dv := a.provisioned(in.TenantID, in.OrgURL)
-	user, err := dv.FindApplicationUser(ctx, in.AppID)
+	user, err := reread(ctx, func(ctx context.Context) (dataverse.SystemUser, error) { return dv.FindApplicationUser(ctx, in.AppID) })
 	switch {
 	case err == nil:
 		checks = append(checks, pass(CheckUserEnabled, !user.IsDisabled && user.AccessMode == 4,
@@ -85,7 +85,7 @@ func (a *Activities) ValidateConnection(ctx context.Context, in ValidateConnecti
 		return ValidateConnectionResult{}, mapError(ctx, "read the application user", err, asProvisioner, fix{permission: permDataverse})
 	}
 
-	sol, err := dv.FindSolution(ctx, in.SolutionName)
+	sol, err := reread(ctx, func(ctx context.Context) (dataverse.Solution, error) { return dv.FindSolution(ctx, in.SolutionName) })
 	switch {
 	case err == nil:
 		cmp, cerr := dataverse.CompareVersions(sol.Version, in.MinSolutionVersion)
@@ -97,7 +97,7 @@ func (a *Activities) ValidateConnection(ctx context.Context, in ValidateConnecti
 		return ValidateConnectionResult{}, mapError(ctx, "read the Marketo solution", err, asProvisioner, fix{permission: permDataverse})
 	}
 
-	roles, err := dv.UserRoles(ctx, in.SystemUserID)
+	roles, err := reread(ctx, func(ctx context.Context) ([]dataverse.Role, error) { return dv.UserRoles(ctx, in.SystemUserID) })
 	if err != nil {
 		return ValidateConnectionResult{}, mapError(ctx, "read the sync user's roles", err, asProvisioner, fix{permission: permDataverse})
 	}
@@ -105,7 +105,7 @@ func (a *Activities) ValidateConnection(ctx context.Context, in ValidateConnecti
 		slices.ContainsFunc(roles, func(r dataverse.Role) bool { return strings.EqualFold(r.Name, in.RoleName) }),
 		fmt.Sprintf("the user holds %s, not %q", roleNames(roles), in.RoleName)))
 
-	cfg, err := dv.MarketoConfig(ctx)
+	cfg, err := reread(ctx, dv.MarketoConfig)
 	switch {
 	case err == nil:
 		checks = append(checks, pass(CheckConfig, cfg.UserID == in.SystemUserID,
