@@ -228,10 +228,12 @@ func (r *report) markdown() string {
 			{"worker peak RSS during the phase (MiB)", "%.0f", s.WorkerPeakMiB},
 			{"server peak RSS during the phase (MiB)", "%.0f", s.ServerPeakMiB},
 		}
-		if s.Signalled > 0 {
+		if s.Consented > 0 {
 			rows = append(rows, []scaleRow{
-				{"consented (query, consent page) and signalled", "%.0f", float64(s.Signalled)},
-				{"time to consent and signal them (s)", "%.1f", s.SignalSeconds},
+				{"consented (progress query, consent page)", "%.0f", float64(s.Consented)},
+				{"time to consent them (s)", "%.1f", s.ConsentSeconds},
+				{"signalled", "%.0f", float64(s.Signalled)},
+				{"time to signal them (s)", "%.1f", s.SignalSeconds},
 				{"drain: first signal to all completed (s)", "%.1f", s.DrainSeconds},
 				{"completed", "%.0f", float64(s.Completed)},
 				{"worker CPU ms per onboarding", "%.1f", s.WorkerCPUMs},
