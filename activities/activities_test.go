@@ -499,3 +499,40 @@ func TestValidateConnection(t *testing.T) {
 		assert.Equal(t, ErrReplicationLag, asAppErr(t, err).Type())
 	})
 }
+
+// The steps that read before they write repeat a failed read in place too,
+// so one 503 among their requests does not cost a whole attempt.
+func TestStepsRepeatFailedReadsInPlace(t *testing.T) {
+	unavailable := &msapi.Error{Service: "graph", Kind: msapi.Transient, Status: 503}
+	throttled := &msapi.Error{Service: "graph", Kind: msapi.Throttled, Status: 429, RetryAfter: 20 * time.Millisecond}
+	tests := []struct {
+		name   string
+		method string
+		err    error
+		run    func(*Activities) error
+	}{
+		{"VerifyConsent lists grants", "ListPermissionGrants", unavailable, func(a *Activities) error {
+			_, err := a.VerifyConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+			return err
+		}},
+		{"VerifyConsent finds Dynamics CRM", "GetServicePrincipalByAppID", throttled, func(a *Activities) error {
+			_, err := a.VerifyConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+			return err
+		}},
+		{"AddClientSecret lists secrets", "ListPasswords", throttled, func(a *Activities) error {
+			_, err := a.AddClientSecret(context.Background(), AddClientSecretInput{AppObjectID: "obj", WorkflowID: "onboarding/t/o", LifetimeMonths: 1})
+			return err
+		}},
+		{"ConfigureHomeRealmDiscovery lists policies", "ListHRDPolicies", unavailable, func(a *Activities) error {
+			_, err := a.ConfigureHomeRealmDiscovery(context.Background(), ConfigureHomeRealmDiscoveryInput{ServicePrincipalID: "sp", AppID: "app"})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &fakeGraph{errs: map[string]error{tt.method: tt.err}, failTimes: map[string]int{tt.method: 2}}
+			require.NoError(t, tt.run(newFakeActivities(g, seededDataverse(), nil, nil)))
+			assert.Equal(t, 3, g.calls[tt.method], "two failed reads and the one that passed, in one attempt")
+		})
+	}
+}

@@ -169,12 +169,13 @@ func (a *Activities) orgAllowed(host string) bool {
 
 // preflightMapped keeps throttling and outages retryable and makes every
 // other refusal a final preflight failure.
-// Preflight and ValidateConnection repeat a read that was throttled or
-// failed transiently a few times in place before they give the attempt up.
-// Each makes five to seven reads, and under a throttling storm one failed
-// read threw the others away and waited for a new attempt: at 20% 503s and
-// 10% 429s a preflight attempt passed about one time in twenty and took
-// minutes (Temporal's retry remains the backstop). Reads are safe to repeat; Retry-After is honoured, as Microsoft
+// The steps repeat a read that was throttled or failed transiently a few
+// times in place before they give the attempt up. Preflight makes seven
+// reads, validation five, and the others read before they write; under a
+// throttling storm one failed read threw the attempt away and waited for a
+// new one: at 20% 503s and 10% 429s a preflight attempt passed about one
+// time in twenty and took minutes (Temporal's retry remains the backstop).
+// Writes are not repeated here: the step's own retry re-reads first. Reads are safe to repeat; Retry-After is honoured, as Microsoft
 // asks, and a longer one is left to Temporal's retry (NextRetryDelay).
 const (
 	readRetries      = 3
@@ -343,7 +344,9 @@ type VerifyConsentResult struct {
 func (a *Activities) VerifyConsent(ctx context.Context, in VerifyConsentInput) (VerifyConsentResult, error) {
 	g := a.graphFor(in.TenantID)
 	crmID := ""
-	crm, err := g.GetServicePrincipalByAppID(ctx, graph.DynamicsCRMAppID)
+	crm, err := reread(ctx, func(ctx context.Context) (graph.ServicePrincipal, error) {
+		return g.GetServicePrincipalByAppID(ctx, graph.DynamicsCRMAppID)
+	})
 	switch {
 	case err == nil:
 		crmID = crm.ID
@@ -351,7 +354,9 @@ func (a *Activities) VerifyConsent(ctx context.Context, in VerifyConsentInput) (
 	default:
 		return VerifyConsentResult{}, mapError(ctx, "find the Dynamics CRM service principal", err, asProvisioner, fix{permission: permApps})
 	}
-	grants, err := g.ListPermissionGrants(ctx, in.ServicePrincipalID)
+	grants, err := reread(ctx, func(ctx context.Context) ([]graph.PermissionGrant, error) {
+		return g.ListPermissionGrants(ctx, in.ServicePrincipalID)
+	})
 	if err != nil {
 		return VerifyConsentResult{}, mapError(ctx, "list the app's permission grants", err, asProvisioner, fix{permission: permGrants})
 	}
@@ -399,7 +404,9 @@ func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInpu
 	}
 	g := a.graphFor(in.TenantID)
 	tag := SecretTag(in.WorkflowID)
-	existing, err := g.ListPasswords(ctx, in.AppObjectID)
+	existing, err := reread(ctx, func(ctx context.Context) ([]graph.PasswordCredential, error) {
+		return g.ListPasswords(ctx, in.AppObjectID)
+	})
 	if err != nil {
 		return out, mapError(ctx, "list the app's secrets", err, asProvisioner, fix{permission: permApps})
 	}
@@ -471,7 +478,7 @@ func (a *Activities) ConfigureHomeRealmDiscovery(ctx context.Context, in Configu
 	var out ConfigureHomeRealmDiscoveryResult
 	g := a.graphFor(in.TenantID)
 	name := HRDPolicyName(in.AppID)
-	policies, err := g.ListHRDPolicies(ctx)
+	policies, err := reread(ctx, g.ListHRDPolicies)
 	if err != nil {
 		return out, mapError(ctx, "list Home Realm Discovery policies", err, asProvisioner, fix{permission: permPolicy})
 	}
@@ -488,7 +495,9 @@ func (a *Activities) ConfigureHomeRealmDiscovery(ctx context.Context, in Configu
 		}
 		out.PolicyID, out.Created = p.ID, true
 	}
-	assigned, err := g.ListAssignedHRDPolicies(ctx, in.ServicePrincipalID)
+	assigned, err := reread(ctx, func(ctx context.Context) ([]graph.HomeRealmDiscoveryPolicy, error) {
+		return g.ListAssignedHRDPolicies(ctx, in.ServicePrincipalID)
+	})
 	if err != nil {
 		return out, mapError(ctx, "list the service principal's HRD policies", err, asProvisioner, fix{permission: permPolicy})
 	}
