@@ -536,3 +536,64 @@ func TestStepsRepeatFailedReadsInPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisterApplicationRefusesALiveOnboardedApp: adopting an app that
+// holds a live mktos2s secret would let this run revoke Marketo's secret and
+// undo a production onboarding; a retry of the same run (no secret yet) and
+// an app whose mktos2s secrets all expired are still adopted.
+func TestRegisterApplicationRefusesALiveOnboardedApp(t *testing.T) {
+	now := time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC) // newFakeActivities' clock
+	const wf = "onboarding/t/contoso.crm.dynamics.com"
+	existing := &graph.Application{ID: "app-obj-1", AppID: "app-id-1"}
+	tests := []struct {
+		name      string
+		app       *graph.Application
+		passwords []graph.PasswordCredential
+		refused   bool
+	}{
+		{name: "new app", app: nil},
+		{name: "same run's retry after a crash: adopted app without secrets", app: existing},
+		{name: "only a foreign secret", app: existing,
+			passwords: []graph.PasswordCredential{{KeyID: "k-admin", DisplayName: "admin's own", EndDateTime: now.AddDate(1, 0, 0)}}},
+		{name: "expired onboarding secret", app: existing,
+			passwords: []graph.PasswordCredential{{KeyID: "k-old", DisplayName: SecretTag(wf), EndDateTime: now.Add(-time.Hour)}}},
+		{name: "live onboarding secret", app: existing, refused: true,
+			passwords: []graph.PasswordCredential{{KeyID: "k-live", DisplayName: SecretTag(wf), EndDateTime: now.AddDate(0, 6, 0)}}},
+		{name: "live rotation secret", app: existing, refused: true,
+			passwords: []graph.PasswordCredential{{KeyID: "k-live", DisplayName: SecretTag("rotation/t/contoso.crm.dynamics.com"), EndDateTime: now.AddDate(0, 6, 0)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &fakeGraph{app: tt.app, passwords: tt.passwords}
+			a := newFakeActivities(g, &dvState{}, nil, nil)
+			res, err := a.RegisterApplication(context.Background(), RegisterApplicationInput{TenantID: "t", OrgHost: "contoso.crm.dynamics.com", DisplayName: "Marketo Integration"})
+			if !tt.refused {
+				require.NoError(t, err)
+				assert.Equal(t, "app-obj-1", res.AppObjectID)
+				assert.Equal(t, tt.app == nil, res.Created)
+				return
+			}
+			ae := asAppErr(t, err)
+			assert.Equal(t, ErrAlreadyOnboarded, ae.Type())
+			assert.True(t, ae.NonRetryable())
+			assert.Contains(t, ae.Message(), "app-id-1")
+			assert.Contains(t, ae.Message(), "k-live")
+			assert.Contains(t, ae.Message(), "starter rotate --now")
+			assert.Contains(t, ae.Message(), "starter offboard")
+			assert.Empty(t, g.removeCalls, "nothing is removed")
+		})
+	}
+}
+
+// TestRegisterApplicationNamesTheRedirectKey: a refused registration names
+// the configuration key that sets the redirect URI, consent.redirectURI.
+func TestRegisterApplicationNamesTheRedirectKey(t *testing.T) {
+	g := &fakeGraph{errs: map[string]error{"UpsertApplication": &msapi.Error{Service: "graph", Op: "upsertApplication", Kind: msapi.Invalid, Status: 400,
+		Code: "Request_BadRequest", Message: "Invalid value specified for property 'web.redirectUris'"}}}
+	a := newFakeActivities(g, &dvState{}, nil, nil)
+	_, err := a.RegisterApplication(context.Background(), RegisterApplicationInput{TenantID: "t", OrgHost: "o", DisplayName: "Marketo Integration"})
+	ae := asAppErr(t, err)
+	assert.True(t, ae.NonRetryable())
+	assert.Contains(t, ae.Message(), "consent.redirectURI")
+	assert.NotContains(t, ae.Message(), "consentRedirectUri")
+}

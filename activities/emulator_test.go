@@ -108,6 +108,8 @@ func TestEmulatorAppSecretConsentAndUndo(t *testing.T) {
 	require.Len(t, creds, 1, "exactly one live secret")
 	assert.Equal(t, second.KeyID, creds[0].KeyID)
 	assert.Equal(t, SecretTag(wfID), creds[0].DisplayName)
+	_, err = a.RegisterApplication(ctx, reg)
+	assert.Equal(t, ErrAlreadyOnboarded, asAppErr(t, err).Type(), "an app with a live onboarding secret is not adopted by another run")
 
 	v, err := a.VerifyConsent(ctx, VerifyConsentInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID})
 	require.NoError(t, err)

@@ -24,6 +24,7 @@ const (
 	ErrPreflight              = "PreflightFailed"        // non-retryable: a prerequisite is missing; nothing was created
 	ErrConsentNotGranted      = "ConsentNotGranted"      // used by the workflow: denied or timed out
 	ErrValidationFailed       = "ValidationFailed"       // non-retryable: a sync validation check failed
+	ErrAlreadyOnboarded       = "AlreadyOnboarded"       // non-retryable: the app is live (a completed onboarding); rotate or offboard instead
 )
 
 // principal says whose credentials made a call, because a 401 means

@@ -28,6 +28,22 @@ type fakeGraph struct {
 	calls       map[string]int   // method -> calls that went through err
 	removeCalls []string
 	createdHRD  int
+	app         *graph.Application // the app UpsertApplication finds; nil = it creates one
+}
+
+// UpsertApplication adopts f.app (204 and a read-back, which carries its
+// password credentials) or creates a new one, as Graph's upsert does.
+func (f *fakeGraph) UpsertApplication(_ context.Context, spec graph.ApplicationSpec) (graph.Application, bool, error) {
+	if err := f.err("UpsertApplication"); err != nil {
+		return graph.Application{}, false, err
+	}
+	if f.app != nil {
+		app := *f.app
+		app.PasswordCredentials = slices.Clone(f.passwords)
+		return app, false, nil
+	}
+	f.app = &graph.Application{ID: "app-obj-1", AppID: "app-id-1", UniqueName: spec.UniqueName, DisplayName: spec.DisplayName}
+	return *f.app, true, nil
 }
 
 func (f *fakeGraph) err(method string) error {

@@ -252,9 +252,42 @@ func (a *Activities) RegisterApplication(ctx context.Context, in RegisterApplica
 	app, created, err := a.graphFor(in.TenantID).UpsertApplication(ctx, spec)
 	if err != nil {
 		return RegisterApplicationResult{}, mapError(ctx, "register the application", err, asProvisioner,
-			fix{permission: permApps, invalid: "check appDisplayName and microsoft.consentRedirectUri"})
+			fix{permission: permApps, invalid: "check appDisplayName and consent.redirectURI"})
+	}
+	if !created {
+		if live := liveTaggedSecrets(app.PasswordCredentials, a.deps.Now()); len(live) > 0 {
+			return RegisterApplicationResult{}, alreadyOnboarded(app, live)
+		}
 	}
 	return RegisterApplicationResult{AppObjectID: app.ID, AppID: app.AppID, UniqueName: spec.UniqueName, Created: created}, nil
+}
+
+// liveTaggedSecrets are the unexpired client secrets that mktos2s added
+// (an onboarding's or a rotation's tag).
+//
+// RegisterApplication refuses an app that has one: a run adds its own
+// secret only after consent, long after this step, so a retry of the same
+// run (even after a worker crash that lost the creation) never finds one.
+// Only an earlier run that completed, or whose undo failed, leaves one, and
+// that app is in production use: adopting it would let this run remove
+// Marketo's secret (AddClientSecret replaces tagged secrets) and, if it
+// failed, delete the app, its service principal and its user.
+func liveTaggedSecrets(creds []graph.PasswordCredential, now time.Time) []string {
+	var keys []string
+	for _, pc := range creds {
+		if strings.HasPrefix(pc.DisplayName, SecretTag("")) && (pc.EndDateTime.IsZero() || pc.EndDateTime.After(now)) {
+			keys = append(keys, pc.KeyID)
+		}
+	}
+	return keys
+}
+
+func alreadyOnboarded(app graph.Application, keys []string) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("the app %s (client ID %s) is already onboarded: it holds %d live client secret(s) that mktos2s added (key %s), so Marketo may be using it; "+
+			"nothing was changed. For a new secret run `starter rotate --now`; to start over run `starter offboard` first",
+			app.ID, app.AppID, len(keys), strings.Join(keys, ", ")),
+		ErrAlreadyOnboarded, nil)
 }
 
 type CreateServicePrincipalInput struct {
