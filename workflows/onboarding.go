@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -110,6 +111,12 @@ func (r *run) upsert(ctx workflow.Context, u ...temporal.SearchAttributeUpdate) 
 // enter records a step change in progress, the search attribute and the
 // UI's current details.
 func (r *run) enter(ctx workflow.Context, step string) {
+	// A message belongs to its step ("admin consent verified" is stale once
+	// the secret is being added). Completion keeps the last word, which
+	// says whether the secret rotation was scheduled.
+	if step != r.progress.Step && step != StepCompleted {
+		r.progress.Message = ""
+	}
 	r.progress.Step = step
 	r.progress.UpdatedAt = workflow.Now(ctx)
 	if step != r.saStep {
@@ -428,18 +435,30 @@ func decodeConsent(raw converter.RawValue) (*ConsentSignal, string) {
 	if p == nil {
 		return nil, "empty payload"
 	}
-	var wire struct {
-		Granted *bool  `json:"granted"`
-		By      string `json:"by"`
-		Note    string `json:"note"`
-	}
-	if err := converter.GetDefaultDataConverter().FromPayload(p, &wire); err != nil {
+	// Fields are decoded one by one so a wrong type is named: decoding the
+	// whole struct at once reports {"granted":"yes"} as "not a JSON object".
+	var fields map[string]json.RawMessage
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &fields); err != nil || fields == nil {
 		return nil, "payload is not a JSON object"
 	}
-	if wire.Granted == nil {
+	granted, ok := fields["granted"]
+	if !ok {
 		return nil, `"granted" is missing`
 	}
-	return &ConsentSignal{Granted: *wire.Granted, By: truncate(wire.By), Note: truncate(wire.Note)}, ""
+	var sig ConsentSignal
+	if err := json.Unmarshal(granted, &sig.Granted); err != nil || string(granted) == "null" {
+		return nil, `"granted" must be true or false, not ` + truncate(string(granted))
+	}
+	for _, f := range []struct {
+		name string
+		into *string
+	}{{"by", &sig.By}, {"note", &sig.Note}} {
+		if v, ok := fields[f.name]; ok && string(v) != "null" && json.Unmarshal(v, f.into) != nil {
+			return nil, `"` + f.name + `" must be a string`
+		}
+	}
+	sig.By, sig.Note = truncate(sig.By), truncate(sig.Note)
+	return &sig, ""
 }
 
 func truncate(s string) string {

@@ -166,7 +166,7 @@ func TestMalformedConsentSignal(t *testing.T) {
 		problem string
 	}{
 		{"no granted field", map[string]any{"grant": true, "by": "admin"}, `"granted" is missing`},
-		{"granted not a boolean", map[string]any{"granted": "yes"}, "not a JSON object"},
+		{"granted not a boolean", map[string]any{"granted": "yes"}, `"granted" must be true or false`},
 		{"a bare string", "granted", "not a JSON object"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -636,3 +636,55 @@ func TestIdentityAttributesNotRewrittenWhenSetAtStart(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	assert.Zero(t, identityUpserts.Load())
 }
+
+// TestStepMessageDoesNotCarryOver: the consent step's "admin consent
+// verified" is not shown as the message of the steps after it.
+func TestStepMessageDoesNotCarryOver(t *testing.T) {
+	h := newHarness(t)
+	h.slowCheck = time.Hour // the query lands while validation runs
+	h.mock()
+	var mid Progress
+	h.grantAndSignal(time.Minute)
+	h.queryAt(30*time.Minute, &mid)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.NoError(t, h.env.GetWorkflowError())
+
+	assert.Equal(t, StepValidateConnection, mid.Step)
+	assert.NotContains(t, mid.Message, "admin consent verified")
+	assert.True(t, mid.ConsentVerified, "the verification itself is still recorded")
+	final := h.progress()
+	assert.Equal(t, StepCompleted, final.Step)
+	assert.Contains(t, final.Message, "validation passed", "completion keeps the last word")
+}
+
+// TestDecodeConsentNamesTheProblem: a malformed admin-consent signal is
+// reported with what is wrong in it, not as "not a JSON object".
+func TestDecodeConsentNamesTheProblem(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload any
+		want    *ConsentSignal
+		problem string
+	}{
+		{name: "granted", payload: ConsentSignal{Granted: true, By: "admin"}, want: &ConsentSignal{Granted: true, By: "admin"}},
+		{name: "denied with note", payload: map[string]any{"granted": false, "note": "no"}, want: &ConsentSignal{Note: "no"}},
+		{name: "not an object", payload: "yes please", problem: "payload is not a JSON object"},
+		{name: "granted missing", payload: map[string]string{"by": "admin"}, problem: `"granted" is missing`},
+		{name: "granted a string", payload: map[string]string{"granted": "yes"}, problem: `"granted" must be true or false`},
+		{name: "granted null", payload: map[string]any{"granted": nil}, problem: `"granted" must be true or false`},
+		{name: "by a number", payload: map[string]any{"granted": true, "by": 7}, problem: `"by" must be a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := converter.GetDefaultDataConverter().ToPayload(tt.payload)
+			require.NoError(t, err)
+			got, problem := decodeConsent(converter.NewRawValue(p))
+			assert.Equal(t, tt.want, got)
+			if tt.problem == "" {
+				assert.Empty(t, problem)
+			} else {
+				assert.Contains(t, problem, tt.problem)
+			}
+		})
+	}
+}

@@ -179,9 +179,13 @@ func (in RotationInput) Validate() error {
 	if fix := orgURLProblem(in.OrgURL); fix != "" {
 		bad("orgUrl", in.OrgURL, fix)
 	}
-	for field, v := range map[string]string{"appObjectId": in.AppObjectID, "appId": in.AppID, "systemUserId": in.SystemUserID, "current.keyId": in.Current.KeyID} {
-		if strings.TrimSpace(v) == "" {
-			bad(field, "", "is required; it comes from the completed onboarding")
+	// A slice, not a map: this runs in workflow code, and the message must
+	// list the fields in the same order on every replay.
+	for _, f := range []struct{ field, value string }{
+		{"appObjectId", in.AppObjectID}, {"appId", in.AppID}, {"systemUserId", in.SystemUserID}, {"current.keyId", in.Current.KeyID},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			bad(f.field, "", "is required; it comes from the completed onboarding")
 		}
 	}
 	if in.Current.ExpiresAt.IsZero() {

@@ -402,3 +402,21 @@ func TestOnboardingStartsTheRotation(t *testing.T) {
 	assert.Equal(t, 10*24*time.Hour, rin.Settings.LeadTime)
 	assert.NoError(t, rin.WithDefaults().Validate())
 }
+
+// TestRotationValidationListsMissingFieldsInOrder: Validate runs in
+// workflow code, so the same input must give the same message on every
+// replay (a map iteration gave them in random order).
+func TestRotationValidationListsMissingFieldsInOrder(t *testing.T) {
+	in := RotationInput{TenantID: testTenant, OrgURL: testOrgURL, Current: RotationSecret{ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}}.WithDefaults()
+	want := []string{"appObjectId", "appId", "systemUserId", "current.keyId"}
+	for range 50 {
+		err := in.Validate()
+		var ve *ValidationError
+		require.ErrorAs(t, err, &ve)
+		var got []string
+		for _, f := range ve.Fields {
+			got = append(got, f.Field)
+		}
+		require.Equal(t, want, got)
+	}
+}
