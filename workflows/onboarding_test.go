@@ -311,17 +311,24 @@ func TestOnboardingHappyPath(t *testing.T) {
 	assert.Equal(t, res.CompletedSteps, done.CompletedSteps)
 }
 
-func TestSecretNeverInProgress(t *testing.T) {
+// runQueriedDuringValidation runs a granted onboarding whose validation
+// takes an hour and returns the harness and the progress queried half-way
+// through it, when the secret exists and the run is not over.
+func runQueriedDuringValidation(t *testing.T) (*harness, Progress) {
 	h := newHarness(t)
-	h.slowCheck = time.Hour // so the query lands while the secret exists and the run is not over
+	h.slowCheck = time.Hour
 	h.mock()
 	var mid Progress
 	h.grantAndSignal(time.Minute)
 	h.queryAt(30*time.Minute, &mid)
 	h.env.ExecuteWorkflow(Onboarding, input())
 	require.NoError(t, h.env.GetWorkflowError())
-
 	assert.Equal(t, StepValidateConnection, mid.Step)
+	return h, mid
+}
+
+func TestSecretNeverInProgress(t *testing.T) {
+	h, mid := runQueriedDuringValidation(t)
 	for _, p := range []Progress{mid, h.progress()} {
 		b, err := json.Marshal(p)
 		require.NoError(t, err)
@@ -640,16 +647,7 @@ func TestIdentityAttributesNotRewrittenWhenSetAtStart(t *testing.T) {
 // TestStepMessageDoesNotCarryOver: the consent step's "admin consent
 // verified" is not shown as the message of the steps after it.
 func TestStepMessageDoesNotCarryOver(t *testing.T) {
-	h := newHarness(t)
-	h.slowCheck = time.Hour // the query lands while validation runs
-	h.mock()
-	var mid Progress
-	h.grantAndSignal(time.Minute)
-	h.queryAt(30*time.Minute, &mid)
-	h.env.ExecuteWorkflow(Onboarding, input())
-	require.NoError(t, h.env.GetWorkflowError())
-
-	assert.Equal(t, StepValidateConnection, mid.Step)
+	h, mid := runQueriedDuringValidation(t)
 	assert.NotContains(t, mid.Message, "admin consent verified")
 	assert.True(t, mid.ConsentVerified, "the verification itself is still recorded")
 	final := h.progress()
