@@ -39,6 +39,7 @@ func TestChaosShort(t *testing.T) {
 	assert.Len(t, rep.Rows, o.total())
 	assert.Positive(t, rep.Leak.Secrets, "the leak scan looked for something")
 	assert.Positive(t, rep.Leak.Histories, "the leak scan read histories")
+	assert.Positive(t, rep.Leak.DBFiles, "the leak scan read the database")
 	assert.Empty(t, rep.Leak.Hits, "no secret in any history, search attribute or log")
 	assert.Empty(t, rep.Violations, out.String())
 }

@@ -13,7 +13,7 @@ import (
 // source is one thing the leak scan reads: a history, a log, a listing.
 type source struct {
 	Name string
-	Kind string // "history", "search-attributes", "log"
+	Kind string // "history", "search-attributes", "log", "database"
 	Data []byte
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -24,7 +25,7 @@ import (
 // can), then searches what an operator or an attacker with access to Temporal or the
 // logs could read: every history and description as the Temporal CLI shows
 // it without the codec, the workflow listing with its search attributes,
-// and every log file of the run.
+// every log file of the run and the dev server's database file.
 func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 	var rep LeakReport
 	execs, err := r.listExecutions(ctx)
@@ -145,6 +146,19 @@ func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 	})
 	if err != nil {
 		return rep, err
+	}
+	// The server's own files too: whoever copies the database must find
+	// nothing either (payloads are stored as the codec left them).
+	for _, path := range []string{r.devOpts.DBFile, r.devOpts.DBFile + "-wal"} {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // no WAL left after a checkpoint
+		}
+		if err != nil {
+			return rep, err
+		}
+		rep.DBFiles++
+		sources = append(sources, source{Name: "database " + filepath.Base(path), Kind: "database", Data: b})
 	}
 	for _, s := range sources {
 		rep.Bytes += int64(len(s.Data))
