@@ -236,6 +236,23 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 		before := d.objects(t)
 		res := d.onboard(ctx, t)
 		oldKey := strings.ToLower(res.Resources.SecretKeyID)
+		onboardingID := workflows.OnboardingInput{TenantID: d.tenantID, OrgURL: d.orgURL}.WorkflowID()
+
+		step("start again is refused: the org is already onboarded", func(t *testing.T) {
+			desc, err := c.DescribeWorkflowExecution(ctx, onboardingID, "")
+			require.NoError(t, err)
+			onboarded := d.objects(t)
+			_, _, err = d.run(ctx, t, "start")
+			require.Error(t, err)
+			for _, want := range []string{"already onboarded", res.ClientID, "starter rotate --now", "starter offboard"} {
+				assert.Contains(t, err.Error(), want)
+			}
+			again, err := c.DescribeWorkflowExecution(ctx, onboardingID, "")
+			require.NoError(t, err)
+			assert.Equal(t, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), again.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "no new run")
+			assert.Equal(t, onboarded, d.objects(t), "nothing changed")
+			assert.Equal(t, []string{oldKey}, d.secrets(t, res.ClientID), "Marketo's secret is still there")
+		})
 
 		step("rotate shows the rotation the onboarding scheduled", func(t *testing.T) {
 			p := d.rotation(ctx, t, "sleeping until the lead time", func(p workflows.RotationProgress) bool { return p.Phase == workflows.PhaseSleeping })
@@ -344,12 +361,37 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 			assert.Equal(t, before, d.objects(t))
 		})
 
-		step("rotate --now does not bring back a stopped rotation", func(t *testing.T) {
-			_, _, err := d.run(ctx, t, "rotate", "--now")
+		step("credentials and rotate --now say the tenant was offboarded and show nothing stale", func(t *testing.T) {
+			stdout, _, err := d.run(ctx, t, "credentials", "--reveal")
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), "no rotation is running as "+d.rotationID)
+			assert.Contains(t, err.Error(), "was offboarded at")
+			assert.Contains(t, err.Error(), "there are no credentials")
+			assert.Empty(t, stdout, "no package, not even the stopped rotation's deleted secret")
+
+			_, _, err = d.run(ctx, t, "rotate", "--now")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "was offboarded at")
+			assert.Contains(t, err.Error(), "there is nothing to rotate")
+			assert.NotContains(t, err.Error(), "older onboarding")
 			assert.Equal(t, before, d.objects(t), "no secret was added")
 			assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, d.rotationStatus(ctx, t))
+		})
+
+		step("after the offboarding, and after a cancelled run, start is allowed again", func(t *testing.T) {
+			for range 2 {
+				stdout, _, err := d.run(ctx, t, "start")
+				require.NoError(t, err)
+				assert.Contains(t, stdout, "Started onboarding "+onboardingID)
+				// Cancelled while it waits, so no step is interrupted half-way.
+				eventually(ctx, t, d.st.cfgFile, func(s string) bool {
+					var p workflows.Progress
+					return json.Unmarshal([]byte(s), &p) == nil && p.Status == workflows.StatusWaitingConsent
+				}, d.args("status", "--json")...)
+				_, _, err = d.run(ctx, t, "cancel")
+				require.NoError(t, err)
+				require.Error(t, d.c.GetWorkflow(ctx, onboardingID, "").Get(ctx, nil), "cancelled")
+			}
+			assert.Equal(t, before, d.objects(t), "the cancelled runs undid what they created")
 		})
 	})
 

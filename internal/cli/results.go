@@ -205,6 +205,13 @@ func (a *app) credentialsCmd() *cobra.Command {
 					}
 					return fmt.Errorf("onboarding %s did not complete (%s): %s; there are no credentials", s.WorkflowID, s.Execution, s.Progress.Error)
 				}
+				// The result and the stopped rotation still hold secrets
+				// that an offboarding removed from Entra.
+				if at, gone, err := offboardedAfter(ctx, c, t, s.since()); err != nil {
+					return err
+				} else if gone {
+					return errOffboarded(t, at, "there are no credentials")
+				}
 				pkg := a.rotatedPackage(ctx, c, errOut(cmd), t, packageFrom(*s.Result, reveal), reveal)
 				if reveal {
 					fmt.Fprintln(errOut(cmd), revealWarning)

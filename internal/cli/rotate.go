@@ -52,6 +52,9 @@ and only then removes the old one.`,
 				by = defaultSender()
 			}
 			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
+				if err := notOffboarded(ctx, c, t); err != nil {
+					return err
+				}
 				id := t.rotationID()
 				sig := workflows.OperatorSignal{By: by, Note: note}
 				switch {
@@ -92,6 +95,28 @@ and only then removes the old one.`,
 	return cmd
 }
 
+// notOffboarded refuses to show or change the rotation of a tenant and org
+// whose onboarding an offboarding undid: its rotation was stopped and its
+// secrets removed.
+func notOffboarded(ctx context.Context, c client.Client, t target) error {
+	var since time.Time
+	s, err := fetch(ctx, c, t.workflowID())
+	switch {
+	case err == nil || s.RunID != "": // a running one whose query failed still has its start time
+		since = s.since()
+	case !errors.Is(err, errNotFound):
+		return err
+	}
+	at, gone, err := offboardedAfter(ctx, c, t, since)
+	if err != nil {
+		return err
+	}
+	if gone {
+		return errOffboarded(t, at, "there is nothing to rotate")
+	}
+	return nil
+}
+
 // rotateNow signals the running rotation. When none ever ran (an
 // onboarding completed before rotations existed), it starts one from the
 // onboarding's result with the signal already delivered. A rotation that
@@ -99,9 +124,13 @@ and only then removes the old one.`,
 // secret may be gone.
 func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig workflows.OperatorSignal) error {
 	id := t.rotationID()
-	_, err := c.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {
+	case err == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		info := desc.GetWorkflowExecutionInfo()
+		return fmt.Errorf("the rotation %s stopped (%s at %s) and is not restarted from the onboarding's result, whose secret may be gone; "+
+			"see why in the UI: %s", id, executionStatus(info.GetStatus()), info.GetCloseTime().AsTime().UTC().Format(time.RFC3339), a.workflowLink(id))
 	case err == nil:
 		if err := c.SignalWorkflow(ctx, id, "", workflows.SignalRotateNow, sig); err != nil {
 			return fmt.Errorf("signal %s to %s: %w", workflows.SignalRotateNow, id, rotationMissing(err, id))

@@ -182,16 +182,22 @@ func writePlan(w io.Writer, in workflows.OnboardingInput) {
 	}
 }
 
-// start starts the workflow, or explains that one is already running.
+// start starts the workflow, or explains that one is already running or
+// that the org is already onboarded.
 func (a *app) start(ctx context.Context, c client.Client, w io.Writer, in workflows.OnboardingInput) (client.WorkflowRun, error) {
 	id := in.WorkflowID()
+	reuse, err := startGate(ctx, c, in)
+	if err != nil {
+		return nil, err
+	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: workflows.TaskQueue,
 		// A running onboarding of the same tenant and org is never doubled;
-		// a closed one may be run again (e.g. after a denied consent).
+		// a failed or cancelled one may be run again (e.g. after a denied
+		// consent), a completed one only after an offboarding (startGate).
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDReusePolicy:                    reuse,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SearchTenantID.ValueSet(in.TenantID),
@@ -204,8 +210,13 @@ func (a *app) start(ctx context.Context, c client.Client, w io.Writer, in workfl
 		if !errors.As(err, &already) {
 			return nil, fmt.Errorf("start onboarding %s: %w", id, err)
 		}
+		s, ferr := fetch(ctx, c, id)
+		if ferr == nil && s.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			// Another client completed one in between: the server's reuse policy refused.
+			return nil, errAlreadyOnboarded(target{tenantID: in.TenantID, orgURL: in.OrgURL}, s)
+		}
 		msg := fmt.Sprintf("an onboarding for tenant %s and org %s is already running (run %s)", in.TenantID, in.OrgHost(), already.RunId)
-		if s, ferr := fetch(ctx, c, id); ferr == nil {
+		if ferr == nil {
 			fmt.Fprintf(w, "Refused: %s.\n", msg)
 			writeChecklist(w, s, a.workflowLink(id))
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -57,6 +58,17 @@ type snapshot struct {
 	Progress   workflows.Progress          `json:"progress"`
 	Result     *workflows.OnboardingResult `json:"-"`
 	status     enumspb.WorkflowExecutionStatus
+	started    time.Time
+	closed     time.Time // zero while it runs
+}
+
+// since is when the run last changed what exists for its tenant: its close,
+// or its start while it runs. An offboarding after it undid that run.
+func (s snapshot) since() time.Time {
+	if s.closed.IsZero() {
+		return s.started
+	}
+	return s.closed
 }
 
 func (s snapshot) running() bool {
@@ -84,6 +96,10 @@ func fetch(ctx context.Context, c client.Client, workflowID string) (snapshot, e
 		RunID:      info.GetExecution().GetRunId(),
 		status:     info.GetStatus(),
 		Execution:  executionStatus(info.GetStatus()),
+		started:    info.GetStartTime().AsTime(),
+	}
+	if ct := info.GetCloseTime(); ct != nil && !s.running() {
+		s.closed = ct.AsTime()
 	}
 	if s.running() {
 		v, err := c.QueryWorkflow(ctx, workflowID, s.RunID, workflows.QueryProgress)
