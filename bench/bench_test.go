@@ -198,11 +198,6 @@ func TestBenchSeed(t *testing.T) {
 	}
 }
 
-func TestCheckHostCount(t *testing.T) {
-	require.NoError(t, checkHostCount(203, 10000), "the default scale fits the emulator's certificate")
-	require.Error(t, checkHostCount(203, 20000))
-}
-
 func TestHistoryStateRecordsChildren(t *testing.T) {
 	h := historyState{outcome: outcome{ID: "wf"}}
 	child := &commonpb.WorkflowExecution{WorkflowId: "rotation/x", RunId: "r1"}

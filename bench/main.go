@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -37,6 +38,8 @@ type options struct {
 	temporal  string
 	timeout   time.Duration
 	bareScale bool
+	// stickyCache is the product worker's worker.stickyCacheSize.
+	stickyCache int
 }
 
 func main() {
@@ -51,6 +54,7 @@ func main() {
 	flag.StringVar(&o.dbFile, "db", "", "SQLite file for the dev server (WAL); empty = in memory")
 	flag.StringVar(&o.temporal, "temporal", "", "Temporal CLI binary; empty = $MKTOS2S_TEMPORAL_BIN or bin/temporal")
 	flag.BoolVar(&o.bareScale, "scale-bare", false, "before the scale phase, leave -scale bare chains waiting too, to compare the workers' memory")
+	flag.IntVar(&o.stickyCache, "sticky-cache", config.DefaultStickyCacheSize, "the product worker's worker.stickyCacheSize (workflows kept in memory; the SDK's default is 10000)")
 	flag.DurationVar(&o.timeout, "timeout", 13*time.Minute, "the whole run (make bench must end within 15 minutes); the scale phase stops waiting in time to report")
 	// Internal: the benchmark runs its emulator and bare-chain worker as
 	// subprocesses of its own binary, to measure their CPU apart.
@@ -81,11 +85,8 @@ func main() {
 }
 
 func run(o options) error {
-	if o.n < 1 || o.warmup < 1 || o.parallel < 1 || o.scale < 0 {
-		return errors.New("-n, -warmup and -parallel must be at least 1, -scale at least 0")
-	}
-	if err := checkHostCount(o.warmup+o.n, o.scale); err != nil {
-		return err
+	if o.n < 1 || o.warmup < 1 || o.parallel < 1 || o.scale < 0 || o.stickyCache < 0 {
+		return errors.New("-n, -warmup and -parallel must be at least 1, -scale and -sticky-cache at least 0")
 	}
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
@@ -98,7 +99,7 @@ func run(o options) error {
 		o.out = filepath.Join(root, o.out)
 	}
 	// Tenants: [0, warmup) warm-up, then the product phase, then the scale phase.
-	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n, dbFile: o.dbFile, temporal: o.temporal})
+	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n, dbFile: o.dbFile, temporal: o.temporal, stickyCache: o.stickyCache})
 	if err != nil {
 		return err
 	}
@@ -127,9 +128,12 @@ func run(o options) error {
 		return err
 	}
 	progress("product: %d onboardings at once", o.n)
+	// The worker's CPU profile over the phase's busiest part (its first seconds, all started at once).
+	prof := st.profileCPU(ctx, "worker-product", productProfileSeconds)
 	if rep.Product, err = measurePhase(ctx, st, product, o.warmup, o.n, o.parallel, "worker"); err != nil {
 		return err
 	}
+	rep.Profiles = append(rep.Profiles, prof.wait()...)
 	progress("baseline again: %d bare chains at once", o.n)
 	if rep.BaselineAfter, err = measurePhase(ctx, st, bareWorkload(st, shape), o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
 		return err
@@ -152,6 +156,7 @@ func run(o options) error {
 			return err
 		}
 		rep.Scale = &sr
+		rep.Profiles = append(rep.Profiles, sr.Profiles...)
 	}
 	rep.TotalSeconds = time.Since(began).Seconds()
 	rep.finish()

@@ -127,6 +127,8 @@ type report struct {
 	EventsRatio   float64          `json:"historyEventsRatio"`
 	Targets       []target         `json:"targets"`
 	TotalSeconds  float64          `json:"totalSeconds"`
+	// Profiles are the worker's pprof files and their `go tool pprof -top` text, under the output directory.
+	Profiles []string `json:"profiles,omitempty"`
 }
 
 func newReport(o options, storage string) *report {
@@ -135,7 +137,7 @@ func newReport(o options, storage string) *report {
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Machine: fmt.Sprintf("%s, %d CPUs, %s/%s, %s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
 		Storage: storage,
-		Options: fmt.Sprintf("-n %d -scale %d -warmup %d -parallel %d", o.n, o.scale, o.warmup, o.parallel),
+		Options: fmt.Sprintf("-n %d -scale %d -warmup %d -parallel %d -sticky-cache %d", o.n, o.scale, o.warmup, o.parallel, o.stickyCache),
 	}
 }
 
@@ -251,6 +253,9 @@ func (r *report) markdown() string {
 	if bs := r.BareScale; bs != nil {
 		fmt.Fprintf(&b, "\nBare chains at scale: %d waiting for their signal after %.1f s; bare-chain worker RSS %.0f MiB (%.0f MiB before); all finished %.1f s after the signals began.\n",
 			bs.Workflows, bs.AllWaitingSeconds, bs.WorkerRSSWaitingMiB, bs.WorkerRSSBeforeMiB, bs.DrainSeconds)
+	}
+	if len(r.Profiles) > 0 {
+		fmt.Fprintf(&b, "\nWorker profiles (`go tool pprof -top`): %s\n", strings.Join(r.Profiles, ", "))
 	}
 	b.WriteString("\n| target (issue 6) | goal | measured | met |\n|---|---|---:|---|\n")
 	for _, t := range r.Targets {

@@ -34,6 +34,8 @@ type scaleResult struct {
 	ServerCPUMs         float64 `json:"serverCpuMsPerOnboarding"`
 	EmulatorShare       float64 `json:"emulatorCpuShare"`
 	Note                string  `json:"note,omitempty"`
+	// Profiles are the worker's heap profile while they wait, and its top.
+	Profiles []string `json:"profiles,omitempty"`
 }
 
 // measureScale starts n onboardings (tenants first..first+n), waits until
@@ -88,6 +90,7 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel int, deadli
 	if err != nil {
 		return r, err
 	}
+	r.Profiles = st.profileHeap(ctx, "worker-scale-waiting")
 	r.WorkerRSSWaitingMiB, r.ServerRSSWaitingMiB = mib(waiting["worker"].RSS), mib(waiting["server"].RSS)
 	r.WorkerPeakMiB, r.ServerPeakMiB = mib(waiting["worker"].HWM), mib(waiting["server"].HWM)
 	if r.Waiting < n {

@@ -41,6 +41,8 @@ type stack struct {
 	emu                 *child
 	emuPort             int
 	worker              *child
+	pprofAddr           string // the product worker's worker.pprofListen
+	stickyCache         int
 	bare                *child
 
 	product client.Client // encrypting client, as the starter builds it
@@ -57,10 +59,12 @@ type stackOptions struct {
 	tenants  int
 	dbFile   string
 	temporal string // the Temporal CLI; empty = devserver.Locate
+	// stickyCache is the product worker's worker.stickyCacheSize.
+	stickyCache int
 }
 
 func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
-	st = &stack{out: o.out, logDir: filepath.Join(o.out, "logs"), runDir: filepath.Join(o.out, "run")}
+	st = &stack{out: o.out, logDir: filepath.Join(o.out, "logs"), runDir: filepath.Join(o.out, "run"), stickyCache: o.stickyCache}
 	defer func() {
 		if err != nil {
 			st.stop()
@@ -104,7 +108,7 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		return st, fmt.Errorf("bench: the dev server's process: %w", err)
 	}
 
-	cfgFile, err := st.writeConfig("worker")
+	cfgFile, err := st.writeConfig("client", "")
 	if err != nil {
 		return st, err
 	}
@@ -162,7 +166,12 @@ func (st *stack) startEmulator(ctx context.Context, name string, from, n int) er
 // startWorker runs the product worker against the current emulator and
 // waits until it polls.
 func (st *stack) startWorker(ctx context.Context, name string) error {
-	cfgFile, err := st.writeConfig(name)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	st.pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+	cfgFile, err := st.writeConfig(name, st.pprofAddr)
 	if err != nil {
 		return err
 	}
@@ -177,10 +186,9 @@ func (st *stack) startWorker(ctx context.Context, name string) error {
 }
 
 // switchEmulator replaces the emulator and the product worker with fresh
-// ones for tenants from..from+n-1. The emulator's certificate names every
-// seeded org host, so a fresh one keeps the scale phase's 10,000 hosts out
-// of the product phase's TLS handshakes, and a fresh worker starts the scale
-// phase's memory from zero.
+// ones for tenants from..from+n-1: a fresh emulator keeps the scale phase's
+// 10,000 tenants out of the product phase's lookups, and a fresh worker
+// starts the scale phase's memory from zero.
 func (st *stack) switchEmulator(ctx context.Context, from, n int) error {
 	st.worker.stop()
 	st.worker = nil
@@ -199,8 +207,9 @@ func baseEnv(home string) []string {
 }
 
 // writeConfig writes the non-secret configuration of the product worker
-// (and of the benchmark's client) for the current emulator.
-func (st *stack) writeConfig(name string) (string, error) {
+// (and of the benchmark's client) for the current emulator; pprofListen
+// empty = no profile endpoint.
+func (st *stack) writeConfig(name, pprofListen string) (string, error) {
 	p := emulator.DefaultSeed().Tenants[0].Provisioner
 	emuURL, caFile := st.emuURL, st.caFile
 	doc := map[string]any{
@@ -217,7 +226,7 @@ func (st *stack) writeConfig(name string) (string, error) {
 		// Registered on every app and checked in the consent redirect; never visited.
 		"consent": map[string]any{"redirectURI": "http://127.0.0.1:9/bench-consent-done", "recheckInterval": "10m"},
 		"log":     map[string]any{"level": "warn", "format": "json"},
-		"worker":  map[string]any{"stopTimeout": "5s"},
+		"worker":  map[string]any{"stopTimeout": "5s", "stickyCacheSize": st.stickyCache, "pprofListen": pprofListen},
 	}
 	b, err := yaml.Marshal(doc)
 	if err != nil {

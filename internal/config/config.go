@@ -110,6 +110,8 @@ type Worker struct {
 	MaxConcurrentActivities    int           `mapstructure:"maxConcurrentActivities"`
 	MaxConcurrentWorkflowTasks int           `mapstructure:"maxConcurrentWorkflowTasks"`
 	StopTimeout                time.Duration `mapstructure:"stopTimeout"`
+	StickyCacheSize            int           `mapstructure:"stickyCacheSize"`
+	PprofListen                string        `mapstructure:"pprofListen"`
 }
 
 // Options tell Load where to look.

@@ -57,6 +57,8 @@ func TestLoadDefaults(t *testing.T) {
 	assert.Equal(t, DefaultCallbackListen, cfg.Consent.CallbackListen)
 	assert.Empty(t, cfg.Consent.CallbackKey)
 	assert.Equal(t, 30*time.Second, cfg.Worker.StopTimeout)
+	assert.Equal(t, DefaultStickyCacheSize, cfg.Worker.StickyCacheSize)
+	assert.Empty(t, cfg.Worker.PprofListen, "profiles are off unless asked for")
 	assert.Empty(t, cfg.Codec.Keys)
 	require.NoError(t, cfg.Validate(), "defaults must be valid")
 	assert.ErrorIs(t, cfg.ValidateWorker(), ErrNoCodecKey)
@@ -105,6 +107,8 @@ func TestLoadEnvironmentForms(t *testing.T) {
 	t.Setenv("MKTOS2S_MICROSOFT_DIALOVERRIDES", "*.localhost=127.0.0.1")
 	t.Setenv("MKTOS2S_MICROSOFT_ALLOWEDORGSUFFIXES", ".crm.localhost,.CRM4.dynamics.com")
 	t.Setenv("MKTOS2S_CONSENT_RECHECKINTERVAL", "45s")
+	t.Setenv("MKTOS2S_WORKER_STICKYCACHESIZE", "250")
+	t.Setenv("MKTOS2S_WORKER_PPROFLISTEN", "127.0.0.1:6060")
 	t.Setenv("MKTOS2S_CONSENT_STATETTL", "720h")
 	t.Setenv("MKTOS2S_CONSENT_CALLBACKKEY", base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{5}, 48)))
 	t.Setenv("MKTOS2S_TEMPORAL_TLS_ENABLED", "true")
@@ -117,6 +121,8 @@ func TestLoadEnvironmentForms(t *testing.T) {
 	assert.Equal(t, map[string]string{"*.localhost": "127.0.0.1"}, cfg.Microsoft.DialOverrides)
 	assert.Equal(t, []string{".crm.localhost", ".crm4.dynamics.com"}, cfg.Microsoft.AllowedOrgSuffixes)
 	assert.Equal(t, 45*time.Second, cfg.Consent.RecheckInterval)
+	assert.Equal(t, 250, cfg.Worker.StickyCacheSize)
+	assert.Equal(t, "127.0.0.1:6060", cfg.Worker.PprofListen)
 	assert.Equal(t, 720*time.Hour, cfg.Consent.StateTTL)
 	callbackKey, err := cfg.Consent.CallbackKeyBytes()
 	require.NoError(t, err)
@@ -191,6 +197,10 @@ func TestValidateNamesEachBadKey(t *testing.T) {
 		{"codec listen", func(c *Config) { c.CodecServer.Listen = "8081" }, []string{"codecServer.listen"}},
 		{"cors origin with path", func(c *Config) { c.CodecServer.CORSOrigin = "http://localhost:8233/namespaces" }, []string{"codecServer.corsOrigin"}},
 		{"negative concurrency", func(c *Config) { c.Worker.MaxConcurrentActivities = -1 }, []string{"worker.maxConcurrentActivities"}},
+		{"negative sticky cache", func(c *Config) { c.Worker.StickyCacheSize = -1 }, []string{"worker.stickyCacheSize"}},
+		{"pprof on every interface", func(c *Config) { c.Worker.PprofListen = ":6060" }, []string{"worker.pprofListen", "loopback"}},
+		{"pprof on a public address", func(c *Config) { c.Worker.PprofListen = "192.0.2.1:6060" }, []string{"worker.pprofListen"}},
+		{"pprof without port", func(c *Config) { c.Worker.PprofListen = "127.0.0.1" }, []string{"worker.pprofListen"}},
 		{"two problems at once", func(c *Config) {
 			c.Log.Format = "xml"
 			c.Temporal.Namespace = ""

@@ -46,6 +46,11 @@ const (
 	// DefaultStateTTL equals the workflows' default consent timeout, so a
 	// consent link outlives the wait it was issued for.
 	DefaultStateTTL = 7 * 24 * time.Hour
+	// DefaultStickyCacheSize bounds the workflows a worker keeps in memory.
+	// The SDK's own default (10,000) held every waiting onboarding, ≈ 145 KiB
+	// each (README "Performance"); an evicted one is replayed from its
+	// history when it next has work, which for a waiting onboarding is rare.
+	DefaultStickyCacheSize = 1000
 )
 
 // Keys lists every configuration key in documentation order.
@@ -87,5 +92,7 @@ func Keys() []Key {
 		{"worker.maxConcurrentActivities", 0, false, "Activities a worker runs at once; 0 = Temporal SDK default (1000)."},
 		{"worker.maxConcurrentWorkflowTasks", 0, false, "Workflow tasks a worker runs at once; 0 = Temporal SDK default (1000)."},
 		{"worker.stopTimeout", 30 * time.Second, false, "On shutdown, how long running activities may take to finish before they are abandoned (and retried elsewhere)."},
+		{"worker.stickyCacheSize", DefaultStickyCacheSize, false, "Workflows a worker keeps in memory between their tasks (Temporal's sticky cache, SDK default 10,000); one evicted is replayed from its history when it next has work. 0 turns the cache off: every workflow task replays."},
+		{"worker.pprofListen", nil, false, "Loopback host:port serving Go's `net/http/pprof` profiles of the worker (`go tool pprof http://127.0.0.1:6060/debug/pprof/profile`); empty = off."},
 	}
 }

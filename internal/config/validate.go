@@ -109,6 +109,15 @@ func (c Config) Validate() error {
 	if c.Worker.StopTimeout < 0 {
 		p.add("worker.stopTimeout", "%s is negative; use e.g. 30s", c.Worker.StopTimeout)
 	}
+	if c.Worker.StickyCacheSize < 0 {
+		p.add("worker.stickyCacheSize", "%d is negative; use e.g. %d, or 0 to turn the cache off", c.Worker.StickyCacheSize, DefaultStickyCacheSize)
+	}
+	if l := c.Worker.PprofListen; l != "" {
+		// Profiles show the worker's memory, secrets included: never off the machine.
+		if host, _, err := net.SplitHostPort(l); err != nil || !isLoopbackHost(host) {
+			p.add("worker.pprofListen", "%q is not a loopback host:port; use e.g. 127.0.0.1:6060", l)
+		}
+	}
 	return p.err()
 }
 
@@ -263,3 +272,13 @@ func (c Config) GoString() string { return c.String() }
 
 // LogValue makes slog log the redacted configuration.
 func (c Config) LogValue() slog.Value { return slog.AnyValue(view(c.Redacted())) }
+
+// isLoopbackHost accepts "localhost" and loopback IPs; an empty host would
+// listen on every interface.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

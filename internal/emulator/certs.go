@@ -16,6 +16,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -62,7 +64,7 @@ func newPKI(dir string, hosts []string) (*pki, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:     append([]string{"localhost", "*.localhost", "*.crm.localhost"}, hosts...),
+		DNSNames:     certNames(hosts),
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
 	if err != nil {
@@ -87,6 +89,46 @@ func newPKI(dir string, hosts []string) (*pki, error) {
 		caPEM:  caPEM,
 		server: tls.Certificate{Certificate: [][]byte{srvDER, caDER}, PrivateKey: srvKey},
 	}, nil
+}
+
+// wildcardNames are always in the server certificate; they cover every org host of the
+// usual form (contoso.crm.localhost) and the emulator's own names.
+var wildcardNames = []string{"localhost", "*.localhost", "*.crm.localhost"}
+
+// certNames lists the certificate's DNS names: the wildcards, plus only those seeded hosts
+// they do not cover. Listing every host made a 10,000-org seed's certificate (and every TLS
+// handshake) larger than 256 KiB.
+func certNames(hosts []string) []string {
+	names := slices.Clone(wildcardNames)
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if h == "" || seen[h] || coveredByWildcard(h) {
+			continue
+		}
+		seen[h] = true
+		names = append(names, h)
+	}
+	return names
+}
+
+// coveredByWildcard reports whether a TLS client accepts host under one of wildcardNames: a
+// wildcard stands for exactly one whole left-most label (RFC 6125 6.4.3, as crypto/x509 checks).
+func coveredByWildcard(host string) bool {
+	for _, n := range wildcardNames {
+		if host == n {
+			return true
+		}
+		suffix, ok := strings.CutPrefix(n, "*")
+		if !ok {
+			continue
+		}
+		label, ok := strings.CutSuffix(host, suffix)
+		if ok && label != "" && !strings.Contains(label, ".") {
+			return true
+		}
+	}
+	return false
 }
 
 func serial() *big.Int {

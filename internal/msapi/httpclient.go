@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// maxIdleConnsPerHost is how many idle HTTP/1.1 connections a host keeps for reuse.
+const maxIdleConnsPerHost = 32
+
 // HTTPOptions configures NewHTTPClient.
 type HTTPOptions struct {
 	CAFile        string            // extra PEM roots (the emulator's CA); empty = system roots
@@ -49,6 +52,11 @@ func NewHTTPClient(o HTTPOptions) (*http.Client, error) {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	// Entra, Graph and Dataverse (and the emulator) speak HTTP/2: one connection per host
+	// carries every concurrent request. Over HTTP/1.1 (a proxy or server without h2) the
+	// default of 2 idle connections per host made a busy worker close and re-handshake most of
+	// its connections to the token endpoint, which all tenants share.
+	tr.MaxIdleConnsPerHost = maxIdleConnsPerHost
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {

@@ -3,7 +3,6 @@ package msapi
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -313,13 +312,7 @@ func TestNewHTTPClientTrustsCAFileAndOverridesDial(t *testing.T) {
 		fmt.Fprint(w, r.Host)
 	}))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusted handshake below is expected
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
-	require.NoError(t, err)
-
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+	port, caFile := startTLS(t, srv)
 
 	// httptest's certificate names example.com; the override dials it at 127.0.0.1, same port,
 	// and TLS still verifies the name example.com.

@@ -3,6 +3,7 @@
 package msauth
 
 import (
+	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -47,21 +48,37 @@ func (c Credential) String() string {
 // GoString is String for %#v.
 func (c Credential) GoString() string { return c.String() }
 
+// DefaultMaxClients is how many MSAL clients a Provider keeps when Options.MaxClients is 0.
+// Each onboarding adds one for the provisioner in its tenant and one for its new app (the
+// validation step), so a long-running worker would otherwise grow without bound; a client
+// dropped here costs one token request the next time it is needed.
+const DefaultMaxClients = 512
+
 // Options configures a Provider.
 type Options struct {
 	AuthorityHost string       // default https://login.microsoftonline.com
 	HTTPClient    *http.Client // given to MSAL (confidential.WithHTTPClient); trusts the emulator CA
+	MaxClients    int          // MSAL clients kept, least recently used dropped first; 0 = DefaultMaxClients
 }
 
 // Provider hands out tokens. It keeps one MSAL client per (tenant, client ID, credential), so
-// MSAL's in-memory token cache is reused across calls instead of asking Entra every time.
+// MSAL's in-memory token cache is reused across calls instead of asking Entra every time, up
+// to MaxClients: the least recently used is dropped first, so the clients in use (the
+// provisioner's in the tenants being onboarded) stay while one-off ones age out.
 type Provider struct {
 	authorityHost string
 	hc            *http.Client
 	salt          []byte // keys the credential fingerprints, so they are useless outside this process
+	maxClients    int
 
 	mu      sync.Mutex
-	clients map[clientKey]confidential.Client
+	clients map[clientKey]*list.Element // of lru, whose values are *cachedClient
+	lru     *list.List                  // most recently used first
+}
+
+type cachedClient struct {
+	key    clientKey
+	client confidential.Client
 }
 
 // clientKey identifies a cached MSAL client. The credential is only present as a SHA-256
@@ -78,7 +95,12 @@ func New(o Options) *Provider {
 	}
 	salt := make([]byte, 32)
 	_, _ = rand.Read(salt) // crypto/rand.Read never fails on supported platforms
-	return &Provider{authorityHost: host, hc: o.HTTPClient, salt: salt, clients: map[clientKey]confidential.Client{}}
+	maxClients := o.MaxClients
+	if maxClients <= 0 {
+		maxClients = DefaultMaxClients
+	}
+	return &Provider{authorityHost: host, hc: o.HTTPClient, salt: salt, maxClients: maxClients,
+		clients: map[clientKey]*list.Element{}, lru: list.New()}
 }
 
 // Token returns an access token for scope (e.g. "https://graph.microsoft.com/.default") in tenantID.
@@ -136,8 +158,9 @@ func (p *Provider) client(tenantID string, cred Credential) (confidential.Client
 	key := clientKey{tenant: strings.ToLower(tenantID), clientID: strings.ToLower(cred.ClientID), fingerprint: p.fingerprint(cred)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.clients[key]; ok {
-		return c, nil
+	if e, ok := p.clients[key]; ok {
+		p.lru.MoveToFront(e)
+		return e.Value.(*cachedClient).client, nil
 	}
 	mc, err := newCredential(cred)
 	if err != nil {
@@ -156,7 +179,13 @@ func (p *Provider) client(tenantID string, cred Credential) (confidential.Client
 		// MSAL's message names the authority, never the credential.
 		return confidential.Client{}, &msapi.Error{Service: "entra", Op: "newClient", Kind: msapi.Invalid, Err: err}
 	}
-	p.clients[key] = c
+	p.clients[key] = p.lru.PushFront(&cachedClient{key: key, client: c})
+	for p.lru.Len() > p.maxClients {
+		// A caller still holding the dropped client keeps a working copy; only reuse ends.
+		oldest := p.lru.Back()
+		p.lru.Remove(oldest)
+		delete(p.clients, oldest.Value.(*cachedClient).key)
+	}
 	return c, nil
 }
 

@@ -287,3 +287,37 @@ func TestCredentialsNeverPrintTheirSecret(t *testing.T) {
 	}
 	assert.Contains(t, cred.String(), "app-1")
 }
+
+// The Provider keeps at most MaxClients MSAL clients: a credential used again and again (the
+// provisioner's) keeps its client and token cache, while one-off credentials (each new app's,
+// used once to validate) age out instead of growing the worker without bound.
+func TestClientsAreBoundedLeastRecentlyUsedFirst(t *testing.T) {
+	f := newFakeEntra(t)
+	p := New(Options{AuthorityHost: f.srv.URL, HTTPClient: f.srv.Client(), MaxClients: 2})
+	ctx := context.Background()
+	const scope = "https://graph.microsoft.com/.default"
+	provisioner := Credential{ClientID: "provisioner", Secret: "p-secret"}
+	token := func(cred Credential) {
+		t.Helper()
+		_, err := p.Token(ctx, tenantA, cred, scope)
+		require.NoError(t, err)
+	}
+
+	token(provisioner)
+	for i := range 5 {
+		token(Credential{ClientID: fmt.Sprintf("new-app-%d", i), Secret: "one-off"})
+		token(provisioner) // between validations the provisioner works on
+	}
+	assert.Len(t, f.tokenRequests(), 6, "the provisioner's token came from its cache every time after the first")
+	assert.Len(t, p.clients, 2)
+	assert.Equal(t, 2, p.lru.Len())
+
+	// The one-off client of new-app-0 was dropped: its credential needs Entra again.
+	token(Credential{ClientID: "new-app-0", Secret: "one-off"})
+	assert.Len(t, f.tokenRequests(), 7)
+	// And the provisioner, still the most recent before it, was kept.
+	token(provisioner)
+	assert.Len(t, f.tokenRequests(), 7)
+
+	assert.Equal(t, DefaultMaxClients, New(Options{}).maxClients, "0 means the default bound")
+}

@@ -9,10 +9,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -163,7 +168,9 @@ type App struct {
 	Worker worker.Worker
 	Logger *slog.Logger
 
-	ownsClient bool
+	ownsClient  bool
+	pprofListen string
+	pprof       *http.Server
 }
 
 // New validates cfg for a worker and builds the App without starting it.
@@ -180,13 +187,16 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*App, error) {
 		return nil, err
 	}
 
-	app := &App{Client: s.client, Logger: s.logger}
+	app := &App{Client: s.client, Logger: s.logger, pprofListen: cfg.Worker.PprofListen}
 	if app.Client == nil {
 		if app.Client, err = Dial(ctx, cfg, WithLogger(s.logger)); err != nil {
 			return nil, err
 		}
 		app.ownsClient = true
 	}
+	// The SDK's cache is per process and sized when its first worker is
+	// created, so this must precede worker.New.
+	worker.SetStickyWorkflowCacheSize(cfg.Worker.StickyCacheSize)
 	app.Worker = worker.New(app.Client, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflowTasks,
@@ -251,19 +261,64 @@ func NewConsentSigner(c config.Consent) (*consent.Signer, error) {
 	return s, nil
 }
 
-// Start starts polling; it returns once the worker is registered with Temporal.
+// Start starts polling, and the profile endpoint when worker.pprofListen is
+// set; it returns once the worker is registered with Temporal.
 func (a *App) Start() error {
+	if a.pprofListen != "" {
+		if err := a.startPprof(); err != nil {
+			return err
+		}
+	}
 	if err := a.Worker.Start(); err != nil {
+		a.stopPprof()
 		return fmt.Errorf("start worker on %s: %w", workflows.TaskQueue, err)
 	}
 	a.Logger.Info("worker started", "taskQueue", workflows.TaskQueue)
 	return nil
 }
 
+// PprofAddr is the address the profile endpoint listens on, empty when off.
+func (a *App) PprofAddr() string {
+	if a.pprof == nil {
+		return ""
+	}
+	return a.pprof.Addr
+}
+
+// startPprof serves net/http/pprof on its own mux, so nothing else that
+// registers on http.DefaultServeMux is exposed with it.
+func (a *App) startPprof() error {
+	ln, err := net.Listen("tcp", a.pprofListen)
+	if err != nil {
+		return fmt.Errorf("worker.pprofListen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	a.pprof = &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := a.pprof.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Logger.Error("pprof endpoint stopped", "err", err)
+		}
+	}()
+	a.Logger.Info("pprof endpoint listening", "addr", a.pprof.Addr)
+	return nil
+}
+
+func (a *App) stopPprof() {
+	if a.pprof != nil {
+		_ = a.pprof.Close()
+	}
+}
+
 // Stop stops polling, waits up to worker.stopTimeout for running activities,
 // and closes the client if the App dialled it.
 func (a *App) Stop() {
 	a.Worker.Stop()
+	a.stopPprof()
 	if a.ownsClient {
 		a.Client.Close()
 	}

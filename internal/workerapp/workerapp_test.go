@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -188,4 +190,40 @@ func TestConsentSignerFromConfig(t *testing.T) {
 	cfg.Consent.StateTTL = 0
 	_, err = NewConsentSigner(cfg.Consent)
 	assert.ErrorContains(t, err, "consent.stateTTL")
+}
+
+// worker.pprofListen serves profiles on loopback while the worker runs, and
+// nothing once it stops; without the key nothing listens.
+func TestPprofEndpoint(t *testing.T) {
+	srv := devservertest.Start(t, devserver.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	quiet := WithLogger(slog.New(slog.DiscardHandler))
+
+	cfg := testConfig(t, srv.Address)
+	off, err := New(ctx, cfg, quiet)
+	require.NoError(t, err)
+	require.NoError(t, off.Start())
+	assert.Empty(t, off.PprofAddr(), "profiles are off by default")
+	off.Stop()
+
+	cfg.Worker.PprofListen = "127.0.0.1:0"
+	cfg.Worker.StickyCacheSize = 10
+	app, err := New(ctx, cfg, quiet)
+	require.NoError(t, err)
+	require.NoError(t, app.Start())
+	addr := app.PprofAddr()
+	require.NotEmpty(t, addr)
+
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "heap profile")
+
+	app.Stop()
+	_, err = http.Get("http://" + addr + "/debug/pprof/")
+	assert.Error(t, err, "the endpoint outlived the worker")
 }
