@@ -425,6 +425,40 @@ func TestRemoveApplicationUserDisablesThenDeletes(t *testing.T) {
 	assert.Contains(t, ae.Message(), "System Administrator")
 }
 
+// TestRemovedMeanwhileIsGone: removePassword refuses an unknown keyId with
+// a 400, so a secret removed between the list and the removal (a concurrent
+// attempt, an admin) is recognised by listing again instead of failing the
+// step for good; a 400 for a key that is still listed stays an error.
+func TestRemovedMeanwhileIsGone(t *testing.T) {
+	const wf = "onboarding/t/o"
+	refused := &msapi.Error{Service: "graph", Op: "removePassword", Kind: msapi.Invalid, Status: 400, Code: "Request_BadRequest"}
+	g := &fakeGraph{passwords: []graph.PasswordCredential{{KeyID: "k1", DisplayName: SecretTag(wf)}},
+		errs: map[string]error{"RemovePassword": refused}, failTimes: map[string]int{"RemovePassword": 1}}
+	a := newFakeActivities(g, &dvState{}, nil, nil)
+	_, err := a.RemoveClientSecret(context.Background(), RemoveClientSecretInput{AppObjectID: "obj", KeyID: "k1"})
+	assert.Equal(t, ErrInvalidRequest, asAppErr(t, err).Type(), "refused while still listed")
+
+	for name, remove := range map[string]func() error{
+		"undo": func() error {
+			res, err := a.RemoveClientSecret(context.Background(), RemoveClientSecretInput{AppObjectID: "obj", KeyID: "k1"})
+			assert.True(t, res.AlreadyGone)
+			return err
+		},
+		"stale secret before a new one": func() error {
+			out, err := a.AddClientSecret(context.Background(), AddClientSecretInput{AppObjectID: "obj", WorkflowID: wf, LifetimeMonths: 1})
+			assert.Equal(t, []string{"k1"}, out.RemovedStale)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g.passwords = []graph.PasswordCredential{{KeyID: "k1", DisplayName: SecretTag(wf)}}
+			g.errs, g.failTimes = nil, nil
+			g.vanishOnRemove = true // someone else removes it after our list
+			require.NoError(t, remove())
+		})
+	}
+}
+
 func TestRemoveClientSecretWhenAlreadyGone(t *testing.T) {
 	g := &fakeGraph{passwords: []graph.PasswordCredential{{KeyID: "k1"}}}
 	a := newFakeActivities(g, &dvState{}, nil, nil)

@@ -29,6 +29,9 @@ type fakeGraph struct {
 	removeCalls []string
 	createdHRD  int
 	app         *graph.Application // the app UpsertApplication finds; nil = it creates one
+	// vanishOnRemove removes the key just before RemovePassword looks for
+	// it, as a concurrent remover would after the caller's list.
+	vanishOnRemove bool
 }
 
 // UpsertApplication adopts f.app (204 and a read-back, which carries its
@@ -72,9 +75,12 @@ func (f *fakeGraph) RemovePassword(_ context.Context, _ string, keyID string) er
 	if err := f.err("RemovePassword"); err != nil {
 		return err
 	}
+	if f.vanishOnRemove {
+		f.passwords = slices.DeleteFunc(f.passwords, func(p graph.PasswordCredential) bool { return p.KeyID == keyID })
+	}
 	i := slices.IndexFunc(f.passwords, func(p graph.PasswordCredential) bool { return p.KeyID == keyID })
-	if i < 0 {
-		return &msapi.Error{Service: "graph", Op: "removePassword", Kind: msapi.NotFound, Status: 404}
+	if i < 0 { // as the emulator answers: the app exists, the keyId does not
+		return &msapi.Error{Service: "graph", Op: "removePassword", Kind: msapi.Invalid, Status: 400, Code: "Request_BadRequest"}
 	}
 	f.passwords = slices.Delete(f.passwords, i, i+1)
 	return nil

@@ -447,7 +447,7 @@ func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInpu
 		if pc.DisplayName != tag || slices.Contains(in.Keep, pc.KeyID) {
 			continue
 		}
-		if err := g.RemovePassword(ctx, in.AppObjectID, pc.KeyID); err != nil && !isGone(err) {
+		if _, err := removePassword(ctx, g, in.AppObjectID, pc.KeyID); err != nil {
 			return out, mapError(ctx, "remove a stale secret", err, asProvisioner, fix{permission: permApps})
 		}
 		out.RemovedStale = append(out.RemovedStale, pc.KeyID)

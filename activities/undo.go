@@ -2,7 +2,10 @@ package activities
 
 import (
 	"context"
+	"slices"
+	"strings"
 
+	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 )
 
@@ -120,7 +123,7 @@ type RemoveClientSecretInput struct {
 }
 
 // RemoveClientSecret checks the list first because removePassword of an
-// unknown keyId is a 400, not a 404.
+// unknown keyId is a 400, not a 404 (removePassword below).
 func (a *Activities) RemoveClientSecret(ctx context.Context, in RemoveClientSecretInput) (UndoResult, error) {
 	g := a.graphFor(in.TenantID)
 	creds, err := g.ListPasswords(ctx, in.AppObjectID)
@@ -137,11 +140,36 @@ func (a *Activities) RemoveClientSecret(ctx context.Context, in RemoveClientSecr
 	if !found {
 		return UndoResult{AlreadyGone: true}, nil
 	}
-	err = g.RemovePassword(ctx, in.AppObjectID, in.KeyID)
-	if isGone(err) {
+	gone, err := removePassword(ctx, g, in.AppObjectID, in.KeyID)
+	if gone {
 		return UndoResult{AlreadyGone: true}, nil
 	}
 	return UndoResult{}, mapError(ctx, "remove the client secret", err, asProvisioner, fix{permission: permApps})
+}
+
+// removePassword removes one client secret and says whether it was gone
+// already. Microsoft documents only removePassword's 204; an unknown keyId
+// is refused as a bad request (400), which is also what a malformed call
+// gets, so a refusal is settled by reading the list again: a key no longer
+// listed was removed by someone else (a concurrent attempt, an admin).
+func removePassword(ctx context.Context, g graphAPI, appObjectID, keyID string) (gone bool, err error) {
+	err = g.RemovePassword(ctx, appObjectID, keyID)
+	switch {
+	case err == nil:
+		return false, nil
+	case isGone(err):
+		return true, nil
+	case !msapi.IsKind(err, msapi.Invalid):
+		return false, err
+	}
+	creds, lerr := g.ListPasswords(ctx, appObjectID)
+	if isGone(lerr) {
+		return true, nil
+	}
+	if lerr != nil || slices.ContainsFunc(creds, func(c graph.PasswordCredential) bool { return strings.EqualFold(c.KeyID, keyID) }) {
+		return false, err
+	}
+	return true, nil
 }
 
 type RemoveServicePrincipalInput struct {

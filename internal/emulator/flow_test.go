@@ -188,6 +188,15 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 		ref := map[string]any{"@odata.id": "https://graph.microsoft.com/v1.0/policies/homeRealmDiscoveryPolicies/" + pid}
 		assert.Equal(t, http.StatusNoContent, e.do(http.MethodPost, e.graph("/servicePrincipals/"+spID+"/homeRealmDiscoveryPolicies/$ref"), tok, ref).status)
 		assert.Equal(t, http.StatusBadRequest, e.do(http.MethodPost, e.graph("/servicePrincipals/"+spID+"/homeRealmDiscoveryPolicies/$ref"), tok, ref).status)
+		other := e.do(http.MethodPost, e.graph("/policies/homeRealmDiscoveryPolicies"), tok, map[string]any{
+			"displayName": "another HRD", "definition": []string{`{"HomeRealmDiscoveryPolicy":{"AccelerateToFederatedDomain":true}}`}})
+		require.Equal(t, http.StatusCreated, other.status, string(other.body))
+		otherID := other.json(t)["id"].(string)
+		second := e.do(http.MethodPost, e.graph("/servicePrincipals/"+spID+"/homeRealmDiscoveryPolicies/$ref"), tok,
+			map[string]any{"@odata.id": "https://graph.microsoft.com/v1.0/policies/homeRealmDiscoveryPolicies/" + otherID})
+		assert.Equal(t, http.StatusBadRequest, second.status, "one HRD policy per service principal")
+		assert.Contains(t, string(second.body), "Request_BadRequest")
+		assert.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, e.graph("/policies/homeRealmDiscoveryPolicies/"+otherID), tok, nil).status)
 		l := e.do(http.MethodGet, e.graph("/servicePrincipals/"+spID+"/homeRealmDiscoveryPolicies"), tok, nil).json(t)["value"].([]any)
 		require.Len(t, l, 1)
 		assert.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, e.graph("/servicePrincipals/"+spID+"/homeRealmDiscoveryPolicies/"+pid+"/$ref"), tok, nil).status)
@@ -201,7 +210,9 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 		r := e.tokenReq(contosoID, url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}, "scope": {e.s.URL() + "/.default"}})
 		assert.Equal(t, http.StatusUnauthorized, r.status)
 		assert.Equal(t, "invalid_client", r.errCode(t))
-		assert.Equal(t, http.StatusNotFound, e.do(http.MethodPost, e.graph("/applications/"+objID+"/removePassword"), tok, map[string]any{"keyId": keyID}).status)
+		unknown := e.do(http.MethodPost, e.graph("/applications/"+objID+"/removePassword"), tok, map[string]any{"keyId": keyID})
+		assert.Equal(t, http.StatusBadRequest, unknown.status, "an unknown keyId is a bad request, not a 404")
+		assert.Contains(t, string(unknown.body), "Request_BadRequest")
 		assert.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, e.graph("/applications/"+objID), tok, nil).status)
 		assert.Equal(t, http.StatusNotFound, e.do(http.MethodGet, e.graph("/servicePrincipals(appId='"+appID+"')"), tok, nil).status)
 		st := e.s.State().Tenants[0]

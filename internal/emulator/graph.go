@@ -610,7 +610,11 @@ func (s *Server) gRemovePassword(w http.ResponseWriter, r *http.Request, c *call
 	}
 	i := slices.IndexFunc(a.passwords, func(p *password) bool { return strings.EqualFold(p.keyID, in.KeyID) })
 	if i < 0 {
-		s.notFound(w, c, in.KeyID)
+		// Microsoft documents only the 204. An unknown keyId is a bad
+		// request on the app (the app itself exists), not a 404 the caller
+		// could take for "already gone": the activities read the list
+		// again to tell a removed key from a refused request.
+		s.badRequest(w, c, "No password credential with keyId '"+in.KeyID+"' exists on the application.")
 		return
 	}
 	s.auditPassword(c.tenant, PasswordRemoved, a, a.passwords[i])
@@ -962,6 +966,12 @@ func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel se
 	}
 	if slices.Contains(sp.policies, pid) {
 		s.badRequest(w, c, "One or more added object references already exist for the following modified properties: 'homeRealmDiscoveryPolicies'.")
+		return
+	}
+	if len(sp.policies) > 0 {
+		// Entra applies one Home Realm Discovery policy per service
+		// principal; a second is refused until the first is unassigned.
+		s.badRequest(w, c, "A conflicting object with one or more of the specified property values is present in the directory.")
 		return
 	}
 	sp.policies = append(sp.policies, pid)
