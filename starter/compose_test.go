@@ -20,6 +20,9 @@ type compose struct {
 		Build       any               `yaml:"build"`
 		Entrypoint  []string          `yaml:"entrypoint"`
 		Environment map[string]string `yaml:"environment"`
+		Healthcheck struct {
+			Test []string `yaml:"test"`
+		} `yaml:"healthcheck"`
 	} `yaml:"services"`
 }
 
@@ -75,4 +78,9 @@ func TestComposeUsesRealConfigKeys(t *testing.T) {
 		assert.True(t, slices.Contains(names, want), "service %s", want)
 	}
 	assert.Contains(t, c.Services["temporal"].Environment["DB"], "postgres")
+	// The auto-setup image ships the temporal CLI, not tctl: a healthcheck
+	// naming a missing binary never passes and nothing that waits for it starts.
+	health := c.Services["temporal"].Healthcheck.Test
+	assert.Equal(t, []string{"CMD", "temporal", "operator", "cluster", "health"}, health[:min(5, len(health))])
+	assert.NotContains(t, strings.Join(health, " "), "tctl")
 }
