@@ -19,7 +19,6 @@ import (
 
 	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/config"
-	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/testenv"
@@ -35,12 +34,11 @@ const (
 
 var testKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{42}, 32))
 
-// needTemporal skips when the Temporal CLI is not built; `make test` always builds it.
+// needTemporal fails when the Temporal CLI is not built (`make test` always
+// builds it), or skips with -short.
 func needTemporal(t *testing.T) {
 	t.Helper()
-	if _, err := devserver.Locate(); err != nil {
-		t.Skipf("Temporal CLI not built (run `make temporal`; `make test` does): %v", err)
-	}
+	testenv.RequireTemporalCLI(t)
 }
 
 // writeConfig writes a starter config file with the test's codec key.

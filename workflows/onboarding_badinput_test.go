@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/testenv"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -62,9 +61,7 @@ func TestValidateBadInputTable(t *testing.T) {
 // startEnv starts the dev server, the emulator and an in-process worker.
 func startEnv(t *testing.T) (*testenv.Env, client.Client) {
 	t.Helper()
-	if _, err := devserver.Locate(); err != nil {
-		t.Skipf("Temporal CLI not built (run `make temporal`; `make test` does): %v", err)
-	}
+	testenv.RequireTemporalCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	env, err := testenv.Start(ctx, testenv.Options{})

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/mktos2s/mktos2s/activities"
-	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
@@ -32,9 +31,7 @@ func day2Env(t *testing.T) (*testenv.Env, client.Client) {
 	if testing.Short() {
 		t.Skip("starts the Temporal dev server and the emulator")
 	}
-	if _, err := devserver.Locate(); err != nil {
-		t.Skipf("Temporal CLI not built (run `make temporal`; `make test` does): %v", err)
-	}
+	testenv.RequireTemporalCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	env, err := testenv.Start(ctx, testenv.Options{})
