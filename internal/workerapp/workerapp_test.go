@@ -68,6 +68,7 @@ func TestClientOptionsTLS(t *testing.T) {
 	assert.Nil(t, o.Credentials)
 	assert.NotNil(t, o.DataConverter)
 	assert.NotNil(t, o.FailureConverter)
+	assert.IsType(t, &client.GrpcCompressionNone{}, o.ConnectionOptions.GrpcCompression, "encrypted payloads do not compress")
 
 	cfg.Temporal.APIKey = "cloud-key"
 	o, err = ClientOptions(cfg, logger)
