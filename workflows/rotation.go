@@ -580,8 +580,9 @@ func (r *rotation) reminderText() string {
 }
 
 // startRotation starts the tenant's SecretRotation as an abandoned child:
-// it outlives the onboarding, and waiting only for its start keeps the
-// onboarding's history to two more events. A failure to start it does not
+// it outlives the onboarding, and waiting only for its start costs the
+// onboarding's history 7 events (version marker and its search attribute,
+// child initiated and started, one workflow task). A failure to start it does not
 // fail the onboarding, whose work is done; it is reported instead.
 func (r *run) startRotation(ctx workflow.Context, res OnboardingResult) {
 	if workflow.GetVersion(ctx, changeStartSecretRotation, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
