@@ -57,6 +57,8 @@ var (
 	nopolicy = tenant{name: "Nopolicy", id: "44444444-4444-4444-4444-444444444444", host: "nopolicy.crm.localhost", federated: true}
 	// dvdenied is where Dataverse refuses the role association (FailNext 403).
 	dvdenied = tenant{name: "Dvdenied", id: "55555555-5555-5555-5555-555555555555", host: "dvdenied.crm.localhost"}
+	// cancelco is cancelled while an activity that creates something runs.
+	cancelco = tenant{name: "Cancelco", id: "66666666-6666-6666-6666-666666666666", host: "cancelco.crm.localhost", federated: true}
 )
 
 const permPolicy = "Policy.ReadWrite.ApplicationConfiguration"
@@ -96,6 +98,7 @@ func runTests(m *testing.M) int {
 		{crashco, fabrikam.id, nil},
 		{nopolicy, fabrikam.id, []string{permPolicy}},
 		{dvdenied, contoso.id, nil},
+		{cancelco, fabrikam.id, nil},
 	} {
 		if err := testenv.AddTenant(seed, testenv.Tenant{From: tn.from, ID: tn.t.id, DisplayName: tn.t.name,
 			OrgHost: tn.t.host, WithoutPermissions: tn.without}); err != nil {
@@ -593,4 +596,45 @@ func activityAttempts(t *testing.T, ctx context.Context, c client.Client, wfID, 
 		}
 	}
 	return attempts
+}
+
+// A cancellation that arrives while a step is creating something must wait
+// for that step: otherwise compensation runs first and the object the step
+// creates a moment later is left behind with nothing to undo it.
+func TestCancelDuringACreatingStepLeavesNothing(t *testing.T) {
+	requireEnv(t)
+	ctx := timeout(t, 2*time.Minute)
+	beforeT, beforeO, err := env.TenantState(cancelco.id)
+	require.NoError(t, err)
+
+	// The HRD policy is created on its own, so nothing that compensation
+	// removes first can stop it from appearing after the undo has run.
+	const op = "graph.createHRDPolicy"
+	env.Emu.SetFaults(emulator.Faults{Routes: map[string]emulator.RouteFaults{op: {LatencyMs: 4000}}})
+	t.Cleanup(func() { env.Emu.SetFaults(emulator.Faults{}) })
+
+	run, err := testenv.StartOnboarding(ctx, starter, cancelco.input())
+	require.NoError(t, err)
+	require.NoError(t, env.Consent(ctx, starter, run.GetID(), 30*time.Second))
+	_, err = testenv.WaitProgress(ctx, starter, run.GetID(), 30*time.Second, func(p workflows.Progress) bool {
+		return p.Step == workflows.StepConfigureHomeRealmDiscovery
+	})
+	require.NoError(t, err)
+	time.Sleep(time.Second) // the create request is now held by the emulator
+	require.NoError(t, starter.CancelWorkflow(ctx, run.GetID(), ""))
+	held := time.Now().Add(4 * time.Second)
+
+	err = run.Get(ctx, nil)
+	require.Error(t, err)
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, err, &canceled)
+	// Look only once the held request has certainly been answered.
+	time.Sleep(time.Until(held) + time.Second)
+
+	afterT, afterO, err := env.TenantState(cancelco.id)
+	require.NoError(t, err)
+	assert.Equal(t, beforeT.Applications, afterT.Applications, "applications")
+	assert.Equal(t, beforeT.ServicePrincipals, afterT.ServicePrincipals, "service principals")
+	assert.Equal(t, beforeT.HRDPolicies, afterT.HRDPolicies, "the HRD policy created while the cancellation arrived")
+	assert.Equal(t, beforeO.Users, afterO.Users, "application users")
 }

@@ -568,6 +568,11 @@ func stepOptions(step string) workflow.ActivityOptions {
 		// waits before it is retried elsewhere.
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: 30 * time.Minute,
+		// On cancellation, wait for the running attempt to end instead of
+		// compensating at once: a step that is creating something would
+		// otherwise finish after the undo and leave its object behind. If it
+		// succeeds, its result is recorded and undone with the rest.
+		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
