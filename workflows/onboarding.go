@@ -131,7 +131,9 @@ func (r *run) details(ctx workflow.Context) {
 	fmt.Fprintf(&b, "**Onboarding** tenant `%s`, org `%s`\n\n", r.in.TenantID, r.in.OrgHost())
 	fmt.Fprintf(&b, "**Step:** %s (%s)\n\n", r.progress.Step, r.progress.Status)
 	if r.progress.ConsentURL != "" && !r.progress.ConsentVerified {
-		fmt.Fprintf(&b, "**Admin consent:** [grant it here](%s)\n\n", r.progress.ConsentURL)
+		// The address is also shown as text: operators copy it into an e-mail
+		// to the customer's admin rather than open it themselves.
+		fmt.Fprintf(&b, "**Admin consent:** [grant it here](%s)\n\n`%s`\n\n", r.progress.ConsentURL, r.progress.ConsentURL)
 	}
 	if r.progress.Message != "" {
 		b.WriteString(r.progress.Message + "\n")

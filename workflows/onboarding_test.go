@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -685,4 +686,30 @@ func TestDecodeConsentNamesTheProblem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The Temporal UI shows the current details; while consent is awaited they
+// carry the step and the consent address as text an operator can copy.
+func TestCurrentDetailsShowTheConsentAddress(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	var details string
+	var waiting Progress
+	h.env.RegisterDelayedCallback(func() {
+		waiting = h.progress()
+		v, err := h.env.QueryWorkflow("__temporal_workflow_metadata")
+		require.NoError(t, err)
+		var md sdkpb.WorkflowMetadata
+		require.NoError(t, v.Get(&md))
+		details = md.GetCurrentDetails()
+	}, time.Minute)
+	h.grantAndSignal(2 * time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.NoError(t, h.env.GetWorkflowError())
+
+	require.Equal(t, StepAwaitingAdminConsent, waiting.Step)
+	require.NotEmpty(t, waiting.ConsentURL)
+	assert.Contains(t, details, "**Step:** "+StepAwaitingAdminConsent)
+	assert.Contains(t, details, "("+waiting.ConsentURL+")", "the link")
+	assert.Contains(t, details, "`"+waiting.ConsentURL+"`", "the address as text")
 }
