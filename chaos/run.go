@@ -20,6 +20,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/testenv"
@@ -343,7 +344,7 @@ func (r *runner) driveAll(ctx context.Context) map[string]outcome {
 		go func() {
 			defer wg.Done()
 			// Staggered starts, as onboardings arrive in practice.
-			if err := sleep(ctx, time.Duration(i)*300*time.Millisecond); err != nil {
+			if err := ctxtime.Sleep(ctx, time.Duration(i)*300*time.Millisecond); err != nil {
 				return
 			}
 			out := r.drive(ctx, ob)
@@ -416,7 +417,7 @@ func (r *runner) waitConsentURL(ctx context.Context, id string) (string, error) 
 				return "", fmt.Errorf("%s ended before consent: %s", id, p.Error)
 			}
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := ctxtime.Sleep(ctx, time.Second); err != nil {
 			return "", err
 		}
 	}
@@ -443,7 +444,7 @@ func (r *runner) result(ctx context.Context, id string) outcome {
 			return outcome{Err: "gave up waiting: " + err.Error()}
 		}
 		// The server is restarting, or the long poll timed out: wait on.
-		_ = sleep(ctx, time.Second)
+		_ = ctxtime.Sleep(ctx, time.Second)
 	}
 }
 
@@ -493,7 +494,7 @@ type chaosResult struct {
 func (r *runner) chaos(ctx context.Context) chaosResult {
 	var res chaosResult
 	for _, ev := range r.plan.Events {
-		if sleep(ctx, ev.Gap) != nil {
+		if ctxtime.Sleep(ctx, ev.Gap) != nil {
 			return res
 		}
 		switch ev.Kind {
@@ -505,7 +506,7 @@ func (r *runner) chaos(ctx context.Context) chaosResult {
 			}
 			res.kills++
 			r.say("chaos: SIGKILL worker pid %d (kill %d/%d); restart in %s", pid, res.kills, r.o.Kills, ev.Down.Round(time.Millisecond))
-			_ = sleep(context.WithoutCancel(ctx), ev.Down)
+			_ = ctxtime.Sleep(context.WithoutCancel(ctx), ev.Down)
 			if err := r.workers.Start(); err != nil {
 				res.err = err
 				return res
@@ -530,7 +531,7 @@ func (r *runner) restartServer(ctx context.Context) error {
 		return err
 	}
 	r.dev = nil
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := ctxtime.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	dev, err := devserver.Start(context.WithoutCancel(ctx), r.devOpts)
@@ -555,20 +556,9 @@ func retry(ctx context.Context, every time.Duration, f func() error) error {
 		if err == nil {
 			return nil
 		}
-		if sleep(ctx, every) != nil {
+		if ctxtime.Sleep(ctx, every) != nil {
 			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
