@@ -208,7 +208,7 @@ func (s *Server) requireAdmin(w http.ResponseWriter, c *call, privilege string) 
 
 func (s *Server) dWhoAmI(w http.ResponseWriter, r *http.Request, c *call) {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+		"@odata.context": s.dvContext(c, "Microsoft.Dynamics.CRM.WhoAmIResponse"),
 		"BusinessUnitId": c.user.businessUnitID, "UserId": c.user.id, "OrganizationId": c.org.organizationID,
 	})
 }
@@ -220,8 +220,7 @@ func (s *Server) dPublish(w http.ResponseWriter, r *http.Request, c *call) {
 	s.mu.Lock()
 	c.org.publishCount++
 	s.mu.Unlock()
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) queryError(w http.ResponseWriter, c *call, entity string, err error) {
@@ -233,19 +232,29 @@ func (s *Server) queryError(w http.ResponseWriter, c *call, entity string, err e
 	s.dvErr(w, c, http.StatusBadRequest, "0x80060888", strings.ToUpper(err.Error()[:1])+err.Error()[1:]+".")
 }
 
+// dvQuery parses the request's query options against schema, answering 400
+// (naming entity) when they do not fit.
+func (s *Server) dvQuery(w http.ResponseWriter, r *http.Request, c *call, entity string, schema map[string]colType) (queryOptions, bool) {
+	q, err := parseQuery(r.URL.Query(), schema)
+	if err != nil {
+		s.queryError(w, c, entity, err)
+		return queryOptions{}, false
+	}
+	return q, true
+}
+
 func (s *Server) dList(schema map[string]colType, key string, rows func(o *org) []map[string]any) dvHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) {
 		entity := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, dvBase+"/"), "s")
-		q, err := parseQuery(r.URL.Query(), schema)
-		if err != nil {
-			s.queryError(w, c, entity, err)
+		q, ok := s.dvQuery(w, r, c, entity, schema)
+		if !ok {
 			return
 		}
 		s.mu.Lock()
 		recs := rows(c.org)
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{
-			"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#" + strings.TrimPrefix(r.URL.Path, dvBase+"/"),
+			"@odata.context": s.dvContext(c, strings.TrimPrefix(r.URL.Path, dvBase+"/")),
 			"value":          q.apply(recs, key),
 		})
 	}
@@ -266,14 +275,33 @@ func wireUser(u *systemUser) map[string]any {
 func (s *Server) dGetUser(w http.ResponseWriter, c *call, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := c.org.userByID(id)
+	u := s.userFor(w, c, id)
 	if u == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
 		return
 	}
 	out := wireUser(u)
-	out["@odata.context"] = s.OrgURL(c.org.host) + dvBase + "/$metadata#systemusers/$entity"
+	out["@odata.context"] = s.dvContext(c, "systemusers/$entity")
 	writeJSON(w, http.StatusOK, out)
+}
+
+// dvNotFound answers 404 for a record of entity that does not exist.
+func (s *Server) dvNotFound(w http.ResponseWriter, c *call, entity, id string) {
+	s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("%s With Id = %s Does Not Exist", entity, id))
+}
+
+// userFor finds the system user id of the caller's org, answering 404 when there is none.
+// Called with s.mu held.
+func (s *Server) userFor(w http.ResponseWriter, c *call, id string) *systemUser {
+	u := c.org.userByID(id)
+	if u == nil {
+		s.dvNotFound(w, c, "systemuser", id)
+	}
+	return u
+}
+
+// dvContext is the @odata.context of what set names in the caller's org.
+func (s *Server) dvContext(c *call, set string) string {
+	return s.OrgURL(c.org.host) + dvBase + "/$metadata#" + set
 }
 
 // decodeDataverse decodes a body, naming an unknown property the way Dataverse does.
@@ -345,7 +373,7 @@ func (s *Server) dCreateUser(w http.ResponseWriter, r *http.Request, c *call) {
 	defer s.mu.Unlock()
 	o := c.org
 	if !strings.EqualFold(buID, o.rootBU.ID) {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("businessunit With Id = %s Does Not Exist", buID))
+		s.dvNotFound(w, c, "businessunit", buID)
 		return
 	}
 	if o.userByAppID(appID) != nil {
@@ -370,12 +398,11 @@ func (s *Server) dCreateUser(w http.ResponseWriter, r *http.Request, c *call) {
 	w.Header().Set("OData-EntityId", loc)
 	if strings.Contains(r.Header.Get("Prefer"), "return=representation") {
 		out := wireUser(u)
-		out["@odata.context"] = s.OrgURL(o.host) + dvBase + "/$metadata#systemusers/$entity"
+		out["@odata.context"] = s.dvContext(c, "systemusers/$entity")
 		writeJSON(w, http.StatusCreated, out)
 		return
 	}
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) dUpdateUser(w http.ResponseWriter, r *http.Request, c *call, id string) {
@@ -390,16 +417,14 @@ func (s *Server) dUpdateUser(w http.ResponseWriter, r *http.Request, c *call, id
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := c.org.userByID(id)
+	u := s.userFor(w, c, id)
 	if u == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
 		return
 	}
 	if in.IsDisabled != nil {
 		u.disabled = *in.IsDisabled
 	}
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) dDeleteUser(w http.ResponseWriter, c *call, id string) {
@@ -411,7 +436,7 @@ func (s *Server) dDeleteUser(w http.ResponseWriter, c *call, id string) {
 	o := c.org
 	i := slices.IndexFunc(o.users, func(u *systemUser) bool { return u.id == id })
 	if i < 0 {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
+		s.dvNotFound(w, c, "systemuser", id)
 		return
 	}
 	if !o.users[i].disabled {
@@ -424,21 +449,18 @@ func (s *Server) dDeleteUser(w http.ResponseWriter, c *call, id string) {
 		}
 	}
 	o.users = slices.Delete(o.users, i, i+1)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) dUserRoles(w http.ResponseWriter, r *http.Request, c *call, id string) {
-	q, err := parseQuery(r.URL.Query(), roleSchema)
-	if err != nil {
-		s.queryError(w, c, "role", err)
+	q, ok := s.dvQuery(w, r, c, "role", roleSchema)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := c.org.userByID(id)
+	u := s.userFor(w, c, id)
 	if u == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
 		return
 	}
 	var recs []map[string]any
@@ -447,7 +469,7 @@ func (s *Server) dUserRoles(w http.ResponseWriter, r *http.Request, c *call, id 
 			recs = append(recs, wireRole(c.org, *x))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#roles", "value": q.apply(recs, "roleid")})
+	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.dvContext(c, "roles"), "value": q.apply(recs, "roleid")})
 }
 
 func (s *Server) dAssociate(w http.ResponseWriter, r *http.Request, c *call, id string) {
@@ -465,13 +487,12 @@ func (s *Server) dAssociate(w http.ResponseWriter, r *http.Request, c *call, id 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := c.org.userByID(id)
+	u := s.userFor(w, c, id)
 	if u == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
 		return
 	}
 	if c.org.roleByID(rid) == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("role With Id = %s Does Not Exist", rid))
+		s.dvNotFound(w, c, "role", rid)
 		return
 	}
 	if slices.Contains(u.roleIDs, rid) {
@@ -479,8 +500,7 @@ func (s *Server) dAssociate(w http.ResponseWriter, r *http.Request, c *call, id 
 		return
 	}
 	u.roleIDs = append(u.roleIDs, rid)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) dDisassociate(w http.ResponseWriter, c *call, id, ref string) {
@@ -494,9 +514,8 @@ func (s *Server) dDisassociate(w http.ResponseWriter, c *call, id, ref string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := c.org.userByID(id)
+	u := s.userFor(w, c, id)
 	if u == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", id))
 		return
 	}
 	i := slices.Index(u.roleIDs, rid)
@@ -505,8 +524,7 @@ func (s *Server) dDisassociate(w http.ResponseWriter, c *call, id, ref string) {
 		return
 	}
 	u.roleIDs = slices.Delete(u.roleIDs, i, i+1)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) cfgSchema(o *org) map[string]colType {
@@ -517,9 +535,8 @@ func (s *Server) cfgSchema(o *org) map[string]colType {
 func (s *Server) dListConfigs(w http.ResponseWriter, r *http.Request, c *call) {
 	n := c.org.cfgNames
 	entity := strings.TrimSuffix(n.EntitySet, "s")
-	q, err := parseQuery(r.URL.Query(), s.cfgSchema(c.org))
-	if err != nil {
-		s.queryError(w, c, entity, err)
+	q, ok := s.dvQuery(w, r, c, entity, s.cfgSchema(c.org))
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -528,7 +545,7 @@ func (s *Server) dListConfigs(w http.ResponseWriter, r *http.Request, c *call) {
 		recs = append(recs, map[string]any{n.IDColumn: cfg.id, n.NameColumn: cfg.name, "_" + n.UserLookup + "_value": nilIfEmpty(cfg.userID)})
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.OrgURL(c.org.host) + dvBase + "/$metadata#" + n.EntitySet, "value": q.apply(recs, n.IDColumn)})
+	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.dvContext(c, n.EntitySet), "value": q.apply(recs, n.IDColumn)})
 }
 
 func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, id string) {
@@ -561,7 +578,7 @@ func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, 
 	defer s.mu.Unlock()
 	cfg := c.org.configByID(id)
 	if cfg == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("%s With Id = %s Does Not Exist", entity, id))
+		s.dvNotFound(w, c, entity, id)
 		return
 	}
 	if raw, ok := in[n.NameColumn]; ok {
@@ -577,14 +594,13 @@ func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, 
 				return
 			}
 			if c.org.userByID(uid) == nil {
-				s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("systemuser With Id = %s Does Not Exist", uid))
+				s.dvNotFound(w, c, "systemuser", uid)
 				return
 			}
 			cfg.userID = uid
 		}
 	}
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) dClearConfigRef(w http.ResponseWriter, c *call, id, nav string) {
@@ -599,12 +615,11 @@ func (s *Server) dClearConfigRef(w http.ResponseWriter, c *call, id, nav string)
 	defer s.mu.Unlock()
 	cfg := c.org.configByID(id)
 	if cfg == nil {
-		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("record With Id = %s Does Not Exist", id))
+		s.dvNotFound(w, c, "record", id)
 		return
 	}
 	cfg.userID = ""
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func wireAttr(col column) map[string]any {
@@ -623,9 +638,8 @@ func (s *Server) entityCols(w http.ResponseWriter, c *call, entity string) map[s
 }
 
 func (s *Server) dListAttrs(w http.ResponseWriter, r *http.Request, c *call, entity string) {
-	q, err := parseQuery(r.URL.Query(), attrSchema)
-	if err != nil {
-		s.queryError(w, c, "AttributeMetadata", err)
+	q, ok := s.dvQuery(w, r, c, "AttributeMetadata", attrSchema)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -708,6 +722,5 @@ func (s *Server) dCreateAttr(w http.ResponseWriter, r *http.Request, c *call, en
 	col := column{logicalName: ln, schemaName: in.SchemaName, displayName: in.DisplayName.LocalizedLabels[0].Label, metadataID: newGUID()}
 	cols[ln] = col
 	w.Header().Set("OData-EntityId", fmt.Sprintf("%s%s/EntityDefinitions(LogicalName='%s')/Attributes(%s)", s.OrgURL(c.org.host), dvBase, entity, col.metadataID))
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }

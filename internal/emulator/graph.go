@@ -285,6 +285,15 @@ func (s *Server) denied(w http.ResponseWriter, c *call) {
 	s.writeError(w, svcGraph, c, http.StatusForbidden, "Authorization_RequestDenied", msgInsufficient)
 }
 
+// allowed reports whether the caller holds one of perms and answers 403 when it does not.
+func (s *Server) allowed(w http.ResponseWriter, c *call, perms ...string) bool {
+	if !c.has(perms...) {
+		s.denied(w, c)
+		return false
+	}
+	return true
+}
+
 func (s *Server) notFound(w http.ResponseWriter, c *call, id string) {
 	s.writeError(w, svcGraph, c, http.StatusNotFound, "Request_ResourceNotFound",
 		fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id))
@@ -306,6 +315,26 @@ func decodeStrict(r *http.Request, v any) error {
 	return nil
 }
 
+// decodeGraph decodes the body as decodeStrict does and answers 400 when it cannot.
+func (s *Server) decodeGraph(w http.ResponseWriter, r *http.Request, c *call, v any) bool {
+	if err := decodeStrict(r, v); err != nil {
+		s.badRequest(w, c, err.Error())
+		return false
+	}
+	return true
+}
+
+// noContent answers 204 and notes the status on the call, as writeError does.
+func noContent(w http.ResponseWriter, c *call) {
+	c.status = http.StatusNoContent
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// createIfMissing reports whether a PATCH asks for upsert ("Prefer: create-if-missing").
+func createIfMissing(r *http.Request) bool {
+	return strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "create-if-missing")
+}
+
 func (s *Server) ctxURL(entity string) string { return s.URL() + "/v1.0/$metadata#" + entity }
 
 func (s *Server) findApp(t *tenant, sel selector) *application {
@@ -316,6 +345,28 @@ func (s *Server) findApp(t *tenant, sel selector) *application {
 		return t.appByAppID(sel.val)
 	}
 	return t.apps[strings.ToLower(sel.val)]
+}
+
+// owned finds the object sel addresses with find and checks the caller with may (canRead or
+// canWrite) against the object's owner, answering 404 or 403 and returning nil when either
+// fails. Called with s.mu held.
+func owned[T any](s *Server, w http.ResponseWriter, c *call, sel selector,
+	find func(*tenant, selector) *T, owner func(*T) string, may func(*call, string) bool) *T {
+	x := find(c.tenant, sel)
+	if x == nil {
+		s.notFound(w, c, sel.val)
+		return nil
+	}
+	if !may(c, owner(x)) {
+		s.denied(w, c)
+		return nil
+	}
+	return x
+}
+
+// appFor is owned for applications.
+func (s *Server) appFor(w http.ResponseWriter, c *call, sel selector, may func(*call, string) bool) *application {
+	return owned(s, w, c, sel, s.findApp, func(a *application) string { return a.owner }, may)
 }
 
 func wirePassword(p *password, secret *string) map[string]any {
@@ -374,13 +425,8 @@ func selectFields(m map[string]any, r *http.Request) (map[string]any, error) {
 func (s *Server) gGetApp(w http.ResponseWriter, r *http.Request, c *call, sel selector) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.findApp(c.tenant, sel)
+	a := s.appFor(w, c, sel, (*call).canRead)
 	if a == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canRead(a.owner) {
-		s.denied(w, c)
 		return
 	}
 	out, err := selectFields(s.wireApp(a), r)
@@ -401,8 +447,7 @@ func validRedirect(u string) bool {
 
 func (s *Server) gUpsertApp(w http.ResponseWriter, r *http.Request, c *call, sel selector) {
 	var in wireApplicationWrite
-	if err := decodeStrict(r, &in); err != nil {
-		s.badRequest(w, c, err.Error())
+	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
 	if in.PasswordCredentials != nil || in.KeyCredentials != nil {
@@ -439,7 +484,7 @@ func (s *Server) gUpsertApp(w http.ResponseWriter, r *http.Request, c *call, sel
 		s.badRequest(w, c, "Property 'uniqueName' is read-only once set and cannot be updated.")
 		return
 	}
-	create := strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "create-if-missing")
+	create := createIfMissing(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := c.tenant
@@ -472,8 +517,7 @@ func (s *Server) gUpsertApp(w http.ResponseWriter, r *http.Request, c *call, sel
 		return
 	}
 	applyAppWrite(a, &in)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func applyAppWrite(a *application, in *wireApplicationWrite) {
@@ -495,13 +539,8 @@ func (s *Server) gDeleteApp(w http.ResponseWriter, c *call, sel selector) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := c.tenant
-	a := s.findApp(t, sel)
+	a := s.appFor(w, c, sel, (*call).canWrite)
 	if a == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canWrite(a.owner) {
-		s.denied(w, c)
 		return
 	}
 	for _, p := range a.passwords {
@@ -511,8 +550,7 @@ func (s *Server) gDeleteApp(w http.ResponseWriter, c *call, sel selector) {
 	if sp := t.spByAppID(a.appID); sp != nil { // Entra soft-deletes the SP with its application
 		s.removeSP(t, sp)
 	}
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) removeSP(t *tenant, sp *servicePrincipal) {
@@ -528,8 +566,7 @@ func (s *Server) gAddPassword(w http.ResponseWriter, r *http.Request, c *call, s
 	var in struct {
 		PasswordCredential *wirePasswordCredential `json:"passwordCredential"`
 	}
-	if err := decodeStrict(r, &in); err != nil {
-		s.badRequest(w, c, err.Error())
+	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
 	now := s.now()
@@ -564,13 +601,8 @@ func (s *Server) gAddPassword(w http.ResponseWriter, r *http.Request, c *call, s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.findApp(c.tenant, sel)
+	a := s.appFor(w, c, sel, (*call).canWrite)
 	if a == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canWrite(a.owner) {
-		s.denied(w, c)
 		return
 	}
 	secret := newSecret()
@@ -589,8 +621,7 @@ func (s *Server) gRemovePassword(w http.ResponseWriter, r *http.Request, c *call
 	var in struct {
 		KeyID string `json:"keyId"`
 	}
-	if err := decodeStrict(r, &in); err != nil {
-		s.badRequest(w, c, err.Error())
+	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
 	if !isGUID(in.KeyID) {
@@ -599,13 +630,8 @@ func (s *Server) gRemovePassword(w http.ResponseWriter, r *http.Request, c *call
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.findApp(c.tenant, sel)
+	a := s.appFor(w, c, sel, (*call).canWrite)
 	if a == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canWrite(a.owner) {
-		s.denied(w, c)
 		return
 	}
 	i := slices.IndexFunc(a.passwords, func(p *password) bool { return strings.EqualFold(p.keyID, in.KeyID) })
@@ -619,8 +645,7 @@ func (s *Server) gRemovePassword(w http.ResponseWriter, r *http.Request, c *call
 	}
 	s.auditPassword(c.tenant, PasswordRemoved, a, a.passwords[i])
 	a.passwords = slices.Delete(a.passwords, i, i+1)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) wireSP(sp *servicePrincipal) map[string]any {
@@ -638,16 +663,16 @@ func (s *Server) findSP(t *tenant, sel selector) *servicePrincipal {
 	return t.sps[strings.ToLower(sel.val)]
 }
 
+// spFor is owned for service principals.
+func (s *Server) spFor(w http.ResponseWriter, c *call, sel selector, may func(*call, string) bool) *servicePrincipal {
+	return owned(s, w, c, sel, s.findSP, func(sp *servicePrincipal) string { return sp.owner }, may)
+}
+
 func (s *Server) gGetSP(w http.ResponseWriter, c *call, sel selector) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.findSP(c.tenant, sel)
+	sp := s.spFor(w, c, sel, (*call).canRead)
 	if sp == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canRead(sp.owner) {
-		s.denied(w, c)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.wireSP(sp))
@@ -655,11 +680,10 @@ func (s *Server) gGetSP(w http.ResponseWriter, c *call, sel selector) {
 
 func (s *Server) gUpsertSP(w http.ResponseWriter, r *http.Request, c *call, appID string) {
 	var in wireServicePrincipalWrite
-	if err := decodeStrict(r, &in); err != nil {
-		s.badRequest(w, c, err.Error())
+	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
-	create := strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "create-if-missing")
+	create := createIfMissing(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.createOrUpdateSP(w, c, appID, &in, create, true)
@@ -667,8 +691,7 @@ func (s *Server) gUpsertSP(w http.ResponseWriter, r *http.Request, c *call, appI
 
 func (s *Server) gCreateSP(w http.ResponseWriter, r *http.Request, c *call) {
 	var in wireServicePrincipalWrite
-	if err := decodeStrict(r, &in); err != nil {
-		s.badRequest(w, c, err.Error())
+	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
 	if in.AppID == nil || !isGUID(*in.AppID) {
@@ -700,8 +723,7 @@ func (s *Server) createOrUpdateSP(w http.ResponseWriter, c *call, appID string, 
 		if in.DisplayName != nil {
 			sp.displayName = *in.DisplayName
 		}
-		c.status = http.StatusNoContent
-		w.WriteHeader(http.StatusNoContent)
+		noContent(w, c)
 		return
 	}
 	if !create {
@@ -729,23 +751,16 @@ func (s *Server) createOrUpdateSP(w http.ResponseWriter, c *call, appID string, 
 func (s *Server) gDeleteSP(w http.ResponseWriter, c *call, sel selector) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.findSP(c.tenant, sel)
+	sp := s.spFor(w, c, sel, (*call).canWrite)
 	if sp == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canWrite(sp.owner) {
-		s.denied(w, c)
 		return
 	}
 	s.removeSP(c.tenant, sp)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) gListDomains(w http.ResponseWriter, r *http.Request, c *call) {
-	if !c.has(permDomainRead, permDirReadAll, permDirRWAll) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permDomainRead, permDirReadAll, permDirRWAll) {
 		return
 	}
 	initial := c.tenant.initialDomain()
@@ -760,8 +775,7 @@ func (s *Server) gListDomains(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 func (s *Server) gOrganization(w http.ResponseWriter, r *http.Request, c *call) {
-	if !c.has(permOrgReadAll, permDirReadAll, permDirRWAll) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permOrgReadAll, permDirReadAll, permDirRWAll) {
 		return
 	}
 	t := c.tenant
@@ -777,8 +791,7 @@ func (s *Server) gOrganization(w http.ResponseWriter, r *http.Request, c *call) 
 }
 
 func (s *Server) gListGrants(w http.ResponseWriter, r *http.Request, c *call) {
-	if !c.has(permGrantRead, permGrantRWAll, permDirReadAll, permDirRWAll) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permGrantRead, permGrantRWAll, permDirReadAll, permDirRWAll) {
 		return
 	}
 	q, err := parseQuery(r.URL.Query(), map[string]colType{"id": tString, "clientId": tString, "consentType": tString, "principalId": tString, "resourceId": tString, "scope": tString})
@@ -808,8 +821,7 @@ func wirePolicy(p *hrdPolicy) map[string]any {
 }
 
 func (s *Server) gListPolicies(w http.ResponseWriter, r *http.Request, c *call) {
-	if !c.has(permPolicyApp, permPolicyRead) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permPolicyApp, permPolicyRead) {
 		return
 	}
 	s.mu.Lock()
@@ -834,8 +846,7 @@ func sortedPolicies(t *tenant, only []string) []map[string]any {
 }
 
 func (s *Server) gGetPolicy(w http.ResponseWriter, c *call, id string) {
-	if !c.has(permPolicyApp, permPolicyRead) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permPolicyApp, permPolicyRead) {
 		return
 	}
 	s.mu.Lock()
@@ -849,13 +860,11 @@ func (s *Server) gGetPolicy(w http.ResponseWriter, c *call, id string) {
 }
 
 func (s *Server) gCreatePolicy(w http.ResponseWriter, r *http.Request, c *call) {
-	if !c.has(permPolicyApp) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permPolicyApp) {
 		return
 	}
 	var in wireHRDPolicyWrite
-	if err := decodeStrict(r, &in); err != nil {
-		s.badRequest(w, c, err.Error())
+	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
 	if in.DisplayName == nil || *in.DisplayName == "" || len(in.Definition) == 0 {
@@ -887,8 +896,7 @@ func (s *Server) gCreatePolicy(w http.ResponseWriter, r *http.Request, c *call) 
 }
 
 func (s *Server) gDeletePolicy(w http.ResponseWriter, c *call, id string) {
-	if !c.has(permPolicyApp) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permPolicyApp) {
 		return
 	}
 	s.mu.Lock()
@@ -905,24 +913,17 @@ func (s *Server) gDeletePolicy(w http.ResponseWriter, c *call, id string) {
 		}
 	}
 	delete(c.tenant.policies, p.id)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) gListAssigned(w http.ResponseWriter, c *call, sel selector) {
-	if !c.has(permPolicyApp, permPolicyRead) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permPolicyApp, permPolicyRead) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.findSP(c.tenant, sel)
+	sp := s.spFor(w, c, sel, (*call).canRead)
 	if sp == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canRead(sp.owner) {
-		s.denied(w, c)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.ctxURL("policies/homeRealmDiscoveryPolicies"), "value": sortedPolicies(c.tenant, append([]string{}, sp.policies...))})
@@ -930,8 +931,7 @@ func (s *Server) gListAssigned(w http.ResponseWriter, c *call, sel selector) {
 
 func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel selector) {
 	var in wireRef
-	if err := decodeStrict(r, &in); err != nil {
-		s.badRequest(w, c, err.Error())
+	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
 	u, err := url.Parse(in.ODataID)
@@ -945,19 +945,13 @@ func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel se
 		s.badRequest(w, c, "Invalid object identifier '"+in.ODataID+"'.")
 		return
 	}
-	if !c.has(permPolicyApp) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permPolicyApp) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.findSP(c.tenant, sel)
+	sp := s.spFor(w, c, sel, (*call).canWrite)
 	if sp == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canWrite(sp.owner) {
-		s.denied(w, c)
 		return
 	}
 	if c.tenant.policies[pid] == nil {
@@ -975,24 +969,17 @@ func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel se
 		return
 	}
 	sp.policies = append(sp.policies, pid)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
 
 func (s *Server) gUnassign(w http.ResponseWriter, c *call, sel selector, pid string) {
-	if !c.has(permPolicyApp) {
-		s.denied(w, c)
+	if !s.allowed(w, c, permPolicyApp) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.findSP(c.tenant, sel)
+	sp := s.spFor(w, c, sel, (*call).canWrite)
 	if sp == nil {
-		s.notFound(w, c, sel.val)
-		return
-	}
-	if !c.canWrite(sp.owner) {
-		s.denied(w, c)
 		return
 	}
 	i := slices.Index(sp.policies, strings.ToLower(pid))
@@ -1001,6 +988,5 @@ func (s *Server) gUnassign(w http.ResponseWriter, c *call, sel selector, pid str
 		return
 	}
 	sp.policies = slices.Delete(sp.policies, i, i+1)
-	c.status = http.StatusNoContent
-	w.WriteHeader(http.StatusNoContent)
+	noContent(w, c)
 }
