@@ -58,25 +58,6 @@ func TestValidateBadInputTable(t *testing.T) {
 	}
 }
 
-// startEnv starts the dev server, the emulator and an in-process worker.
-func startEnv(t *testing.T) (*testenv.Env, client.Client) {
-	t.Helper()
-	testenv.RequireTemporalCLI(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	env, err := testenv.Start(ctx, testenv.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = env.Close() })
-	w, err := env.NewWorker(ctx, "default", nil)
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	c, err := env.Dial(ctx, "default")
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	return env, c
-}
-
 func secretsAdded(st emulator.State) int {
 	n := 0
 	for _, t := range st.Tenants {
@@ -101,7 +82,7 @@ func createdApps(st emulator.State) int {
 // (another client, a script) is refused by the workflow itself, with the
 // field named, before any activity runs.
 func TestWorkflowRefusesBadInputStartedDirectly(t *testing.T) {
-	env, c := startEnv(t)
+	env, c := testenv.StartForTest(t, testenv.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	orgURL := env.Emu.OrgURL("contoso.crm.localhost")
@@ -144,7 +125,7 @@ func TestWorkflowRefusesBadInputStartedDirectly(t *testing.T) {
 // with the expected shape and changes nothing: the onboarding keeps waiting,
 // adds no secret and creates no user, and a cancel still undoes it all.
 func TestMalformedConsentSignal(t *testing.T) {
-	env, c := startEnv(t)
+	env, c := testenv.StartForTest(t, testenv.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	in := workflows.OnboardingInput{TenantID: contoso, OrgURL: env.Emu.OrgURL("contoso.crm.localhost"), ConsentRecheckInterval: time.Hour}

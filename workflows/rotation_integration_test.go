@@ -31,20 +31,7 @@ func day2Env(t *testing.T) (*testenv.Env, client.Client) {
 	if testing.Short() {
 		t.Skip("starts the Temporal dev server and the emulator")
 	}
-	testenv.RequireTemporalCLI(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	env, err := testenv.Start(ctx, testenv.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = env.Close() })
-	w, err := env.NewWorker(ctx, "default", nil)
-	require.NoError(t, err)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	c, err := env.Dial(ctx, "default")
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	return env, c
+	return testenv.StartForTest(t, testenv.Options{})
 }
 
 func rotationProgress(ctx context.Context, c client.Client, id string) (workflows.RotationProgress, error) {
