@@ -616,7 +616,8 @@ type PublishCustomizationsInput struct {
 type PublishCustomizationsResult struct{}
 
 func (a *Activities) PublishCustomizations(ctx context.Context, in PublishCustomizationsInput) (PublishCustomizationsResult, error) {
-	if err := a.provisioned(in.TenantID, in.OrgURL).PublishAllXml(ctx); err != nil {
+	dv := a.provisioned(in.TenantID, in.OrgURL)
+	if err := whileHeartbeating(ctx, heartbeatEvery, func() error { return dv.PublishAllXml(ctx) }); err != nil {
 		return PublishCustomizationsResult{}, mapError(ctx, "publish all customizations", err, asProvisioner, fix{permission: permDataverse})
 	}
 	return PublishCustomizationsResult{}, nil
@@ -638,7 +639,11 @@ func (a *Activities) CreateSyncFilter(ctx context.Context, in CreateSyncFilterIn
 	var out CreateSyncFilterResult
 	dv := a.provisioned(in.TenantID, in.OrgURL)
 	for _, e := range in.Entities {
-		created, err := dv.EnsureBooleanColumn(ctx, e, syncFilterSchemaName, "Sync to Marketo")
+		var created bool
+		err := whileHeartbeating(ctx, heartbeatEvery, func() (err error) {
+			created, err = dv.EnsureBooleanColumn(ctx, e, syncFilterSchemaName, "Sync to Marketo")
+			return err
+		})
 		if err != nil {
 			return out, mapError(ctx, "add the sync filter column to "+e, err, asProvisioner,
 				fix{permission: permDataverse, invalid: "check that entity " + e + " exists and is customizable"})

@@ -584,6 +584,9 @@ func stepOptions(step string) workflow.ActivityOptions {
 	switch step {
 	case StepPublishCustomizations, StepCreateSyncFilter:
 		o.StartToCloseTimeout = 15 * time.Minute // publishing a large org takes minutes
+		// The activity heartbeats while it waits, so a dead worker is noticed
+		// in seconds rather than after the quarter of an hour above.
+		o.HeartbeatTimeout = 20 * time.Second
 		o.ScheduleToCloseTimeout = time.Hour
 	case StepPreflight, StepAwaitingAdminConsent:
 		// Read-only and cheap to repeat: retry quickly, and give up sooner so
@@ -603,7 +606,10 @@ func undoOptions() workflow.ActivityOptions {
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
-			MaximumInterval:    5 * time.Minute,
+			// Undo is what stands between a failed onboarding and an orphan;
+			// under throttling a 5-minute cap left compensations idle for
+			// minutes between attempts (make chaos saw one take 10 attempts).
+			MaximumInterval: 30 * time.Second,
 		},
 	}
 }
