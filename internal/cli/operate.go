@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -96,7 +95,11 @@ func defaultSender() string {
 // verified, is still missing in Entra, or (when denied) what was undone.
 func (a *app) reportConsent(ctx context.Context, c client.Client, cmd *cobra.Command, id string, denied bool, wait time.Duration) error {
 	w := out(cmd)
-	deadline := time.Now().Add(wait)
+	// The watch long-polls the history until the deadline, and the
+	// progress is queried only after the workflow moved (see runWatch).
+	wctx, stop := context.WithTimeout(ctx, wait)
+	defer stop()
+	watch := newRunWatch(c, id, a.pollEvery)
 	var last snapshot
 	for {
 		s, err := fetch(ctx, c, id)
@@ -118,11 +121,11 @@ func (a *app) reportConsent(ctx context.Context, c client.Client, cmd *cobra.Com
 				return nil
 			}
 		}
-		if time.Now().After(deadline) {
+		if err := watch.next(wctx, last.RunID); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			break
-		}
-		if err := ctxtime.Sleep(ctx, a.pollEvery); err != nil {
-			return err
 		}
 	}
 	if denied {

@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/config"
-	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -233,9 +232,13 @@ func (a *app) follow(ctx context.Context, c client.Client, w io.Writer, workflow
 	return a.followWith(ctx, c, w, workflowID, nil)
 }
 
-// followWith is follow with a hook called on every progress update.
+// followWith is follow with a hook called on every progress update. It
+// queries the progress only when the run's history says it may have
+// changed (runWatch): a terminal left waiting for consent costs a few
+// queries an hour, not one every 250 ms.
 func (a *app) followWith(ctx context.Context, c client.Client, w io.Writer, workflowID string, hook func(workflows.Progress) error) (snapshot, error) {
 	view := newLive(w)
+	watch := newRunWatch(c, workflowID, a.pollEvery)
 	for {
 		s, err := fetch(ctx, c, workflowID)
 		if err != nil && !isTransientQueryError(err) {
@@ -253,7 +256,7 @@ func (a *app) followWith(ctx context.Context, c client.Client, w io.Writer, work
 				}
 			}
 		}
-		if err := ctxtime.Sleep(ctx, a.pollEvery); err != nil {
+		if err := watch.next(ctx, s.RunID); err != nil {
 			return s, err
 		}
 	}
