@@ -132,8 +132,9 @@ func (c *Client) do(ctx context.Context, req Request, u string, out any) (*Respo
 		hr.Header.Set("Authorization", "Bearer "+tok)
 	}
 	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	if hc == nil || hc.CheckRedirect == nil {
+		// The request carries a bearer token: never after a redirect.
+		hc = WithoutRedirects(hc)
 	}
 	resp, err := hc.Do(hr)
 	if err != nil {
@@ -167,6 +168,9 @@ func (c *Client) networkError(op string, err error) *Error {
 	)
 	if errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) {
 		return &Error{Service: c.Service, Op: op, Kind: Invalid, Message: "TLS certificate not trusted", Err: err}
+	}
+	if errors.Is(err, ErrRedirect) {
+		return &Error{Service: c.Service, Op: op, Kind: Invalid, Message: "check the configured Microsoft URLs (a proxy or a wrong host answers with redirects)", Err: err}
 	}
 	return &Error{Service: c.Service, Op: op, Kind: Transient, Err: err}
 }

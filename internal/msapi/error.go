@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mktos2s/mktos2s/internal/inert"
 )
 
 // maxRetryAfterSeconds keeps absurd values from overflowing time.Duration.
@@ -55,21 +57,23 @@ func (e *Error) Error() string {
 	if e.Status != 0 {
 		fmt.Fprintf(&b, " (HTTP %d", e.Status)
 		if e.Code != "" {
-			fmt.Fprintf(&b, " %s", e.Code)
+			fmt.Fprintf(&b, " %s", inert.Text(e.Code))
 		}
 		b.WriteString(")")
 	} else if e.Code != "" {
-		fmt.Fprintf(&b, " (%s)", e.Code)
+		fmt.Fprintf(&b, " (%s)", inert.Text(e.Code))
 	}
 	if e.Message != "" {
-		// Services sometimes send multi-line messages; the log line stays one line.
-		fmt.Fprintf(&b, ": %s", strings.Join(strings.Fields(e.Message), " "))
+		// Services sometimes send multi-line messages; the log line stays one line. The text
+		// is the service's (a customer's Dataverse plugin can set it): no escape sequence of
+		// it reaches a terminal, a log or the UI.
+		fmt.Fprintf(&b, ": %s", strings.Join(strings.Fields(inert.Text(e.Message)), " "))
 	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, " [request-id %s]", e.RequestID)
+		fmt.Fprintf(&b, " [request-id %s]", inert.Text(e.RequestID))
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " [retry after %s]", e.RetryAfter)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -78,7 +79,33 @@ func NewHTTPClient(o HTTPOptions) (*http.Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &http.Client{Transport: tr, Timeout: timeout}, nil
+	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: RefuseRedirect}, nil
+}
+
+// ErrRedirect is what a request gets when the server answers with a redirect.
+var ErrRedirect = errors.New("the server answered with a redirect, which mktos2s never follows")
+
+// RefuseRedirect is an http.Client CheckRedirect that follows no redirect.
+// Every request of this client carries a credential (a client secret or
+// assertion in the token form, a bearer token to Graph and Dataverse), and
+// net/http re-sends a 307/308's body and, to a host it considers related, its
+// Authorization header: a redirect could hand either to another host, or over
+// plain http. Entra, Graph and Dataverse answer the calls mktos2s makes
+// without redirects, so one is a fault to report, not a path to take.
+func RefuseRedirect(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("%w (to %s://%s%s)", ErrRedirect, req.URL.Scheme, req.URL.Host, req.URL.Path)
+}
+
+// WithoutRedirects returns a copy of hc (nil: http.DefaultClient) that follows
+// no redirect, for handing a client the caller built to code that sends
+// credentials with it.
+func WithoutRedirects(hc *http.Client) *http.Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	c := *hc
+	c.CheckRedirect = RefuseRedirect
+	return &c
 }
 
 // overrideFor matches host against exact names first, then "*.suffix" patterns (any depth).

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,4 +71,35 @@ func startTLS(t *testing.T, srv *httptest.Server) (port, caFile string) {
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
 	return port, caFile
+}
+
+// A credential never follows a redirect: not a bearer token to another host
+// (or down to plain http), not a token form re-posted by a 307.
+func TestNewHTTPClientFollowsNoRedirect(t *testing.T) {
+	var leaked atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Add(1)
+	}))
+	t.Cleanup(other.Close)
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/steal", code)
+		}))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		port, caFile := startTLS(t, srv)
+		hc, err := NewHTTPClient(HTTPOptions{CAFile: caFile, DialOverrides: map[string]string{"login.example.com": "127.0.0.1"}})
+		require.NoError(t, err)
+
+		req, err := http.NewRequest(http.MethodPost, "https://login.example.com:"+port+"/token", strings.NewReader("client_secret=s3cret"))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := hc.Do(req)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		require.ErrorIs(t, err, ErrRedirect, "status %d", code)
+		assert.Contains(t, err.Error(), other.URL[len("http://"):], "the error names where the redirect pointed")
+	}
+	assert.Zero(t, leaked.Load(), "a request reached the redirect's target")
 }

@@ -57,7 +57,7 @@ const DefaultMaxClients = 512
 // Options configures a Provider.
 type Options struct {
 	AuthorityHost string       // default https://login.microsoftonline.com
-	HTTPClient    *http.Client // given to MSAL (confidential.WithHTTPClient); trusts the emulator CA
+	HTTPClient    *http.Client // given to MSAL (confidential.WithHTTPClient), without following redirects; nil = http.DefaultClient
 	MaxClients    int          // MSAL clients kept, least recently used dropped first; 0 = DefaultMaxClients
 }
 
@@ -99,7 +99,9 @@ func New(o Options) *Provider {
 	if maxClients <= 0 {
 		maxClients = DefaultMaxClients
 	}
-	return &Provider{authorityHost: host, hc: o.HTTPClient, salt: salt, maxClients: maxClients,
+	// The token request carries the client secret (or assertion): whatever
+	// client was given, MSAL must not follow a redirect with it.
+	return &Provider{authorityHost: host, hc: msapi.WithoutRedirects(o.HTTPClient), salt: salt, maxClients: maxClients,
 		clients: map[clientKey]*list.Element{}, lru: list.New()}
 }
 
@@ -166,13 +168,9 @@ func (p *Provider) client(tenantID string, cred Credential) (confidential.Client
 	if err != nil {
 		return confidential.Client{}, err
 	}
-	hc := p.hc
-	if hc == nil {
-		hc = http.DefaultClient
-	}
 	opts := []confidential.Option{
 		confidential.WithInstanceDiscovery(false),
-		confidential.WithHTTPClient(hc),
+		confidential.WithHTTPClient(p.hc),
 	}
 	c, err := confidential.New(p.authorityHost+"/"+url.PathEscape(tenantID), cred.ClientID, mc, opts...)
 	if err != nil {

@@ -321,3 +321,34 @@ func TestClientsAreBoundedLeastRecentlyUsedFirst(t *testing.T) {
 
 	assert.Equal(t, DefaultMaxClients, New(Options{}).maxClients, "0 means the default bound")
 }
+
+// A 307 from the token endpoint would make net/http re-post the form, client
+// secret included, to wherever it points; MSAL gets an error instead, even
+// with a client that follows redirects (the test server's own).
+func TestTokenFollowsNoRedirect(t *testing.T) {
+	var leaked []url.Values
+	var mu sync.Mutex
+	thief := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		leaked = append(leaked, r.PostForm)
+		mu.Unlock()
+		fmt.Fprint(w, `{"token_type":"Bearer","expires_in":3600,"access_token":"stolen"}`)
+	}))
+	t.Cleanup(thief.Close)
+	f := newFakeEntra(t)
+	f.respond = func(url.Values) (int, http.Header, string) {
+		return http.StatusTemporaryRedirect, http.Header{"Location": {thief.URL + "/token"}}, ""
+	}
+	hc := f.srv.Client()
+	hc.Transport.(*http.Transport).TLSClientConfig.RootCAs.AddCert(thief.Certificate())
+	p := New(Options{AuthorityHost: f.srv.URL, HTTPClient: hc})
+
+	_, err := p.Token(context.Background(), tenantA, Credential{ClientID: "app-1", Secret: "s3cret-value"}, "https://graph.microsoft.com/.default")
+	require.Error(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Empty(t, leaked, "the token form followed the redirect")
+	assert.Len(t, f.tokenRequests(), 1)
+	assert.Nil(t, hc.CheckRedirect, "the caller's client is left as it was")
+}
