@@ -143,6 +143,7 @@ func TestSignedConsentCallbackEndToEnd(t *testing.T) {
 	// browser to the callback with the state of the link.
 	browser, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: st.Emulator.CAFile()})
 	require.NoError(t, err)
+	browser.CheckRedirect = nil // a browser follows the redirect; it carries no credential
 	resp, err := browser.Get(link.String())
 	require.NoError(t, err)
 	page, err := io.ReadAll(resp.Body)

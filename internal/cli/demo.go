@@ -85,6 +85,7 @@ func (a *app) runDemo(ctx context.Context, w io.Writer, st *Stack) error {
 	if err != nil {
 		return err
 	}
+	admin.CheckRedirect = nil // the admin's browser follows the consent page's redirect; it carries no credential
 	consented := false
 	s, err := a.followWith(ctx, c, w, in.WorkflowID(), func(p workflows.Progress) error {
 		if consented || p.Status != workflows.StatusWaitingConsent || p.ConsentURL == "" {
