@@ -245,12 +245,17 @@ func ParsePairs(s string) (map[string]string, error) {
 			continue
 		}
 		k, val, ok := strings.Cut(item, "=")
-		k = strings.TrimSpace(k)
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		// Never echo the item, nor the part before "=": a bare base64 key ends
+		// in "=" padding, so that part may be the key itself.
 		if !ok || k == "" {
-			// Never echo the item: it may be a key.
 			return nil, fmt.Errorf("expected id=value pairs separated by commas, got an item without id=")
 		}
-		out[strings.ToLower(k)] = strings.TrimSpace(val)
+		if val == "" {
+			return nil, fmt.Errorf("expected id=value pairs separated by commas, got an item with nothing after its first \"=\" " +
+				"(a bare base64 key? write it as <id>=<key>, e.g. k1=<key>)")
+		}
+		out[strings.ToLower(k)] = val
 	}
 	return out, nil
 }
@@ -279,9 +284,9 @@ func (c Codec) RawKeys() (map[string][]byte, error) {
 		raw, err := decodeBase64(c.Keys[id])
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("codec.keys[%s]: not base64", id))
+			errs = append(errs, fmt.Errorf("codec.keys: the key %s is not base64", shownKeyID(id)))
 		case len(raw) != 32:
-			errs = append(errs, fmt.Errorf("codec.keys[%s]: %d bytes, want 32", id, len(raw)))
+			errs = append(errs, fmt.Errorf("codec.keys: the key %s has %d bytes, want 32", shownKeyID(id), len(raw)))
 		default:
 			out[id] = raw
 		}

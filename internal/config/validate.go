@@ -52,6 +52,7 @@ func (c Config) Validate() error {
 	c.validateTemporal(&p)
 	c.validateCodec(&p)
 	c.validateMicrosoft(&p)
+	c.validatePublicValues(&p)
 
 	mc := c.Dataverse.MarketoConfig
 	for key, val := range map[string]string{
@@ -167,7 +168,7 @@ func (c Config) validateTemporal(p *problems) {
 func (c Config) validateCodec(p *problems) {
 	for _, id := range slices.Sorted(maps.Keys(c.Codec.Keys)) {
 		if !keyIDPattern.MatchString(id) {
-			p.add("codec.keys", "key ID %q: use lower-case letters, digits, '.', '_' or '-' (IDs are stored in every payload)", id)
+			p.add("codec.keys", "the key ID %s is not valid: use up to 64 lower-case letters, digits, '.', '_' or '-' (IDs are stored in every payload)", shownKeyID(id))
 		}
 	}
 	if _, err := c.Codec.RawKeys(); err != nil {
@@ -175,8 +176,12 @@ func (c Config) validateCodec(p *problems) {
 	}
 	if len(c.Codec.Keys) > 0 {
 		if _, ok := c.Codec.Keys[c.Codec.ActiveKeyID]; !ok {
-			p.add("codec.activeKeyId", "%q is not one of codec.keys (%s); set the ID of the key that encrypts new payloads",
-				c.Codec.ActiveKeyID, strings.Join(slices.Sorted(maps.Keys(c.Codec.Keys)), ", "))
+			var ids []string
+			for _, id := range slices.Sorted(maps.Keys(c.Codec.Keys)) {
+				ids = append(ids, shownKeyID(id))
+			}
+			p.add("codec.activeKeyId", "%s is not one of codec.keys (%s); set the ID of the key that encrypts new payloads",
+				shownKeyID(c.Codec.ActiveKeyID), strings.Join(ids, ", "))
 		}
 	} else if c.Codec.ActiveKeyID != "" {
 		p.add("codec.activeKeyId", "%q is set but codec.keys is empty", c.Codec.ActiveKeyID)
@@ -225,6 +230,20 @@ func checkFile(p *problems, key, path string) {
 	if _, err := os.Stat(path); err != nil {
 		p.add(key, "cannot read %q: %v", path, errors.Unwrap(err))
 	}
+}
+
+// shownKeyID quotes a codec key ID for an error message, unless it could be a
+// key: an ID that is not a valid key ID, or is long enough to be base64 of a
+// key, was most likely a key pasted without "id=" (lower-cased by the
+// configuration loader), and is never printed.
+func shownKeyID(id string) string {
+	if id == "" {
+		return `""`
+	}
+	if keyIDPattern.MatchString(id) && len(id) < 40 {
+		return id
+	}
+	return "(ID not shown: it may be a key pasted without id=)"
 }
 
 // AllowsOrgHost reports whether host ends with one of the allowed suffixes.
