@@ -22,10 +22,11 @@ test: $(TEMPORAL)
 	$(GO) vet ./...
 	$(GO) test ./... -count=1 -timeout 20m
 
-## build: bin/worker and bin/starter
+## build: bin/worker and bin/starter (production: no emulator, no dev server) and bin/devstack (the local stack)
 build:
 	$(GO) build -o $(BIN)/worker ./worker
 	$(GO) build -o $(BIN)/starter ./starter
+	$(GO) build -o $(BIN)/devstack ./devstack
 
 ## temporal: the pinned Temporal CLI in bin/ (a cold build takes minutes)
 temporal: $(TEMPORAL)
@@ -37,11 +38,11 @@ $(TEMPORAL):
 
 ## emulator: the local Microsoft emulator (Entra, Graph, Dataverse) on https://127.0.0.1:8443
 emulator:
-	$(GO) run ./starter emulator
+	$(GO) run ./devstack emulator
 
 ## demo: dev server + UI + emulator + worker, onboard the demo tenant (Ctrl-C to stop; CI=true exits at the end)
 demo: $(TEMPORAL)
-	$(GO) run ./starter --config config/mktos2s.emulator.yaml demo $(if $(CI),--exit)
+	$(GO) run ./devstack --config config/mktos2s.emulator.yaml demo $(if $(CI),--exit)
 
 ## bench: onboarding throughput and cost against a bare Temporal chain, and many waiting onboardings (README "Performance"; report in bench/out/)
 # Flags of ./bench, e.g. make bench BENCH_FLAGS="-n 50 -scale 500".
@@ -62,4 +63,4 @@ lint:
 
 ## clean: remove built binaries (keeps bin/temporal, which is slow to rebuild)
 clean:
-	rm -f $(BIN)/worker $(BIN)/starter
+	rm -f $(BIN)/worker $(BIN)/starter $(BIN)/devstack

@@ -1,6 +1,7 @@
 // Command starter is the operator's CLI of mktos2s: start, consent, status,
-// cancel, list and credentials for onboardings, and the local stack (dev,
-// demo, emulator, codec-server). Run `starter --help`.
+// cancel, list, credentials, rotate and offboard for onboardings, and the
+// codec endpoint (codec-server) and consent callback (serve) it serves. The
+// local stack (dev, demo, emulator) is ./devstack's. Run `starter --help`.
 package main
 
 import (

@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/devstack"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/testenv"
@@ -67,8 +69,12 @@ log:
 // run executes the starter in process and returns stdout, stderr and the error.
 func run(ctx context.Context, t *testing.T, cfgFile string, args ...string) (string, string, error) {
 	t.Helper()
+	return runRoot(ctx, cli.NewRoot(), cfgFile, args...)
+}
+
+// runRoot is run with another command tree (devstack's for the demo).
+func runRoot(ctx context.Context, root *cobra.Command, cfgFile string, args ...string) (string, string, error) {
 	var stdout, stderr bytes.Buffer
-	root := cli.NewRoot()
 	root.SetArgs(append([]string{"--config", cfgFile}, args...))
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
@@ -100,7 +106,7 @@ func eventually(ctx context.Context, t *testing.T, cfgFile string, check func(st
 }
 
 type testStack struct {
-	*cli.Stack
+	*devstack.Stack
 	cfgFile string
 }
 
@@ -120,7 +126,7 @@ func newStack(ctx context.Context, dir string, seed *emulator.Seed) (testStack, 
 	if err != nil {
 		return testStack{}, err
 	}
-	st, err := cli.StartStack(ctx, base, cli.StackOptions{
+	st, err := devstack.StartStack(ctx, base, devstack.StackOptions{
 		EmulatorAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "emulator"), CodecListen: "127.0.0.1:0", Seed: seed,
 	})
 	if err != nil {
@@ -338,7 +344,7 @@ func TestDemoExitRunsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfgFile := writeConfig(t, baseYAML(""))
-	stdout, stderr, err := run(ctx, t, cfgFile, "demo", "--exit",
+	stdout, stderr, err := runRoot(ctx, devstack.NewRoot(), cfgFile, "demo", "--exit",
 		"--temporal-port", "0", "--ui-port", "0", "--emulator-addr", "127.0.0.1:0", "--codec-listen", "127.0.0.1:0",
 		"--callback-listen", "127.0.0.1:0",
 		"--data-dir", t.TempDir())

@@ -1,7 +1,9 @@
 // Package cli is the operator's command line (the starter binary): it starts
 // onboardings, signals consent, shows progress and the step-3 package, and
-// runs the local stack (dev server, emulator, codec server, worker) for the
-// demo. Every command reads the same configuration as the worker.
+// serves the codec endpoint and the consent callback. Every command reads
+// the same configuration as the worker. The local stack (dev server,
+// emulator) is internal/devstack's, which adds its commands to this tree in
+// its own binary, so the starter links no test double.
 package cli
 
 import (
@@ -29,9 +31,10 @@ type app struct {
 	pollEvery time.Duration
 }
 
-// NewRoot returns the starter command tree. Tests run it in process with
+// NewRoot returns the starter command tree, with extra commands of another
+// entry point (internal/devstack) added. Tests run it in process with
 // SetArgs, SetOut and SetErr.
-func NewRoot() *cobra.Command {
+func NewRoot(extra ...Extra) *cobra.Command {
 	a := &app{getenv: os.Getenv, pollEvery: 250 * time.Millisecond}
 	root := &cobra.Command{
 		Use:   "starter",
@@ -59,9 +62,11 @@ precedence. Command flags can also be set in the environment:
 
 	root.AddCommand(
 		a.startCmd(), a.consentCmd(), a.statusCmd(), a.cancelCmd(), a.listCmd(), a.credentialsCmd(),
-		a.codecServerCmd(), a.serveCmd(), a.emulatorCmd(), a.devCmd(), a.demoCmd(),
-		a.rotateCmd(), a.offboardCmd(),
+		a.codecServerCmd(), a.serveCmd(), a.rotateCmd(), a.offboardCmd(),
 	)
+	for _, e := range extra {
+		root.AddCommand(e(App{a}))
+	}
 	return root
 }
 

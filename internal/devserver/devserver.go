@@ -1,6 +1,6 @@
 // Package devserver runs the real Temporal server locally: the Temporal CLI's
 // `server start-dev` (SQLite, optional Web UI), built into bin/temporal by
-// `make temporal`. Tests, `starter dev` and the demo use it; it never
+// `make temporal`. Tests and internal/devstack (`devstack dev`, the demo) use it; it never
 // downloads anything.
 package devserver
 

@@ -1,4 +1,9 @@
-package cli
+// Package devstack is the local stack for development, demos and tests:
+// the Temporal dev server, the Microsoft emulator, the codec endpoint, the
+// consent callback and a worker in one process, and the commands that run it
+// (dev, demo, emulator). Its binary is ./devstack; the production starter
+// never links this package (starter/deps_test.go).
+package devstack
 
 import (
 	"context"
@@ -18,6 +23,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/devserver"
@@ -72,7 +78,7 @@ type Stack struct {
 	servers []*http.Server
 }
 
-// StartStack starts everything `starter dev` runs. base supplies the codec
+// StartStack starts everything `devstack dev` runs. base supplies the codec
 // keys, codec token, logging and consent settings; everything Microsoft is
 // pointed at the emulator and everything Temporal at the dev server.
 func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *Stack, err error) {
@@ -134,7 +140,7 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 	}
 	st.Config = cfg
 
-	codecHandler, err := codecHTTPHandler(cfg)
+	codecHandler, err := cli.CodecHandler(cfg)
 	if err != nil {
 		_, _ = codecLn.Close(), callbackLn.Close()
 		return st, err
@@ -146,7 +152,7 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 		return st, err
 	}
 	// The worker below signs consent links with the same cfg.Consent.
-	callback, _, err := callbackHandler(cfg.Consent, st.client, o.Logger.With("component", "consent-callback"), nil)
+	callback, err := cli.CallbackHandler(cfg.Consent, st.client, o.Logger.With("component", "consent-callback"))
 	if err != nil {
 		_ = callbackLn.Close()
 		return st, err
@@ -234,15 +240,6 @@ func (st *Stack) Stop() {
 	if st.Emulator != nil {
 		_ = st.Emulator.Close()
 	}
-}
-
-// codecHTTPHandler is the codec endpoint for cfg.
-func codecHTTPHandler(cfg config.Config) (http.Handler, error) {
-	c, err := workerapp.NewCodec(cfg.Codec)
-	if err != nil {
-		return nil, err
-	}
-	return codec.NewHTTPHandler(c, codec.HTTPOptions{Token: cfg.CodecServer.Token, CORSOrigin: cfg.CodecServer.CORSOrigin})
 }
 
 // uiPortOf is the port of the configured UI origin (codecServer.corsOrigin),

@@ -1,4 +1,4 @@
-package cli
+package devstack
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -21,13 +22,13 @@ import (
 // demoOrgHost is the org of the emulator's default seed the demo onboards.
 const demoOrgHost = "contoso.crm.localhost"
 
-func (a *app) demoCmd() *cobra.Command {
+func demoCmd(x cli.App) *cobra.Command {
 	var (
 		f    stackFlags
 		exit bool
 	)
 	cmd := &cobra.Command{
-		Annotations: map[string]string{annotWritesCA: "true"},
+		Annotations: map[string]string{cli.AnnotWritesCA: "true"},
 		Use:         "demo",
 		Short:       "Start the local stack and onboard the emulator's demo tenant end to end",
 		Long: `demo does what dev does, then onboards Contoso (contoso.crm.localhost) of the
@@ -39,10 +40,10 @@ for the Temporal UI until Ctrl-C; with --exit it stops and exits 0 only if the
 onboarding completed and validated.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStack(cmd, f, func(st *Stack) (bool, error) {
-				err := a.runDemo(cmd.Context(), out(cmd), st)
+			return withStack(x, cmd, f, func(st *Stack) (bool, error) {
+				err := runDemo(cmd.Context(), x, cmd.OutOrStdout(), st)
 				if st.Temporal.UIURL != "" {
-					fmt.Fprintf(out(cmd), "Temporal UI: %s\n", st.Temporal.UIURL)
+					fmt.Fprintf(cmd.OutOrStdout(), "Temporal UI: %s\n", st.Temporal.UIURL)
 				}
 				return !exit, err
 			})
@@ -54,31 +55,9 @@ onboarding completed and validated.`,
 }
 
 // runDemo onboards the demo org and prints the checklist and the package.
-func (a *app) runDemo(ctx context.Context, w io.Writer, st *Stack) error {
+func runDemo(ctx context.Context, x cli.App, w io.Writer, st *Stack) error {
 	og, err := demoOrg(st.Seed)
 	if err != nil {
-		return err
-	}
-	in, err := a.input(startFlags{
-		target:             target{tenantID: og.TenantID, orgURL: st.Emulator.OrgURL(og.Host)},
-		appName:            workflows.DefaultAppDisplayName,
-		secretMonths:       workflows.DefaultSecretLifetimeMonths,
-		consentTimeout:     workflows.DefaultConsentTimeout,
-		federation:         string(workflows.FederationAuto),
-		solution:           workflows.DefaultSolutionName,
-		minSolutionVersion: workflows.DefaultMinSolutionVersion,
-	})
-	if err != nil {
-		return err
-	}
-	c, err := a.dial(ctx, w)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	fmt.Fprintf(w, "\nOnboarding tenant %s, org %s\n", in.TenantID, in.OrgURL)
-	if _, err := a.start(ctx, c, w, in); err != nil {
 		return err
 	}
 	admin, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: st.Emulator.CAFile(), DialOverrides: map[string]string{"*.localhost": "127.0.0.1"}})
@@ -86,24 +65,10 @@ func (a *app) runDemo(ctx context.Context, w io.Writer, st *Stack) error {
 		return err
 	}
 	admin.CheckRedirect = nil // the admin's browser follows the consent page's redirect; it carries no credential
-	consented := false
-	s, err := a.followWith(ctx, c, w, in.WorkflowID(), func(p workflows.Progress) error {
-		if consented || p.Status != workflows.StatusWaitingConsent || p.ConsentURL == "" {
-			return nil
-		}
-		consented = true
-		return consentAsAdmin(ctx, admin, c, w, in.WorkflowID(), p.ConsentURL)
-	})
-	if err != nil {
-		return err
-	}
-	if err := outcome(s); err != nil {
-		return err
-	}
-	fmt.Fprintln(w)
-	writeCredentials(w, packageFrom(*s.Result, false))
-	fmt.Fprintf(w, "Reveal the secret with: starter credentials --tenant-id %s --org-url %s --reveal\n", in.TenantID, in.OrgURL)
-	return nil
+	return x.RunOnboarding(ctx, w, og.TenantID, st.Emulator.OrgURL(og.Host),
+		func(ctx context.Context, c client.Client, workflowID, consentURL string) error {
+			return consentAsAdmin(ctx, admin, c, w, workflowID, consentURL)
+		})
 }
 
 func demoOrg(seed *emulator.Seed) (emulator.SeedOrg, error) {
