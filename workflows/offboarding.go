@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
@@ -20,6 +19,9 @@ const (
 	// when something reappeared (a cancelled onboarding's last activity).
 	DefaultVerifyDelay = 30 * time.Second
 	maxOffboardRounds  = 3
+	// changeRemovalFromTable: the removal order became resourceTable's
+	// reverse (role associations before HRD policies).
+	changeRemovalFromTable = "offboarding-removal-from-table"
 )
 
 // Offboarding phases.
@@ -31,16 +33,6 @@ const (
 	PhaseDone      = "completed"
 	PhasePlanned   = "planned" // dry run
 )
-
-// OffboardingWorkflowID is the one offboarding per tenant and org.
-func OffboardingWorkflowID(tenantID, orgHost string) string {
-	return "offboarding/" + strings.ToLower(tenantID) + "/" + strings.ToLower(orgHost)
-}
-
-// RegisterOffboarding registers Offboarding under OffboardingWorkflowType.
-func RegisterOffboarding(r worker.WorkflowRegistry) {
-	r.RegisterWorkflowWithOptions(Offboarding, workflow.RegisterOptions{Name: OffboardingWorkflowType})
-}
 
 // OffboardingInput names the tenant and org to remove.
 type OffboardingInput struct {
@@ -163,6 +155,7 @@ func Offboarding(ctx workflow.Context, in OffboardingInput) (OffboardingResult, 
 	}
 
 	res := OffboardingResult{DryRun: in.DryRun}
+	tableOrder := workflow.GetVersion(ctx, changeRemovalFromTable, workflow.DefaultVersion, 1) == 1
 	var failed []string
 	for round := 1; ; round++ {
 		p.Round, res.Rounds = round, round
@@ -179,7 +172,7 @@ func Offboarding(ctx workflow.Context, in OffboardingInput) (OffboardingResult, 
 		if round == 1 {
 			res.Found = found
 		}
-		actions := removalPlan(in, found)
+		actions := removalPlan(in, found, tableOrder)
 		if in.DryRun {
 			p.Actions = actions
 			res.Actions = actions
@@ -221,42 +214,28 @@ func Offboarding(ctx workflow.Context, in OffboardingInput) (OffboardingResult, 
 	}
 }
 
-// removalPlan is the onboarding's saga in reverse creation order, built
+// removalPlan is the onboarding's saga backwards (resourceTable), built
 // from what exists now rather than from what an onboarding recorded.
-func removalPlan(in OffboardingInput, f activities.FoundResources) []OffboardingAction {
-	t, org := in.TenantID, in.OrgURL
+// Offboardings started before the table kept their own order, which removed
+// the HRD policies before the role associations; they replay with it.
+func removalPlan(in OffboardingInput, f activities.FoundResources, tableOrder bool) []OffboardingAction {
+	table := resourceTable()
+	if !tableOrder {
+		kinds := map[string]resource{}
+		for _, r := range table {
+			kinds[r.kind] = r
+		}
+		table = nil
+		for _, k := range []string{"application", "service principal", "client secret", "application user", "role association", "HRD policy", "Marketo Config"} {
+			table = append(table, kinds[k])
+		}
+	}
 	var out []OffboardingAction
-	add := func(action, target, activity string, fn, arg any) {
-		out = append(out, OffboardingAction{Action: action, Target: target, Activity: activity, fn: fn, in: arg})
-	}
-	if f.ConfigID != "" {
-		// An empty previous user clears the lookup: the sync user is going away.
-		add("clear-marketo-config-user", f.ConfigID, "RestoreMarketoConfig", a.RestoreMarketoConfig,
-			activities.RestoreMarketoConfigInput{TenantID: t, OrgURL: org, ConfigID: f.ConfigID, SystemUserID: f.SystemUserID})
-	}
-	for _, id := range f.HRDPolicyIDs {
-		add("remove-hrd-policy", id, "RemoveHRDPolicy", a.RemoveHRDPolicy,
-			activities.RemoveHRDPolicyInput{TenantID: t, ServicePrincipalID: f.ServicePrincipalID, PolicyID: id})
-	}
-	for _, id := range f.RoleIDs {
-		add("remove-role-association", id, "RemoveRoleAssociation", a.RemoveRoleAssociation,
-			activities.RemoveRoleAssociationInput{TenantID: t, OrgURL: org, SystemUserID: f.SystemUserID, RoleID: id})
-	}
-	if f.SystemUserID != "" {
-		add("remove-application-user", f.SystemUserID, "RemoveApplicationUser", a.RemoveApplicationUser,
-			activities.RemoveApplicationUserInput{TenantID: t, OrgURL: org, SystemUserID: f.SystemUserID})
-	}
-	for _, id := range f.SecretKeyIDs {
-		add("remove-client-secret", id, "RemoveClientSecret", a.RemoveClientSecret,
-			activities.RemoveClientSecretInput{TenantID: t, AppObjectID: f.AppObjectID, KeyID: id})
-	}
-	if f.ServicePrincipalID != "" {
-		add("remove-service-principal", f.ServicePrincipalID, "RemoveServicePrincipal", a.RemoveServicePrincipal,
-			activities.RemoveServicePrincipalInput{TenantID: t, ServicePrincipalID: f.ServicePrincipalID})
-	}
-	if f.AppObjectID != "" {
-		add("remove-application", f.AppObjectID, "RemoveApplication", a.RemoveApplication,
-			activities.RemoveApplicationInput{TenantID: t, AppObjectID: f.AppObjectID})
+	for i := len(table) - 1; i >= 0; i-- {
+		r := table[i]
+		for _, t := range r.found(in.TenantID, in.OrgURL, f) {
+			out = append(out, OffboardingAction{Action: r.action, Target: t.id, Activity: activityName(r.undo), fn: r.undo, in: t.in})
+		}
 	}
 	return out
 }
@@ -278,10 +257,4 @@ func describeFound(f activities.FoundResources) string {
 	add("role association", f.RoleIDs...)
 	add("Marketo Config", f.ConfigID)
 	return strings.Join(parts, ", ")
-}
-
-func findOptions() workflow.ActivityOptions {
-	o := stepOptions(StepPreflight)
-	o.RetryPolicy.MaximumAttempts = 10
-	return o
 }

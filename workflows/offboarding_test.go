@@ -32,7 +32,7 @@ type offboardEnv struct {
 func newOffboardEnv(t *testing.T, world activities.FoundResources) *offboardEnv {
 	o := &offboardEnv{world: world}
 	o.env = o.NewTestWorkflowEnvironment()
-	RegisterOffboarding(o.env)
+	Register(o.env)
 	o.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -116,7 +116,7 @@ func TestOffboardingFullyOnboardedRemovesNewestFirst(t *testing.T) {
 
 	host := "contoso.crm.localhost:8443"
 	assert.Equal(t, []string{RotationWorkflowID(testTenant, host), WorkflowID(testTenant, host)}, o.cancelled, "rotation stopped first")
-	assert.Equal(t, []string{"FindOnboardedResources", "RestoreMarketoConfig", "RemoveHRDPolicy", "RemoveRoleAssociation",
+	assert.Equal(t, []string{"FindOnboardedResources", "RestoreMarketoConfig", "RemoveRoleAssociation", "RemoveHRDPolicy",
 		"RemoveApplicationUser", "RemoveClientSecret", "RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication",
 		"FindOnboardedResources"}, o.started)
 	assert.True(t, o.world.Empty())
@@ -153,9 +153,21 @@ func TestOffboardingDryRunChangesNothing(t *testing.T) {
 		actions = append(actions, a.Action+" "+a.Target)
 		assert.False(t, a.Done)
 	}
-	assert.Equal(t, []string{"clear-marketo-config-user cfg-1", "remove-hrd-policy hrd-1", "remove-role-association role-1",
+	assert.Equal(t, []string{"clear-marketo-config-user cfg-1", "remove-role-association role-1", "remove-hrd-policy hrd-1",
 		"remove-application-user user-1", "remove-client-secret key-1", "remove-client-secret key-2",
 		"remove-service-principal sp-1", "remove-application app-obj"}, actions)
+}
+
+// Offboardings that began before the removal plan came from resourceTable
+// (no version marker) replay with the order they scheduled: HRD policies
+// before role associations.
+func TestOffboardingBeforeTheTableKeepsItsOrder(t *testing.T) {
+	var actions []string
+	for _, a := range removalPlan(offboardInput(false).WithDefaults(), fullyOnboarded(), false) {
+		actions = append(actions, a.Activity)
+	}
+	assert.Equal(t, []string{"RestoreMarketoConfig", "RemoveHRDPolicy", "RemoveRoleAssociation", "RemoveApplicationUser",
+		"RemoveClientSecret", "RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication"}, actions)
 }
 
 func TestOffboardingNothingThereIsIdempotent(t *testing.T) {

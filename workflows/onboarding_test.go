@@ -30,25 +30,33 @@ const (
 	testSecret = "s3cr3t-value-never-in-progress"
 )
 
-// stepActivity is the activity that performs each step; the order is the
-// order of DESIGN.md.
-var stepActivity = []struct{ step, activity, undo string }{
-	{StepPreflight, "Preflight", ""},
-	{StepRegisterApplication, "RegisterApplication", "RemoveApplication"},
-	{StepCreateServicePrincipal, "CreateServicePrincipal", "RemoveServicePrincipal"},
-	{StepAwaitingAdminConsent, "VerifyConsent", ""},
-	{StepAddClientSecret, "AddClientSecret", "RemoveClientSecret"},
-	{StepCreateApplicationUser, "CreateApplicationUser", "RemoveApplicationUser"},
-	{StepConfigureHomeRealmDiscovery, "ConfigureHomeRealmDiscovery", "RemoveHRDPolicy"},
-	{StepAssignSecurityRole, "AssignSecurityRole", "RemoveRoleAssociation"},
-	{StepConfigureMarketoSolution, "ConfigureMarketoSolution", "RestoreMarketoConfig"},
-	{StepPublishCustomizations, "PublishCustomizations", ""},
-	{StepCreateSyncFilter, "CreateSyncFilter", ""},
-	{StepValidateConnection, "ValidateConnection", ""},
-}
+// stepActivity is the plan with the activity that performs each step and
+// the undo activities of what it creates, in the order the workflow runs
+// them: derived from onboardingPlan and resourceTable, never spelled here.
+var stepActivity = func() (out []struct {
+	step, activity string
+	undos          []string
+}) {
+	for _, s := range onboardingPlan() {
+		e := struct {
+			step, activity string
+			undos          []string
+		}{step: s.name, activity: activityName(s.activity)}
+		for _, r := range createdBy(s.name) {
+			e.undos = append(e.undos, activityName(r.undo))
+		}
+		out = append(out, e)
+	}
+	return out
+}()
 
-var undoNames = []string{"RemoveApplication", "RemoveServicePrincipal", "RemoveClientSecret", "RemoveApplicationUser",
-	"RemoveHRDPolicy", "RemoveRoleAssociation", "RestoreMarketoConfig"}
+// undoNames are the undo activities of every resource.
+var undoNames = func() (out []string) {
+	for _, r := range resourceTable() {
+		out = append(out, activityName(r.undo))
+	}
+	return out
+}()
 
 // harness runs Onboarding against mocked activities and records the order
 // in which activities start.
@@ -71,8 +79,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	h := &harness{t: t}
 	h.env = h.NewTestWorkflowEnvironment()
-	Register(h.env)
-	RegisterRotation(h.env) // a completed onboarding starts its rotation as a child (mocked in mock)
+	Register(h.env) // a completed onboarding starts its rotation as a child (mocked in mock)
 	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -281,7 +288,7 @@ func TestOnboardingHappyPath(t *testing.T) {
 		ClientSecret: testSecret, SecretExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 		Validation: []activities.Check{{Name: activities.CheckCredentials, Passed: true}, {Name: activities.CheckRole, Passed: true}},
 		Resources: Resources{AppObjectID: "app-obj", AppID: "app-id", ServicePrincipalID: "sp-1", SecretKeyID: "key-1",
-			SystemUserID: "user-1", RoleID: "role-1", ConfigID: "cfg-1"},
+			SystemUserID: "user-1", RoleID: "role-1", ConfigID: "cfg-1", ConfigPreviousUserID: "old-user"},
 		CompletedSteps: []string{StepPreflight, StepRegisterApplication, StepCreateServicePrincipal, StepAwaitingAdminConsent,
 			StepAddClientSecret, StepCreateApplicationUser, StepAssignSecurityRole, StepConfigureMarketoSolution,
 			StepPublishCustomizations, StepCreateSyncFilter, StepValidateConnection},
@@ -526,8 +533,8 @@ func TestFailureAtEachStepUndoesExactlyThePreviousSteps(t *testing.T) {
 
 			var want []string
 			for i := k - 1; i >= 0; i-- {
-				if stepActivity[i].undo != "" {
-					want = append(want, stepActivity[i].undo)
+				for j := len(stepActivity[i].undos) - 1; j >= 0; j-- {
+					want = append(want, stepActivity[i].undos[j])
 				}
 			}
 			assert.Equal(t, want, h.undos())

@@ -71,7 +71,7 @@ func testKeyOptions(t *testing.T) client.Options {
 }
 
 func TestReplayRecordedHistories(t *testing.T) {
-	files, err := filepath.Glob("testdata/onboarding-*.json")
+	files, err := filepath.Glob("testdata/*.json")
 	require.NoError(t, err)
 	require.Contains(t, files, completedHistory)
 	require.Contains(t, files, compensatedHistory)
@@ -135,7 +135,7 @@ func TestRecordedHistoriesAreEncrypted(t *testing.T) {
 	res := replayCompleted(t)
 	require.NotEmpty(t, res.ClientSecret)
 
-	files, err := filepath.Glob("testdata/onboarding-*.json")
+	files, err := filepath.Glob("testdata/*.json")
 	require.NoError(t, err)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

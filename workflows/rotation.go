@@ -5,10 +5,8 @@ import (
 	"strings"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
@@ -50,16 +48,6 @@ const (
 	PhaseFailed           = "failed"
 	rotationExpiredBanner = "OLD CLIENT SECRET EXPIRED"
 )
-
-// RotationWorkflowID is the one rotation per tenant and org.
-func RotationWorkflowID(tenantID, orgHost string) string {
-	return "rotation/" + strings.ToLower(tenantID) + "/" + strings.ToLower(orgHost)
-}
-
-// RegisterRotation registers SecretRotation under RotationWorkflowType.
-func RegisterRotation(r worker.WorkflowRegistry) {
-	r.RegisterWorkflowWithOptions(SecretRotation, workflow.RegisterOptions{Name: RotationWorkflowType})
-}
 
 // RotationSettings tune the rotation. Zero values take the defaults.
 // SecretLifetime is for tests only: it replaces the lifetime in months so a
@@ -577,56 +565,4 @@ func (r *rotation) reminderText() string {
 		fmt.Fprintf(&b, " The old secret expires %s.", p.OldExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return b.String()
-}
-
-// startRotation starts the tenant's SecretRotation as an abandoned child:
-// it outlives the onboarding, and waiting only for its start costs the
-// onboarding's history 7 events (version marker and its search attribute,
-// child initiated and started, one workflow task). A failure to start it does not
-// fail the onboarding, whose work is done; it is reported instead.
-func (r *run) startRotation(ctx workflow.Context, res OnboardingResult) {
-	if workflow.GetVersion(ctx, changeStartSecretRotation, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return
-	}
-	in := r.in
-	settings := RotationSettings{}
-	if in.Rotation != nil {
-		settings = *in.Rotation
-	}
-	id := RotationWorkflowID(in.TenantID, in.OrgHost())
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            id,
-		TaskQueue:             TaskQueue,
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(SearchTenantID.ValueSet(in.TenantID), SearchOrgHost.ValueSet(in.OrgHost())),
-	})
-	child := workflow.ExecuteChildWorkflow(cctx, RotationWorkflowType, RotationInput{
-		TenantID: in.TenantID, OrgURL: in.OrgURL, AppObjectID: res.Resources.AppObjectID, AppID: res.ClientID,
-		SystemUserID: res.Resources.SystemUserID, Username: res.Username,
-		Current:              RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
-		SecretLifetimeMonths: in.SecretLifetimeMonths, Settings: settings,
-		RoleName: in.SecurityRoleName, SolutionName: in.SolutionName, MinSolutionVersion: in.MinSolutionVersion,
-	})
-	var exec workflow.Execution
-	err := child.GetChildWorkflowExecution().Get(ctx, &exec)
-	switch {
-	case err == nil:
-		r.progress.RotationWorkflowID = id
-		r.say(ctx, "validation passed; secret rotation scheduled ("+id+")")
-	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
-		r.progress.RotationWorkflowID = id
-		r.say(ctx, "validation passed; a secret rotation is already running ("+id+"); it keeps its own schedule")
-	default:
-		workflow.GetLogger(ctx).Warn("secret rotation not started", "error", err)
-		r.say(ctx, "validation passed, but the secret rotation did not start ("+errorMessage(err)+"); run `starter rotate --now` to start it")
-	}
-}
-
-// testSecretLifetime is the test-only lifetime override, zero in production.
-func (in OnboardingInput) testSecretLifetime() time.Duration {
-	if in.Rotation == nil {
-		return 0
-	}
-	return in.Rotation.SecretLifetime
 }

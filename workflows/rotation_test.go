@@ -62,7 +62,7 @@ func newRotationEnv(t *testing.T, entra *fakeEntra, start time.Time) *rotationEn
 	r.env = r.NewTestWorkflowEnvironment()
 	r.env.SetStartTime(start)
 	r.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: RotationWorkflowID(testTenant, "contoso.crm.localhost:8443")})
-	RegisterRotation(r.env)
+	Register(r.env)
 	var a *activities.Activities
 	r.env.OnActivity(a.AddClientSecret, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.AddClientSecretInput) (activities.AddClientSecretResult, error) {

@@ -206,8 +206,6 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*App, error) {
 		WorkerStopTimeout:                      cfg.Worker.StopTimeout,
 	})
 	workflows.Register(app.Worker)
-	workflows.RegisterRotation(app.Worker)
-	workflows.RegisterOffboarding(app.Worker)
 	activities.Register(app.Worker, activities.New(deps))
 	return app, nil
 }

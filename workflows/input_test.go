@@ -77,35 +77,3 @@ func TestValidateNamesEachBadFieldAndItsFix(t *testing.T) {
 			"consentRecheckInterval", "federation", "solutionName", "minSolutionVersion", "securityRoleName"}, fields)
 	})
 }
-
-func TestStepsPlanMatchesTheWorkflow(t *testing.T) {
-	names := func(in OnboardingInput) (run, skipped []string) {
-		for _, s := range Steps(in.WithDefaults()) {
-			if s.Skipped {
-				skipped = append(skipped, s.Name)
-			} else {
-				run = append(run, s.Name)
-			}
-		}
-		return run, skipped
-	}
-	all := []string{StepPreflight, StepRegisterApplication, StepCreateServicePrincipal, StepAwaitingAdminConsent, StepAddClientSecret,
-		StepCreateApplicationUser, StepConfigureHomeRealmDiscovery, StepAssignSecurityRole, StepConfigureMarketoSolution,
-		StepPublishCustomizations, StepCreateSyncFilter, StepValidateConnection}
-
-	run, skipped := names(OnboardingInput{Federation: FederationAlways, SyncFilterEntities: []string{"lead"}})
-	assert.Equal(t, all, run)
-	assert.Empty(t, skipped)
-
-	_, skipped = names(OnboardingInput{Federation: FederationNever})
-	assert.Equal(t, []string{StepConfigureHomeRealmDiscovery, StepCreateSyncFilter}, skipped)
-
-	// Every step that creates something says how it is undone.
-	for _, s := range Steps(OnboardingInput{}.WithDefaults()) {
-		for _, u := range stepActivity {
-			if u.step == s.Name {
-				assert.Equal(t, u.undo != "", s.Undo != "", "step %s", s.Name)
-			}
-		}
-	}
-}
