@@ -13,7 +13,7 @@ GO       ?= go
 # Integration tests find the CLI through this variable (internal/devserver.Locate).
 export MKTOS2S_TEMPORAL_BIN := $(TEMPORAL)
 
-.PHONY: all test build temporal emulator demo bench lint clean
+.PHONY: all test build temporal emulator demo bench bench-scale lint clean
 
 all: build
 
@@ -44,11 +44,16 @@ emulator:
 demo: $(TEMPORAL)
 	$(GO) run ./devstack --config config/mktos2s.emulator.yaml demo $(if $(CI),--exit)
 
-## bench: onboarding throughput and cost against a bare Temporal chain, and many waiting onboardings (README "Performance"; report in bench/out/)
-# Flags of ./bench, e.g. make bench BENCH_FLAGS="-n 50 -scale 500".
+## bench: onboarding throughput, history events and Temporal Cloud actions against a bare Temporal chain, and what `start --wait` costs (README "Performance"; report in bench/out/)
+# Flags of ./bench, e.g. make bench BENCH_FLAGS="-n 50".
 BENCH_FLAGS ?=
 bench: $(TEMPORAL)
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+## bench-scale: 10,000 onboardings started, left waiting for consent, then all drained (at most 45 minutes; report in bench/out-scale/)
+SCALE_FLAGS ?= -scale 10000
+bench-scale: $(TEMPORAL)
+	$(GO) run ./bench -scale-only -timeout 45m -out bench/out-scale $(SCALE_FLAGS)
 
 ## chaos: 20 onboardings under 5xx/429/lag with worker SIGKILLs and a dev server restart; checks the state and scans for leaked secrets
 .PHONY: chaos

@@ -18,7 +18,8 @@ import (
 
 // The bare chain is what Temporal itself allows: the same number of
 // activities as a happy-path Onboarding and one signal at the same point,
-// with no search attributes, payload codec, query handler or I/O. It lives
+// with no search attributes, payload codec or I/O, and a query handler so
+// that the driver can treat it as it treats an onboarding. It lives
 // here, not in workflows/, because it is a yardstick and not a product.
 const (
 	bareTaskQueue    = "bench-bare-chain"
@@ -32,18 +33,33 @@ type bareInput struct {
 	After  int `json:"after"`
 }
 
+// bareProgress is what the bare chain's query answers: the driver asks it
+// once at the wait, as it asks an onboarding for its consent URL.
+type bareProgress struct {
+	Done    int  `json:"done"`
+	Waiting bool `json:"waiting"`
+}
+
 func bareChain(ctx workflow.Context, in bareInput) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	var p bareProgress
+	if err := workflow.SetQueryHandler(ctx, workflows.QueryProgress, func() (bareProgress, error) { return p, nil }); err != nil {
+		return err
+	}
 	for i := range in.Before {
 		if err := workflow.ExecuteActivity(ctx, noopActivity, i).Get(ctx, nil); err != nil {
 			return err
 		}
+		p.Done++
 	}
+	p.Waiting = true
 	workflow.GetSignalChannel(ctx, workflows.SignalAdminConsent).Receive(ctx, nil)
+	p.Waiting = false
 	for i := range in.After {
 		if err := workflow.ExecuteActivity(ctx, noopActivity, in.Before+i).Get(ctx, nil); err != nil {
 			return err
 		}
+		p.Done++
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/mktos2s/mktos2s/workflows"
@@ -211,4 +214,87 @@ func TestHistoryStateRecordsChildren(t *testing.T) {
 	})
 	require.Len(t, h.Children, 1)
 	assert.Equal(t, "rotation/x", h.Children[0].GetWorkflowId())
+}
+
+// The recorded completed onboarding, counted with Temporal Cloud's mapping:
+// every kind the mapping names is found where the history has it.
+func TestActionsOfTheRecordedOnboarding(t *testing.T) {
+	f, err := os.Open("../workflows/testdata/onboarding-completed.json")
+	require.NoError(t, err)
+	defer f.Close()
+	h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	require.NoError(t, err)
+	var a actionCount
+	kinds := map[enumspb.EventType]int{}
+	for _, e := range h.GetEvents() {
+		a.add(e, false)
+		kinds[e.GetEventType()]++
+	}
+	assert.Equal(t, kinds[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED], a.Starts)
+	assert.Equal(t, kinds[enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED], a.Activities, "no retries in the recorded run")
+	assert.Equal(t, kinds[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED], a.Signals)
+	assert.Equal(t, kinds[enumspb.EVENT_TYPE_TIMER_STARTED], a.Timers)
+	assert.Equal(t, kinds[enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED], a.Children)
+	assert.LessOrEqual(t, a.Markers, kinds[enumspb.EVENT_TYPE_MARKER_RECORDED])
+	assert.LessOrEqual(t, a.Upserts, kinds[enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES])
+	assert.Equal(t, a.Starts+a.Activities+a.Markers+a.Timers+a.Signals+a.Upserts+a.Children+a.Other, a.Total)
+	t.Logf("recorded onboarding: %+v", a)
+}
+
+func TestActionsRules(t *testing.T) {
+	ev := func(t enumspb.EventType) *historypb.HistoryEvent { return &historypb.HistoryEvent{EventType: t} }
+	started := func(attempt int32) *historypb.HistoryEvent {
+		return &historypb.HistoryEvent{EventType: enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+			Attributes: &historypb.HistoryEvent_ActivityTaskStartedEventAttributes{ActivityTaskStartedEventAttributes: &historypb.ActivityTaskStartedEventAttributes{Attempt: attempt}}}
+	}
+	upsert := func(names ...string) *historypb.HistoryEvent {
+		f := map[string]*commonpb.Payload{}
+		for _, n := range names {
+			f[n] = &commonpb.Payload{}
+		}
+		return &historypb.HistoryEvent{EventType: enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+			Attributes: &historypb.HistoryEvent_UpsertWorkflowSearchAttributesEventAttributes{UpsertWorkflowSearchAttributesEventAttributes: &historypb.UpsertWorkflowSearchAttributesEventAttributes{
+				SearchAttributes: &commonpb.SearchAttributes{IndexedFields: f}}}}
+	}
+	tests := []struct {
+		name   string
+		sws    bool
+		events []*historypb.HistoryEvent
+		want   int
+	}{
+		{"start and signal", false, []*historypb.HistoryEvent{ev(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED), ev(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)}, 2},
+		{"signal-with-start is one", true, []*historypb.HistoryEvent{ev(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED), ev(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED), ev(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)}, 2},
+		{"activity retried twice", false, []*historypb.HistoryEvent{ev(enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED), started(3)}, 3},
+		{"markers of one task are one", false, []*historypb.HistoryEvent{
+			ev(enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED), ev(enumspb.EVENT_TYPE_MARKER_RECORDED), ev(enumspb.EVENT_TYPE_MARKER_RECORDED),
+			ev(enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED), ev(enumspb.EVENT_TYPE_MARKER_RECORDED)}, 2},
+		{"change-version upsert is exempt", false, []*historypb.HistoryEvent{upsert(changeVersionAttribute), upsert("OnboardingStep"), upsert("OnboardingStep", changeVersionAttribute)}, 2},
+		{"timer and child intent", false, []*historypb.HistoryEvent{ev(enumspb.EVENT_TYPE_TIMER_STARTED), ev(enumspb.EVENT_TYPE_TIMER_FIRED), ev(enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED)}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a actionCount
+			for _, e := range tt.events {
+				a.add(e, tt.sws)
+			}
+			assert.Equal(t, tt.want, a.Total)
+		})
+	}
+}
+
+// The follow measurement reads the frontend's QueryWorkflow count from the
+// server's Prometheus text, and nothing else.
+func TestServerQueries(t *testing.T) {
+	body := `# TYPE service_latency_count counter
+service_latency_count{namespace="default",operation="QueryWorkflow",service_name="frontend"} 7
+service_latency_count{namespace="other",operation="QueryWorkflow",service_name="frontend"} 2
+service_latency_count{namespace="default",operation="QueryWorkflow",service_name="history"} 9
+service_latency_count{namespace="default",operation="SignalWorkflowExecution",service_name="frontend"} 4
+service_latency_sum{namespace="default",operation="QueryWorkflow",service_name="frontend"} 0.5
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(body)) }))
+	defer srv.Close()
+	n, err := serverQueries(t.Context(), srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, 9, n)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -22,24 +23,35 @@ type outcome struct {
 	ID         string
 	Start, End time.Time // server times of the first and the last event
 	Events     int
+	// Activities counts the steps: activities scheduled and local
+	// activities run (a local activity is one step done more cheaply; the
+	// bare chain does each step as an activity).
 	Activities int
-	// ActivitiesBeforeSignal counts the activities scheduled before the
-	// first signal: where the bare chain puts its signal.
+	// LocalActivities is the part of Activities run as local activities.
+	LocalActivities int
+	// ActivitiesBeforeSignal counts the steps before the first signal:
+	// where the bare chain puts its signal.
 	ActivitiesBeforeSignal int
 	// Children are the child workflows the run started (the product's
 	// SecretRotation): their histories are part of an onboarding's cost.
 	Children []*commonpb.WorkflowExecution
-	Err      error
+	// Actions are the Temporal Cloud actions its history records.
+	Actions actionCount
+	Err     error
 }
+
+// localActivityMarker is the marker name the SDK records a local activity's result under.
+const localActivityMarker = "LocalActivity"
 
 // historyState follows a history event by event.
 type historyState struct {
 	outcome
-	open        int // activities scheduled and not yet closed
-	pendingTask bool
-	taskDone    bool // at least one workflow task completed
-	signalled   bool
-	closed      bool
+	signalWithStart bool
+	open            int // activities scheduled and not yet closed
+	pendingTask     bool
+	taskDone        bool // at least one workflow task completed
+	signalled       bool
+	closed          bool
 }
 
 func (h *historyState) add(e *historypb.HistoryEvent) {
@@ -48,6 +60,7 @@ func (h *historyState) add(e *historypb.HistoryEvent) {
 	}
 	h.Events++
 	h.End = e.GetEventTime().AsTime()
+	h.Actions.add(e, h.signalWithStart)
 	switch e.GetEventType() {
 	case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
 		h.pendingTask = true
@@ -64,6 +77,11 @@ func (h *historyState) add(e *historypb.HistoryEvent) {
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 		if !h.signalled {
 			h.signalled, h.ActivitiesBeforeSignal = true, h.Activities
+		}
+	case enumspb.EVENT_TYPE_MARKER_RECORDED:
+		if e.GetMarkerRecordedEventAttributes().GetMarkerName() == localActivityMarker {
+			h.Activities++
+			h.LocalActivities++
 		}
 	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
 		h.Children = append(h.Children, e.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution())
@@ -86,53 +104,104 @@ func (h *historyState) waiting() bool {
 	return !h.closed && h.taskDone && !h.pendingTask && h.open == 0
 }
 
-// watch long-polls the history of one run until it closes, calling onWait
-// once, the first time the run waits. Reading the history is the same cost
-// for the bare chain and the product, and it needs no query handler or
-// search attribute that the bare chain lacks.
-func watch(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace, id, runID string, onWait func(context.Context) error) outcome {
-	h := historyState{outcome: outcome{ID: id}}
-	waited := false
-	var token []byte
-	for !h.closed {
-		pctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		resp, err := svc.GetWorkflowExecutionHistory(pctx, &workflowservice.GetWorkflowExecutionHistoryRequest{
-			Namespace:       namespace,
-			Execution:       &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID},
-			MaximumPageSize: 1000, // a whole history: a page cut inside a batch could look like a wait
-			NextPageToken:   token,
-			WaitNewEvent:    true,
-		})
-		cancel()
-		if err != nil {
-			h.Err = fmt.Errorf("history of %s: %w", id, err)
-			return h.outcome
-		}
-		for _, e := range resp.GetHistory().GetEvents() {
-			h.add(e)
-		}
-		if !waited && h.waiting() {
-			waited = true
-			if err := onWait(ctx); err != nil {
-				h.Err = fmt.Errorf("%s: %w", id, err)
-				return h.outcome
+// watch follows one run to its end and returns its history's outcome. With
+// onWait it long-polls every event until the run first waits and calls
+// onWait then (the bare chain and the product are detected the same way,
+// with no query handler or search attribute the bare chain lacks). From
+// then on, or from the start without onWait, it long-polls only for the
+// close event, and reads the whole history once at the end: the driver
+// wakes a few times per run instead of at every event, which keeps its own
+// CPU (and the server's work for it) small beside what it measures.
+func watch(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace, id, runID string, signalWithStart bool, onWait func(context.Context) error) outcome {
+	exec := &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID}
+	fail := func(err error) outcome { return outcome{ID: id, Err: err} }
+	if onWait != nil {
+		h := historyState{outcome: outcome{ID: id}}
+		var token []byte
+		for !h.waiting() {
+			if h.closed {
+				return fail(fmt.Errorf("%s closed without waiting for its signal", id))
+			}
+			resp, err := historyPage(ctx, svc, namespace, exec, token, true, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			if err != nil {
+				return fail(err)
+			}
+			for _, e := range resp.GetHistory().GetEvents() {
+				h.add(e)
+			}
+			if token = resp.GetNextPageToken(); len(token) == 0 && !h.closed {
+				return fail(fmt.Errorf("history of %s ended without a close event", id))
 			}
 		}
-		token = resp.GetNextPageToken()
-		if len(token) == 0 && !h.closed {
-			h.Err = fmt.Errorf("history of %s ended without a close event", id)
-			return h.outcome
+		if err := onWait(ctx); err != nil {
+			return fail(fmt.Errorf("%s: %w", id, err))
 		}
+	}
+	var token []byte
+	for {
+		resp, err := historyPage(ctx, svc, namespace, exec, token, true, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+		if err != nil {
+			return fail(err)
+		}
+		if len(resp.GetHistory().GetEvents()) > 0 {
+			break
+		}
+		token = resp.GetNextPageToken()
+	}
+	h := historyState{outcome: outcome{ID: id}, signalWithStart: signalWithStart}
+	if err := readHistory(ctx, svc, namespace, exec, h.add); err != nil {
+		return fail(err)
+	}
+	if !h.closed && h.Err == nil {
+		h.Err = fmt.Errorf("history of %s ended without a close event", id)
 	}
 	return h.outcome
 }
 
+func historyPage(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace string, exec *commonpb.WorkflowExecution, token []byte, wait bool, filter enumspb.HistoryEventFilterType) (*workflowservice.GetWorkflowExecutionHistoryResponse, error) {
+	pctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	resp, err := svc.GetWorkflowExecutionHistory(pctx, &workflowservice.GetWorkflowExecutionHistoryRequest{
+		Namespace:              namespace,
+		Execution:              exec,
+		MaximumPageSize:        1000, // a whole history: a page cut inside a batch could look like a wait
+		NextPageToken:          token,
+		WaitNewEvent:           wait,
+		HistoryEventFilterType: filter,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", exec.GetWorkflowId(), err)
+	}
+	return resp, nil
+}
+
+// readHistory calls f for every event of a run's history as it is now.
+func readHistory(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace string, exec *commonpb.WorkflowExecution, f func(*historypb.HistoryEvent)) error {
+	var token []byte
+	for {
+		resp, err := historyPage(ctx, svc, namespace, exec, token, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		if err != nil {
+			return err
+		}
+		for _, e := range resp.GetHistory().GetEvents() {
+			f(e)
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return nil
+		}
+	}
+}
+
 // workload is one kind of workflow the benchmark drives.
 type workload struct {
-	name  string
-	start func(ctx context.Context, i int) (client.WorkflowRun, error)
+	name string
+	// signalWithStart: start delivers the signal (no wait to detect).
+	signalWithStart bool
+	start           func(ctx context.Context, i int) (client.WorkflowRun, error)
 	// consent is called when run i waits at the consent point.
 	consent func(ctx context.Context, i int, id string) error
+	// queries counts the queries the driver sent (a billable action each).
+	queries *atomic.Int64
 }
 
 // runAll starts n workflows at once (at most parallel start calls in
@@ -152,7 +221,11 @@ func runAll(ctx context.Context, svc workflowservice.WorkflowServiceClient, name
 				return
 			}
 			id := run.GetID()
-			out[k] = watch(ctx, svc, namespace, id, run.GetRunID(), func(ctx context.Context) error { return wl.consent(ctx, i, id) })
+			var onWait func(context.Context) error
+			if !wl.signalWithStart {
+				onWait = func(ctx context.Context) error { return wl.consent(ctx, i, id) }
+			}
+			out[k] = watch(ctx, svc, namespace, id, run.GetRunID(), wl.signalWithStart, onWait)
 		})
 	}
 	wg.Wait()
@@ -185,7 +258,8 @@ func (c consentClient) grant(ctx context.Context, consentURL string) error {
 // grantAndSignal reads the consent URL with the progress query (as
 // `starter status` shows it to an operator), consents on the emulator and
 // sends the admin-consent signal.
-func grantAndSignal(ctx context.Context, tc client.Client, cc consentClient, id string) error {
+func grantAndSignal(ctx context.Context, tc client.Client, cc consentClient, queries *atomic.Int64, id string) error {
+	queries.Add(1)
 	p, err := progressOf(ctx, tc, id)
 	if err != nil {
 		return err
@@ -224,25 +298,19 @@ func firstError(outs []outcome) error {
 	return fmt.Errorf("%d of %d runs failed, first: %w", len(errs), len(outs), errs[0])
 }
 
-// childEvents counts the events the children of outs have so far.
-func childEvents(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace string, outs []outcome) (int, error) {
-	total := 0
+// childCost counts the events and actions the children of outs have so far.
+func childCost(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace string, outs []outcome) (int, actionCount, error) {
+	events := 0
+	var actions actionCount
 	for _, o := range outs {
 		for _, c := range o.Children {
-			var token []byte
-			for {
-				resp, err := svc.GetWorkflowExecutionHistory(ctx, &workflowservice.GetWorkflowExecutionHistoryRequest{
-					Namespace: namespace, Execution: c, NextPageToken: token,
-				})
-				if err != nil {
-					return 0, fmt.Errorf("history of child %s: %w", c.GetWorkflowId(), err)
-				}
-				total += len(resp.GetHistory().GetEvents())
-				if token = resp.GetNextPageToken(); len(token) == 0 {
-					break
-				}
+			if err := readHistory(ctx, svc, namespace, c, func(e *historypb.HistoryEvent) {
+				events++
+				actions.add(e, false)
+			}); err != nil {
+				return 0, actions, fmt.Errorf("child: %w", err)
 			}
 		}
 	}
-	return total, nil
+	return events, actions, nil
 }

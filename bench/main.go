@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -40,6 +41,15 @@ type options struct {
 	bareScale bool
 	// stickyCache is the product worker's worker.stickyCacheSize.
 	stickyCache int
+	// scaleOnly skips the baselines and the follow measurement: the
+	// product phase (the reference for the drain's CPU) and the scale phase.
+	scaleOnly bool
+	// scaleWindow bounds the onboardings between start and wait, and
+	// between signal and close, in the scale phase.
+	scaleWindow int
+	// follow is how long `starter start --wait` is watched on a waiting
+	// onboarding (0 = not measured).
+	follow time.Duration
 }
 
 func main() {
@@ -47,7 +57,10 @@ func main() {
 	var role, addr, data, address, namespace string
 	var from, tenants int
 	flag.IntVar(&o.n, "n", 200, "workflows in the baseline and in the product phase")
-	flag.IntVar(&o.scale, "scale", 10000, "onboardings started and left waiting in the scale phase (0 = skip)")
+	flag.IntVar(&o.scale, "scale", 0, "onboardings started and left waiting in the scale phase, then drained (0 = skip; make bench-scale runs 10000)")
+	flag.BoolVar(&o.scaleOnly, "scale-only", false, "run only the warm-up, the product phase (the reference) and the scale phase")
+	flag.IntVar(&o.scaleWindow, "scale-window", 500, "scale phase: at most this many onboardings between start and the consent wait, and between signal and completion (consents arrive over time; keep it below -sticky-cache)")
+	flag.DurationVar(&o.follow, "follow", 40*time.Second, "watch `starter start --wait` on a waiting onboarding this long and count its queries (0 = skip)")
 	flag.IntVar(&o.warmup, "warmup", 3, "onboardings and bare chains run first, not measured (the first onboarding's history sets the bare chain's shape)")
 	flag.IntVar(&o.parallel, "parallel", 32, "start and signal calls in flight at once")
 	flag.StringVar(&o.out, "out", "bench/out", "directory for the report, logs and the worker binary")
@@ -55,7 +68,7 @@ func main() {
 	flag.StringVar(&o.temporal, "temporal", "", "Temporal CLI binary; empty = $MKTOS2S_TEMPORAL_BIN or bin/temporal")
 	flag.BoolVar(&o.bareScale, "scale-bare", false, "before the scale phase, leave -scale bare chains waiting too, to compare the workers' memory")
 	flag.IntVar(&o.stickyCache, "sticky-cache", config.DefaultStickyCacheSize, "the product worker's worker.stickyCacheSize (workflows kept in memory; the SDK's default is 10000)")
-	flag.DurationVar(&o.timeout, "timeout", 13*time.Minute, "the whole run (make bench must end within 15 minutes); the scale phase stops waiting in time to report")
+	flag.DurationVar(&o.timeout, "timeout", 13*time.Minute, "the whole run (make bench must end within 15 minutes, make bench-scale within 45); the scale phase stops waiting in time to report")
 	// Internal: the benchmark runs its emulator and bare-chain worker as
 	// subprocesses of its own binary, to measure their CPU apart.
 	flag.StringVar(&role, "role", "", "internal: emulator | baseline-worker")
@@ -85,8 +98,8 @@ func main() {
 }
 
 func run(o options) error {
-	if o.n < 1 || o.warmup < 1 || o.parallel < 1 || o.scale < 0 || o.stickyCache < 0 {
-		return errors.New("-n, -warmup and -parallel must be at least 1, -scale and -sticky-cache at least 0")
+	if o.n < 1 || o.warmup < 1 || o.parallel < 1 || o.scale < 0 || o.stickyCache < 0 || o.scaleWindow < 1 {
+		return errors.New("-n, -warmup, -parallel and -scale-window must be at least 1, -scale and -sticky-cache at least 0")
 	}
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
@@ -98,8 +111,10 @@ func run(o options) error {
 	if !filepath.IsAbs(o.out) {
 		o.out = filepath.Join(root, o.out)
 	}
-	// Tenants: [0, warmup) warm-up, then the product phase, then the scale phase.
-	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n, dbFile: o.dbFile, temporal: o.temporal, stickyCache: o.stickyCache})
+	// Tenants: [0, warmup) warm-up, then the product phase, one for the
+	// follow measurement, then the scale phase.
+	followTenant := o.warmup + o.n
+	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + 1, dbFile: o.dbFile, temporal: o.temporal, stickyCache: o.stickyCache})
 	if err != nil {
 		return err
 	}
@@ -123,9 +138,11 @@ func run(o options) error {
 
 	// The baseline runs before and after the product: on a shared machine
 	// the load of others drifts, and the pair shows by how much.
-	progress("baseline: %d bare chains at once", o.n)
-	if rep.Baseline, err = measurePhase(ctx, st, bare, o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
-		return err
+	if !o.scaleOnly {
+		progress("baseline: %d bare chains at once, driven as the onboardings are", o.n)
+		if rep.Baseline, err = measurePhase(ctx, st, bare, o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
+			return err
+		}
 	}
 	progress("product: %d onboardings at once", o.n)
 	// The worker's CPU profile over the phase's busiest part (its first seconds, all started at once).
@@ -134,9 +151,25 @@ func run(o options) error {
 		return err
 	}
 	rep.Profiles = append(rep.Profiles, prof.wait()...)
-	progress("baseline again: %d bare chains at once", o.n)
-	if rep.BaselineAfter, err = measurePhase(ctx, st, bareWorkload(st, shape), o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
-		return err
+	if !o.scaleOnly {
+		progress("baseline again: %d bare chains at once", o.n)
+		if rep.BaselineAfter, err = measurePhase(ctx, st, bareWorkload(st, shape), o.warmup, o.n, o.parallel, "bare-worker"); err != nil {
+			return err
+		}
+		progress("signal-with-start: %d bare chains at once, each signalled by its start (the physical limit)", o.n)
+		sws, err := measurePhase(ctx, st, signalWithStartWorkload(st, shape), o.warmup, o.n, o.parallel, "bare-worker")
+		if err != nil {
+			return err
+		}
+		rep.SignalWithStart = &sws
+	}
+	if o.follow > 0 && !o.scaleOnly {
+		progress("follow: `starter start --wait` on an onboarding waiting for consent, %s", o.follow)
+		fr, err := measureFollow(ctx, st, followTenant, o.follow)
+		if err != nil {
+			return err
+		}
+		rep.Follow = &fr
 	}
 	if o.scale > 0 && o.bareScale {
 		progress("bare scale: %d bare chains left waiting for their signal, then signalled", o.scale)
@@ -148,10 +181,10 @@ func run(o options) error {
 	}
 	if o.scale > 0 {
 		progress("scale: %d onboardings left waiting for consent, then drained", o.scale)
-		if err := st.switchEmulator(ctx, o.warmup+o.n, o.scale); err != nil {
+		if err := st.switchEmulator(ctx, o.warmup+o.n+1, o.scale); err != nil {
 			return err
 		}
-		sr, err := measureScale(ctx, st, o.warmup+o.n, o.scale, o.parallel, began.Add(o.timeout-30*time.Second))
+		sr, err := measureScale(ctx, st, o.warmup+o.n+1, o.scale, o.parallel, o.scaleWindow, began.Add(o.timeout-30*time.Second))
 		if err != nil {
 			return err
 		}
@@ -164,14 +197,16 @@ func run(o options) error {
 }
 
 func productWorkload(st *stack) workload {
+	queries := new(atomic.Int64)
 	return workload{
 		name: "onboarding",
 		start: func(ctx context.Context, i int) (client.WorkflowRun, error) {
 			return startOnboarding(ctx, st, i)
 		},
 		consent: func(ctx context.Context, _ int, id string) error {
-			return grantAndSignal(ctx, st.product, st.consent, id)
+			return grantAndSignal(ctx, st.product, st.consent, queries, id)
 		},
+		queries: queries,
 	}
 }
 
@@ -193,9 +228,12 @@ func startOnboarding(ctx context.Context, st *stack, i int) (client.WorkflowRun,
 	}, workflows.WorkflowType, in)
 }
 
+// bareWorkload drives the bare chain as the product is driven: the wait
+// detected in its history, one progress query, then the signal.
 func bareWorkload(st *stack, shape bareInput) workload {
 	// Bare chain IDs carry the start time: a second phase must not collide with the first.
 	prefix := fmt.Sprintf("bench-bare/%d/", time.Now().UnixNano())
+	queries := new(atomic.Int64)
 	return workload{
 		name: "bare chain",
 		start: func(ctx context.Context, i int) (client.WorkflowRun, error) {
@@ -204,14 +242,41 @@ func bareWorkload(st *stack, shape bareInput) workload {
 			}, bareWorkflowType, shape)
 		},
 		consent: func(ctx context.Context, _ int, id string) error {
+			queries.Add(1)
+			v, err := st.plain.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+			if err != nil {
+				return fmt.Errorf("query progress: %w", err)
+			}
+			var p bareProgress
+			if err := v.Get(&p); err != nil || !p.Waiting {
+				return fmt.Errorf("bare chain not waiting (%+v, %v)", p, err)
+			}
 			return st.plain.SignalWorkflow(ctx, id, "", workflows.SignalAdminConsent, workflows.ConsentSignal{Granted: true, By: "bench"})
 		},
+		queries: queries,
+	}
+}
+
+// signalWithStartWorkload is the physical limit: the signal travels with
+// the start, so the driver detects nothing and only waits for the close.
+func signalWithStartWorkload(st *stack, shape bareInput) workload {
+	prefix := fmt.Sprintf("bench-sws/%d/", time.Now().UnixNano())
+	return workload{
+		name:            "bare chain, signal-with-start",
+		signalWithStart: true,
+		start: func(ctx context.Context, i int) (client.WorkflowRun, error) {
+			return st.plain.SignalWithStartWorkflow(ctx, fmt.Sprintf("%s%d", prefix, i), workflows.SignalAdminConsent,
+				workflows.ConsentSignal{Granted: true, By: "bench"},
+				client.StartWorkflowOptions{TaskQueue: bareTaskQueue}, bareWorkflowType, shape)
+		},
+		queries: new(atomic.Int64),
 	}
 }
 
 // measurePhase runs n workflows of wl at once and measures them and the
 // processes around them.
 func measurePhase(ctx context.Context, st *stack, wl workload, first, n, parallel int, workerName string) (phaseResult, error) {
+	wl.queries.Store(0) // the warm-up's are not the phase's
 	st.resetPeaks()
 	before, err := st.sample()
 	if err != nil {
@@ -232,11 +297,14 @@ func measurePhase(ctx context.Context, st *stack, wl workload, first, n, paralle
 		u[k] = since(before[k], after[k])
 	}
 	r := summarize(wl.name, outs, wall, u, workerName)
-	children, err := childEvents(ctx, st.plain.WorkflowService(), st.dev.Namespace, outs)
+	events, actions, err := childCost(ctx, st.plain.WorkflowService(), st.dev.Namespace, outs)
 	if err != nil {
 		return r, err
 	}
-	r.ChildEvents = float64(children) / float64(n)
+	r.ChildEvents = float64(events) / float64(n)
+	r.ChildActions = float64(actions.Total) / float64(n)
+	r.Queries = float64(wl.queries.Load()) / float64(n)
+	r.ActionsTotal = r.Actions + r.ChildActions + r.Queries
 	return r, nil
 }
 

@@ -10,81 +10,85 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
-
-	"github.com/mktos2s/mktos2s/workflows"
 )
 
-// scaleResult is the scale phase: many onboardings waiting at once.
+// scaleResult is the scale phase: many onboardings waiting at once, then drained.
 type scaleResult struct {
 	Onboardings         int     `json:"onboardings"`
+	Window              int     `json:"window"`
 	StartSeconds        float64 `json:"startSeconds"`
 	AllWaitingSeconds   float64 `json:"allWaitingSeconds"`
 	Waiting             int     `json:"waiting"`
 	WorkerRSSWaitingMiB float64 `json:"workerRssWaitingMiB"`
 	ServerRSSWaitingMiB float64 `json:"serverRssWaitingMiB"`
-	Consented           int     `json:"consented"`
-	ConsentSeconds      float64 `json:"consentSeconds"`
-	Signalled           int     `json:"signalled"`
-	SignalSeconds       float64 `json:"signalSeconds"`
 	DrainSeconds        float64 `json:"drainSeconds"`
 	Completed           int     `json:"completed"`
 	WorkerPeakMiB       float64 `json:"workerPeakRssMiB"`
 	ServerPeakMiB       float64 `json:"serverPeakRssMiB"`
-	WorkerCPUMs         float64 `json:"workerCpuMsPerOnboarding"`
-	ServerCPUMs         float64 `json:"serverCpuMsPerOnboarding"`
-	EmulatorShare       float64 `json:"emulatorCpuShare"`
-	Note                string  `json:"note,omitempty"`
+	// Per completed onboarding over the whole phase (start, wait, drain),
+	// comparable with the product phase's per-onboarding figures.
+	WorkerCPUMs float64 `json:"workerCpuMsPerOnboarding"`
+	ServerCPUMs float64 `json:"serverCpuMsPerOnboarding"`
+	// The drain alone (consent to completion).
+	DrainWorkerCPUMs float64 `json:"drainWorkerCpuMsPerOnboarding"`
+	DrainServerCPUMs float64 `json:"drainServerCpuMsPerOnboarding"`
+	EmulatorShare    float64 `json:"emulatorCpuShare"`
+	DriverShare      float64 `json:"driverCpuShare"`
+	Note             string  `json:"note,omitempty"`
 	// Profiles are the worker's heap profile while they wait, and its top.
 	Profiles []string `json:"profiles,omitempty"`
 }
 
-// measureScale starts n onboardings (tenants first..first+n), waits until
-// all wait for consent, measures memory, then consents and signals every one
-// and measures how long they take to finish. At deadline it stops waiting
-// and reports what it has. Progress comes from visibility counts, not from
-// one long poll per workflow, which would itself hold server memory.
-func measureScale(ctx context.Context, st *stack, first, n, parallel int, deadline time.Time) (scaleResult, error) {
-	r := scaleResult{Onboardings: n}
+// measureScale starts n onboardings (tenants first..first+n), at most
+// window of them between their start and the consent wait, measures memory
+// once all wait, then consents and signals every one, again at most window
+// between signal and completion. Consents arrive over days in real use; a
+// window below the worker's sticky cache keeps a signalled onboarding in
+// the cache until it ends, where 10,000 signalled at once would be evicted
+// and replayed at every step. At the deadline it stops and reports what it
+// has.
+func measureScale(ctx context.Context, st *stack, first, n, parallel, window int, deadline time.Time) (scaleResult, error) {
+	r := scaleResult{Onboardings: n, Window: window}
 	st.resetPeaks()
 	before, err := st.sample()
 	if err != nil {
 		return r, err
 	}
-	from := time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)
-	base := fmt.Sprintf("WorkflowType = '%s' AND StartTime >= '%s'", workflows.WorkflowType, from)
-
-	t0 := time.Now()
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	svc := st.watch.WorkflowService()
 	ids := make([]string, n)
-	if err := forEach(ctx, n, parallel, func(ctx context.Context, k int) error {
+	var nWaiting, nStarted, nDone, lastStart atomic.Int64
+	t0 := time.Now()
+	stopTelling := tellEvery(30*time.Second, func() {
+		progress("scale: %d started, %d waiting for consent, %d completed", nStarted.Load(), nWaiting.Load(), nDone.Load())
+	})
+	defer stopTelling()
+	err = forEach(dctx, n, window, func(ctx context.Context, k int) error {
 		run, err := startOnboarding(ctx, st, first+k)
-		if err == nil {
-			ids[k] = run.GetID()
+		if err != nil {
+			return err
 		}
-		return err
-	}); err != nil {
-		return r, fmt.Errorf("scale: start: %w", err)
+		nStarted.Add(1)
+		lastStart.Store(int64(time.Since(t0)))
+		ids[k] = run.GetID()
+		if err := untilWaiting(ctx, svc, st.dev.Namespace, ids[k], run.GetRunID()); err != nil {
+			return err
+		}
+		nWaiting.Add(1)
+		return nil
+	})
+	r.Waiting, r.AllWaitingSeconds = int(nWaiting.Load()), time.Since(t0).Seconds()
+	r.StartSeconds = time.Duration(lastStart.Load()).Seconds()
+	if err != nil && dctx.Err() == nil {
+		return r, fmt.Errorf("scale: to the consent wait: %w", err)
 	}
-	r.StartSeconds = time.Since(t0).Seconds()
-	progress("scale: %d started in %.1f s", n, r.StartSeconds)
-
-	waitingQ := base + fmt.Sprintf(" AND ExecutionStatus = 'Running' AND %s = '%s'", workflows.SearchOnboardingStep.GetName(), workflows.StepAwaitingAdminConsent)
-	r.Waiting, err = countUntil(ctx, st, waitingQ, n, deadline)
-	if err != nil {
-		return r, err
-	}
-	r.AllWaitingSeconds = time.Since(t0).Seconds()
 	if r.Waiting < n {
 		r.Note = fmt.Sprintf("only %d of %d reached the consent point before the deadline (%.0f s after the first start)%s; none was drained",
 			r.Waiting, n, r.AllWaitingSeconds, extrapolate(r.Waiting, n, r.AllWaitingSeconds))
 		progress("scale: %s", r.Note)
 	} else {
 		progress("scale: all %d wait for consent, %.1f s after the first start", n, r.AllWaitingSeconds)
-	}
-	if r.Waiting == n {
-		// Let the last initial consent checks finish so the sample is of a quiet, waiting system.
-		if err := forEach(ctx, n, parallel, func(ctx context.Context, k int) error { return untilIdle(ctx, st, ids[k]) }); err != nil {
-			return r, fmt.Errorf("scale: %w", err)
-		}
 	}
 	waiting, err := st.sample()
 	if err != nil {
@@ -97,55 +101,28 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel int, deadli
 		return r, nil
 	}
 
-	// Consent first, while the onboardings only wait: the consent URL from
-	// the progress query (as `starter status` shows it) and the emulator's
-	// consent page. A query is a workflow task: asked while thousands of
-	// signalled runs keep the worker busy, queries time out.
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	consented := make([]bool, n)
-	var nConsented, nSignalled atomic.Int64
+	// The drain: each onboarding's consent URL from the progress query (as
+	// `starter status` shows it), the emulator's consent page, the signal,
+	// and its completion.
 	t1 := time.Now()
-	err = forEach(dctx, n, parallel, func(ctx context.Context, k int) error {
-		p, err := progressOf(ctx, st.product, ids[k])
-		if err != nil {
+	err = forEach(dctx, n, window, func(ctx context.Context, k int) error {
+		if err := grantAndSignal(ctx, st.product, st.consent, new(atomic.Int64), ids[k]); err != nil {
 			return err
 		}
-		if err := st.consent.grant(ctx, p.ConsentURL); err != nil {
-			return err
+		o := watch(ctx, svc, st.dev.Namespace, ids[k], "", false, nil)
+		if o.Err != nil {
+			return o.Err
 		}
-		consented[k] = true
-		nConsented.Add(1)
+		nDone.Add(1)
 		return nil
 	})
-	r.Consented, r.ConsentSeconds = int(nConsented.Load()), time.Since(t1).Seconds()
+	r.Completed, r.DrainSeconds = int(nDone.Load()), time.Since(t1).Seconds()
 	if err != nil && dctx.Err() == nil {
-		return r, fmt.Errorf("scale: consent: %w", err)
+		return r, fmt.Errorf("scale: drain: %w", err)
 	}
-	progress("scale: %d consented on the emulator in %.1f s; signalling", r.Consented, r.ConsentSeconds)
-	t2 := time.Now()
-	err = forEach(dctx, n, parallel, func(ctx context.Context, k int) error {
-		if !consented[k] {
-			return nil
-		}
-		if err := st.product.SignalWorkflow(ctx, ids[k], "", workflows.SignalAdminConsent, workflows.ConsentSignal{Granted: true, By: "bench"}); err != nil {
-			return err
-		}
-		nSignalled.Add(1)
-		return nil
-	})
-	r.Signalled, r.SignalSeconds = int(nSignalled.Load()), time.Since(t2).Seconds()
-	if err != nil && dctx.Err() == nil {
-		return r, fmt.Errorf("scale: signal: %w", err)
-	}
-	progress("scale: %d signalled in %.1f s", r.Signalled, r.SignalSeconds)
-	if r.Completed, err = countUntil(ctx, st, base+" AND ExecutionStatus = 'Completed'", n, deadline); err != nil {
-		return r, err
-	}
-	r.DrainSeconds = time.Since(t2).Seconds()
 	if r.Completed < n {
-		r.Note = fmt.Sprintf("the drain stopped at the deadline: %d of %d signalled, %d completed %.0f s after the first signal%s",
-			r.Signalled, n, r.Completed, r.DrainSeconds, extrapolate(r.Completed, n, r.DrainSeconds))
+		r.Note = fmt.Sprintf("the drain stopped at the deadline: %d of %d completed %.0f s after the first signal%s",
+			r.Completed, n, r.DrainSeconds, extrapolate(r.Completed, n, r.DrainSeconds))
 	}
 	progress("scale: %d completed %.1f s after the first signal", r.Completed, r.DrainSeconds)
 
@@ -153,39 +130,57 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel int, deadli
 	if err != nil {
 		return r, err
 	}
-	w, s, e := since(before["worker"], after["worker"]), since(before["server"], after["server"]), since(before["emulator"], after["emulator"])
+	per := func(name string, from map[string]procSample) float64 {
+		return float64(since(from[name], after[name]).CPU.Milliseconds()) / float64(max(r.Completed, 1))
+	}
+	r.WorkerCPUMs, r.ServerCPUMs = per("worker", before), per("server", before)
+	r.DrainWorkerCPUMs, r.DrainServerCPUMs = per("worker", waiting), per("server", waiting)
+	w, s, e, d := since(before["worker"], after["worker"]), since(before["server"], after["server"]), since(before["emulator"], after["emulator"]), since(before["driver"], after["driver"])
 	r.WorkerPeakMiB, r.ServerPeakMiB = mib(w.HWM), mib(s.HWM)
-	r.WorkerCPUMs = float64(w.CPU.Milliseconds()) / float64(max(r.Completed, 1))
-	r.ServerCPUMs = float64(s.CPU.Milliseconds()) / float64(max(r.Completed, 1))
 	if total := w.CPU + s.CPU + e.CPU; total > 0 {
 		r.EmulatorShare = e.CPU.Seconds() / total.Seconds()
+		r.DriverShare = d.CPU.Seconds() / (total + d.CPU).Seconds()
 	}
 	return r, nil
 }
 
-// countUntil polls a visibility count until it reaches want or the
-// deadline passes, and returns the last count.
-func countUntil(ctx context.Context, st *stack, query string, want int, deadline time.Time) (int, error) {
-	var told time.Time
-	for {
-		resp, err := st.plain.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: st.dev.Namespace, Query: query})
+// untilWaiting long-polls a run's history until it waits (see historyState.waiting).
+func untilWaiting(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace, id, runID string) error {
+	exec := &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID}
+	h := historyState{outcome: outcome{ID: id}}
+	var token []byte
+	for !h.waiting() {
+		if h.closed {
+			return fmt.Errorf("%s closed before the consent wait: %v", id, h.Err)
+		}
+		resp, err := historyPage(ctx, svc, namespace, exec, token, true, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		if err != nil {
-			return 0, fmt.Errorf("scale: count %q: %w", query, err)
+			return err
 		}
-		got := int(resp.GetCount())
-		if got >= want || time.Now().After(deadline) {
-			return got, nil
+		for _, e := range resp.GetHistory().GetEvents() {
+			h.add(e)
 		}
-		if time.Since(told) > 30*time.Second {
-			progress("scale: %d of %d", got, want)
-			told = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return got, ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
+		token = resp.GetNextPageToken()
 	}
+	return nil
+}
+
+// tellEvery calls f every d until the returned stop is called.
+func tellEvery(d time.Duration, f func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // untilIdle waits until the run has no pending workflow task or activity:

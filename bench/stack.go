@@ -34,6 +34,7 @@ import (
 type stack struct {
 	out, logDir, runDir string
 	self, workerBin     string
+	starterBin          string
 	codecKey            string
 	emuURL, caFile      string
 	dev                 *devserver.Server
@@ -84,12 +85,15 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	}
 	st.codecKey = base64.StdEncoding.EncodeToString(key)
 
-	progress("building ./worker")
+	progress("building ./worker and ./starter")
 	st.workerBin = filepath.Join(o.out, "bin", "worker")
-	build := exec.CommandContext(ctx, "go", "build", "-o", st.workerBin, "./worker")
-	build.Dir = o.modRoot
-	if b, err := build.CombinedOutput(); err != nil {
-		return st, fmt.Errorf("bench: go build ./worker: %w: %s", err, b)
+	st.starterBin = filepath.Join(o.out, "bin", "starter")
+	for bin, pkg := range map[string]string{st.workerBin: "./worker", st.starterBin: "./starter"} {
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		build.Dir = o.modRoot
+		if b, err := build.CombinedOutput(); err != nil {
+			return st, fmt.Errorf("bench: go build %s: %w: %s", pkg, err, b)
+		}
 	}
 	if err := st.startEmulator(ctx, "emulator", 0, o.tenants); err != nil {
 		return st, err
@@ -100,7 +104,11 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	if err != nil {
 		return st, err
 	}
-	if st.dev, err = devserver.Start(ctx, devserver.Options{Binary: o.temporal, DBFile: o.dbFile, Output: serverLog}); err != nil {
+	metricsPort, err := freePort()
+	if err != nil {
+		return st, err
+	}
+	if st.dev, err = devserver.Start(ctx, devserver.Options{Binary: o.temporal, DBFile: o.dbFile, Output: serverLog, MetricsPort: metricsPort}); err != nil {
 		return st, err
 	}
 	_, devPort, _ := strings.Cut(st.dev.Address, ":")

@@ -49,6 +49,9 @@ type Options struct {
 	CodecEndpoint string
 	// LogLevel of the server (debug, info, warn, error, never); empty = warn.
 	LogLevel string
+	// MetricsPort serves the server's Prometheus metrics on 127.0.0.1
+	// (MetricsURL); 0 = a free port the caller is not told.
+	MetricsPort int
 	// Output receives the server's stdout and stderr; nil = discarded.
 	Output io.Writer
 	// Logger logs what this package does; nil = discarded.
@@ -62,6 +65,8 @@ type Server struct {
 	// UIURL is the Web UI, empty when the UI is off.
 	UIURL     string
 	Namespace string
+	// MetricsURL is the Prometheus endpoint when Options.MetricsPort was set.
+	MetricsURL string
 
 	binary string
 	logger *slog.Logger
@@ -100,6 +105,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 
 	s := &Server{Address: addr, Namespace: o.Namespace, binary: bin, logger: o.Logger}
+	if o.MetricsPort > 0 {
+		s.MetricsURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(o.MetricsPort)) + "/metrics"
+	}
 	dopts := testsuite.DevServerOptions{
 		ExistingPath: bin,
 		ClientOptions: &client.Options{
@@ -157,6 +165,9 @@ func extraArgs(o Options) []string {
 	}
 	if o.UI && o.CodecEndpoint != "" {
 		args = append(args, "--ui-codec-endpoint", o.CodecEndpoint)
+	}
+	if o.MetricsPort > 0 {
+		args = append(args, "--metrics-port", strconv.Itoa(o.MetricsPort))
 	}
 	return args
 }
