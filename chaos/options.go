@@ -23,6 +23,13 @@ type Options struct {
 	RetryAfterMin          int // seconds
 	RetryAfterMax          int
 	ReplicationLag         time.Duration
+	// LostAnswerProbability is the chance that a create (createOps) is
+	// applied and its answer lost, on top of the first write of every
+	// create of every onboarding, which always loses its answer.
+	LostAnswerProbability float64
+	// RequestTimeout is the worker's microsoft.requestTimeout: how long it
+	// waits for a stalled answer before it gives up and retries.
+	RequestTimeout time.Duration
 
 	RandSeed int64         // 0 = from the clock; printed so a run can be repeated
 	Dir      string        // work directory (database, logs); empty = a new temporary one
@@ -36,7 +43,8 @@ func FullOptions() Options {
 		Granted: 10, Denied: 5, PermissionErrors: 5, FederatedEvery: 3,
 		Kills: 5, ServerRestarts: 1, MinGap: 2 * time.Second, MaxGap: 8 * time.Second,
 		ServerErrorProbability: 0.2, ThrottleProbability: 0.1, RetryAfterMin: 1, RetryAfterMax: 2,
-		ReplicationLag: 2 * time.Second, Timeout: 25 * time.Minute, LogLevel: "debug",
+		ReplicationLag: 2 * time.Second, LostAnswerProbability: 0.1, RequestTimeout: 5 * time.Second,
+		Timeout: 25 * time.Minute, LogLevel: "debug",
 	}
 }
 
@@ -66,6 +74,8 @@ func (o *Options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.RetryAfterMin, "retry-after-min", o.RetryAfterMin, "shortest Retry-After of a 429, seconds")
 	fs.IntVar(&o.RetryAfterMax, "retry-after-max", o.RetryAfterMax, "longest Retry-After of a 429, seconds")
 	fs.DurationVar(&o.ReplicationLag, "lag", o.ReplicationLag, "replication lag of new apps, principals and secrets")
+	fs.Float64Var(&o.LostAnswerProbability, "plost", o.LostAnswerProbability, "probability that a create is applied and its answer lost (besides each create's first answer, always lost)")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "the worker's microsoft.requestTimeout (how long a stalled answer is waited for)")
 	fs.Int64Var(&o.RandSeed, "seed", o.RandSeed, "random seed of the chaos schedule (0 = from the clock)")
 	fs.StringVar(&o.Dir, "dir", o.Dir, "work directory for the database and the logs (default: a new temporary directory)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "give up after this long")

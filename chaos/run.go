@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,7 @@ type Report struct {
 	WorkerExits    []string // worker exits nobody asked for (restarted)
 	Leak           LeakReport
 	Violations     []string
+	LostAnswers    map[string]map[string]int // operation -> mode -> answers lost
 	Elapsed        time.Duration
 }
 
@@ -144,6 +146,9 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 		}
 	}
 
+	rep.LostAnswers = r.emu.LostAnswers()
+	rep.Violations = append(rep.Violations, printLost(w, rep.LostAnswers, r.reachedOps())...)
+
 	// Stop the worker so its last log lines are on disk before the scan.
 	r.workers.Stop(10 * time.Second)
 	rep.WorkerExits = r.workers.Unexpected()
@@ -213,9 +218,11 @@ func (r *runner) setUp(ctx context.Context) error {
 	if r.tbin, err = devserver.Locate(); err != nil {
 		return err
 	}
-	r.say("chaos run: %d granted, %d denied, %d permission errors; %d kills, %d server restarts; 5xx %.0f%%, 429 %.0f%% (Retry-After %d-%d s), lag %s; seed %d",
+	r.say("chaos run: %d granted, %d denied, %d permission errors; %d kills, %d server restarts; 5xx %.0f%%, 429 %.0f%% (Retry-After %d-%d s), lag %s; "+
+		"lost answers: the first write of every create, then %.0f%% (request timeout %s); seed %d",
 		r.o.Granted, r.o.Denied, r.o.PermissionErrors, r.o.Kills, r.o.ServerRestarts,
-		r.o.ServerErrorProbability*100, r.o.ThrottleProbability*100, r.o.RetryAfterMin, r.o.RetryAfterMax, r.o.ReplicationLag, r.o.RandSeed)
+		r.o.ServerErrorProbability*100, r.o.ThrottleProbability*100, r.o.RetryAfterMin, r.o.RetryAfterMax, r.o.ReplicationLag,
+		r.o.LostAnswerProbability*100, r.o.RequestTimeout, r.o.RandSeed)
 	r.say("building the worker and the starter into %s", bin)
 	workerBin, starterBin, err := buildBinaries(ctx, bin)
 	if err != nil {
@@ -259,7 +266,8 @@ func (r *runner) setUp(ctx context.Context) error {
 		"MKTOS2S_LOG_LEVEL="+r.o.LogLevel, "MKTOS2S_LOG_FORMAT=json",
 		// The starter puts this into the workflow input: a grant that the
 		// replication lag hid from the first check is seen seconds later.
-		"MKTOS2S_CONSENT_RECHECKINTERVAL=3s")
+		"MKTOS2S_CONSENT_RECHECKINTERVAL=3s",
+		"MKTOS2S_MICROSOFT_REQUESTTIMEOUT="+r.o.RequestTimeout.String())
 	clientLog, err := os.OpenFile(filepath.Join(r.logs, "chaos-client.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -299,6 +307,8 @@ func (r *runner) makeSeed() (*emulator.Seed, error) {
 		},
 		ReplicationLagMs: int(r.o.ReplicationLag.Milliseconds()),
 	}
+	// A stall outlasts the worker's request timeout, so the worker gives up on it.
+	seed.Faults.Routes = lostRoutes(seed.Faults.RouteFaults, r.o.LostAnswerProbability, int(2*r.o.RequestTimeout.Milliseconds()))
 	for i, ob := range r.obs {
 		from := contosoID
 		if ob.Federated {
@@ -366,6 +376,7 @@ func (r *runner) drive(ctx context.Context, ob onboarding) outcome {
 	if ob.Kind == kindPermission {
 		r.emu.FailNextTenant(ob.TenantID, ob.FailOp, -1, 403, ob.FailCode)
 	}
+	r.loseFirstAnswers(slices.Index(r.obs, ob), ob)
 	target := []string{"--tenant-id", ob.TenantID, "--org-url", r.orgURL(ob)}
 	// The server may be restarting: the operator tries again.
 	err := retry(ctx, 2*time.Second, func() error {

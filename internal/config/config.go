@@ -63,6 +63,7 @@ type Microsoft struct {
 	GraphBaseURL       string            `mapstructure:"graphBaseURL"`
 	CAFile             string            `mapstructure:"caFile"`
 	DialOverrides      map[string]string `mapstructure:"dialOverrides"`
+	RequestTimeout     time.Duration     `mapstructure:"requestTimeout"`
 	AllowedOrgSuffixes []string          `mapstructure:"allowedOrgSuffixes"`
 	Provisioner        Provisioner       `mapstructure:"provisioner"`
 }

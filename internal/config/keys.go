@@ -43,6 +43,8 @@ const (
 	DefaultCodecListen     = "127.0.0.1:8081"
 	DefaultCORSOrigin      = "http://localhost:8233"
 	DefaultCallbackListen  = "127.0.0.1:8082"
+	// DefaultRequestTimeout bounds one call to Microsoft; the slow ones set their own.
+	DefaultRequestTimeout = 30 * time.Second
 	// DefaultStateTTL equals the workflows' default consent timeout, so a
 	// consent link outlives the wait it was issued for.
 	DefaultStateTTL = 7 * 24 * time.Hour
@@ -70,6 +72,7 @@ func Keys() []Key {
 		{"microsoft.graphBaseURL", DefaultGraphBaseURL, false, "Microsoft Graph base URL including the version."},
 		{"microsoft.caFile", nil, false, "Extra PEM roots for Entra, Graph and Dataverse (the emulator's CA); empty = system roots."},
 		{"microsoft.dialOverrides", nil, false, "Host pattern → IP to dial instead of resolving (`*.localhost=127.0.0.1`); emulator only."},
+		{"microsoft.requestTimeout", DefaultRequestTimeout, false, "How long one request to Entra, Graph or Dataverse may take. Calls Microsoft documents as slow have their own, longer limit (PublishAllXml 10 min, column creation 5 min)."},
 		{"microsoft.allowedOrgSuffixes", DefaultAllowedOrgSuffixes, false, "Host suffixes a Dynamics org URL may have; anything else is refused before a token is sent to it."},
 		{"microsoft.provisioner.clientId", nil, false, "Application (client) ID of the provisioner app that mktos2s signs in as in each customer tenant."},
 		{"microsoft.provisioner.clientSecret", nil, true, "Client secret of the provisioner app (or use certificateFile)."},

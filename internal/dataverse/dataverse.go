@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mktos2s/mktos2s/internal/msapi"
 )
@@ -377,9 +378,19 @@ func (c *Client) ClearMarketoConfigUser(ctx context.Context, configID string) er
 	return err
 }
 
+// Time limits of the calls Microsoft documents as slow: publishing all
+// customizations of a large org, and creating a column (a metadata change
+// that Dataverse applies synchronously), take minutes, not seconds.
+const (
+	publishTimeout      = 10 * time.Minute
+	createColumnTimeout = 5 * time.Minute
+)
+
 // PublishAllXml publishes all customizations.
 func (c *Client) PublishAllXml(ctx context.Context) error {
-	_, err := c.api.Do(ctx, request("publishAllXml", http.MethodPost, "/PublishAllXml"), nil)
+	req := request("publishAllXml", http.MethodPost, "/PublishAllXml")
+	req.Timeout = publishTimeout
+	_, err := c.api.Do(ctx, req, nil)
 	return err
 }
 
@@ -398,6 +409,7 @@ func (c *Client) EnsureBooleanColumn(ctx context.Context, entityLogicalName, sch
 	}
 	post := request("createBooleanColumn", http.MethodPost, entity+"/Attributes")
 	post.Body = booleanAttribute(schemaName, displayName)
+	post.Timeout = createColumnTimeout
 	if _, err := c.api.Do(ctx, post, nil); err != nil {
 		return false, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mktos2s/mktos2s/internal/dataverse"
+	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msapi/emutest"
@@ -199,4 +200,29 @@ func TestEmulatedDataverseErrorsAreTyped(t *testing.T) {
 	}, func() error { _, err := c.WhoAmI(ctx); return err })
 	_, err := c.WhoAmI(ctx)
 	assert.NoError(t, err, "FailNext is used up")
+}
+
+// The slow calls carry their own time limit: with the shared client cut at
+// 300 ms, a publish that takes 1 s still succeeds, while WhoAmI taking as
+// long is cut off as before.
+func TestEmulatedSlowCallsOutliveTheClientTimeout(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	short := *e.HTTP
+	short.Timeout = 300 * time.Millisecond
+	c := dataverse.New(e.Server.OrgURL(emutest.ContosoOrgHost), &short,
+		e.OrgTokens(emutest.ContosoTenant, emutest.ContosoOrgHost, e.Provisioner()), dataverse.DefaultMarketoConfigNames())
+	ctx := context.Background()
+	_, err := c.WhoAmI(ctx) // token cached before the latency starts
+	require.NoError(t, err)
+	e.Server.SetFaults(emulator.Faults{Routes: map[string]emulator.RouteFaults{
+		"dataverse.publishAllXml":   {LatencyMs: 1000},
+		"dataverse.createAttribute": {LatencyMs: 1000},
+		"dataverse.whoAmI":          {LatencyMs: 1000},
+	}})
+	require.NoError(t, c.PublishAllXml(ctx))
+	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SlowColumn", "Slow")
+	require.NoError(t, err)
+	assert.True(t, created)
+	_, err = c.WhoAmI(ctx)
+	assert.True(t, msapi.IsKind(err, msapi.Transient), "an ordinary call keeps the client's limit: %v", err)
 }

@@ -65,6 +65,13 @@
 // service's error body carrying code. FailNextTenant (or "tenant" in that body) limits the rule to
 // the Graph and Dataverse requests of one tenant, checked after the token.
 //
+// Lost answers (lostanswer.go): a write is applied and then its answer is lost, as when a gateway
+// times out after the backend committed: a 500, a reset stream, or a stall until the caller gives
+// up. Routes take lostAnswerProbability/lostAnswerMode/stallMs; LoseNextTenant (or POST
+// /_emulator/lose {"op","tenant","times","mode"}) loses the next N answers of one tenant's writes
+// that land (a refused write keeps its answer). LostAnswers (GET /_emulator/lost) counts them per
+// operation and mode.
+//
 // State lists, per tenant, every client secret added or removed (PasswordEvents: key ID, display
 // name, time; never the value), so tests can check that no secret was added while another with
 // the same display name was live.

@@ -22,14 +22,24 @@ type RouteFaults struct {
 	ServerErrorProbability float64 `yaml:"serverErrorProbability" json:"serverErrorProbability"`
 	ServerErrorStatus      int     `yaml:"serverErrorStatus" json:"serverErrorStatus"`
 	LatencyMs              int     `yaml:"latencyMs" json:"latencyMs"`
+	// LostAnswerProbability applies a write and then loses its answer
+	// (LostAnswerMode: "5xx", "reset", "stall", or "" for any of them);
+	// a stall lasts until the caller gives up, or StallMs (default 2 min).
+	LostAnswerProbability float64 `yaml:"lostAnswerProbability" json:"lostAnswerProbability,omitempty"`
+	LostAnswerMode        string  `yaml:"lostAnswerMode" json:"lostAnswerMode,omitempty"`
+	StallMs               int     `yaml:"stallMs" json:"stallMs,omitempty"`
 }
 
 func (f Faults) validate() error {
 	check := func(name string, r RouteFaults) error {
-		if r.ThrottleProbability < 0 || r.ThrottleProbability > 1 || r.ServerErrorProbability < 0 || r.ServerErrorProbability > 1 {
+		if r.ThrottleProbability < 0 || r.ThrottleProbability > 1 || r.ServerErrorProbability < 0 || r.ServerErrorProbability > 1 ||
+			r.LostAnswerProbability < 0 || r.LostAnswerProbability > 1 {
 			return fmt.Errorf("faults %s: probabilities must be within 0..1", name)
 		}
-		if r.RetryAfterMinSeconds < 0 || r.RetryAfterMaxSeconds < 0 || r.LatencyMs < 0 {
+		if !validLoseMode(r.LostAnswerMode) {
+			return fmt.Errorf("faults %s: lostAnswerMode %q is not one of 5xx, reset, stall (or empty for any)", name, r.LostAnswerMode)
+		}
+		if r.RetryAfterMinSeconds < 0 || r.RetryAfterMaxSeconds < 0 || r.LatencyMs < 0 || r.StallMs < 0 {
 			return fmt.Errorf("faults %s: negative duration", name)
 		}
 		if r.ServerErrorStatus != 0 && (r.ServerErrorStatus < 500 || r.ServerErrorStatus > 599) {

@@ -54,6 +54,8 @@ type Server struct {
 	orgs     map[string]*org
 	faults   Faults
 	failNext map[string]*failRule
+	loseNext map[string]*lossRule
+	lost     map[string]map[string]int // op -> mode -> answers lost
 	rng      *mrand.Rand
 	now      func() time.Time
 
@@ -143,6 +145,8 @@ func (s *Server) reset() error {
 	s.tenants, s.orgs = tenants, orgs
 	s.faults = s.seed.Faults.clone()
 	s.failNext = map[string]*failRule{}
+	s.loseNext = map[string]*lossRule{}
+	s.lost = map[string]map[string]int{}
 	return nil
 }
 
@@ -329,6 +333,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(rec, svc, c, fr.status, fr.code, "Injected failure for "+c.op+".")
 			return
 		}
+		if r.Method != http.MethodGet {
+			if mode, rule, ok := s.pendingLoss(c); ok {
+				s.serveLosing(rec, r, svc, c, rt, mode, rule)
+				return
+			}
+		}
 	}
 	rt.handle(rec, r, c)
 }
@@ -464,6 +474,23 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, c *call) {
 			s.FailNext(in.Op, in.Times, in.Status, in.Code)
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case r.URL.Path == "/_emulator/lose" && r.Method == http.MethodPost:
+		var in struct {
+			Op     string `json:"op"`
+			Tenant string `json:"tenant"`
+			Times  int    `json:"times"`
+			Mode   string `json:"mode"`
+		}
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil || in.Op == "" || in.Tenant == "" || !validLoseMode(in.Mode) {
+			http.Error(w, `want {"op":"graph.addPassword","tenant":"<tenant id>","times":1,"mode":"5xx|reset|stall|"}`, http.StatusBadRequest)
+			return
+		}
+		s.LoseNextTenant(in.Tenant, in.Op, in.Times, in.Mode)
+		w.WriteHeader(http.StatusNoContent)
+	case r.URL.Path == "/_emulator/lost" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.LostAnswers())
 	case r.URL.Path == "/_emulator/reset" && r.Method == http.MethodPost:
 		if err := s.reset(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -471,6 +498,6 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		http.Error(w, "unknown admin endpoint; have GET /_emulator/state, GET|POST /_emulator/faults, POST /_emulator/fail, POST /_emulator/reset", http.StatusNotFound)
+		http.Error(w, "unknown admin endpoint; have GET /_emulator/state, GET|POST /_emulator/faults, POST /_emulator/fail, POST /_emulator/lose, GET /_emulator/lost, POST /_emulator/reset", http.StatusNotFound)
 	}
 }

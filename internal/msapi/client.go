@@ -43,6 +43,9 @@ type Request struct {
 	Query  url.Values  // encoded with %20 for spaces (OData), $ kept literal
 	Header http.Header // added to (and overriding) the defaults
 	Body   any         // JSON-encoded when non-nil
+	// Timeout, when set, replaces the HTTP client's own limit for this
+	// call: PublishAllXml on a large org takes minutes.
+	Timeout time.Duration
 }
 
 // Response is what a successful call returns besides its decoded body.
@@ -135,6 +138,12 @@ func (c *Client) do(ctx context.Context, req Request, u string, out any) (*Respo
 	if hc == nil || hc.CheckRedirect == nil {
 		// The request carries a bearer token: never after a redirect.
 		hc = WithoutRedirects(hc)
+	}
+	if req.Timeout > 0 {
+		// A copy shares the transport (its connections) and changes only the limit.
+		long := *hc
+		long.Timeout = req.Timeout
+		hc = &long
 	}
 	resp, err := hc.Do(hr)
 	if err != nil {

@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*App, error) {
 
 func activityDeps(cfg config.Config) (activities.Deps, error) {
 	m := cfg.Microsoft
-	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: m.CAFile, DialOverrides: m.DialOverrides})
+	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: m.CAFile, DialOverrides: m.DialOverrides, Timeout: m.RequestTimeout})
 	if err != nil {
 		return activities.Deps{}, fmt.Errorf("microsoft HTTP client: %w", err)
 	}
