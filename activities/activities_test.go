@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
@@ -288,7 +289,7 @@ func TestVerifyConsent(t *testing.T) {
 
 func TestBuildConsentURL(t *testing.T) {
 	const wfID = "onboarding/tid/org"
-	in := BuildConsentURLInput{TenantID: "tid", AppID: "app", WorkflowID: wfID}
+	in := BuildConsentURLInput{TenantID: "tid", AppID: "app", WorkflowID: wfID, RunID: "first-run"}
 	key := bytes.Repeat([]byte{9}, consent.MinKeyBytes)
 	newSigner := func(t *testing.T) *consent.Signer {
 		s, err := consent.NewSigner(key, time.Hour, nil)
@@ -324,6 +325,7 @@ func TestBuildConsentURL(t *testing.T) {
 		claims, err := newSigner(t).Verify(u.Query().Get("state"))
 		require.NoError(t, err, "a signer with the same key accepts the state")
 		assert.Equal(t, wfID, claims.WorkflowID)
+		assert.Equal(t, "first-run", claims.RunID, "the link is bound to the onboarding's first run")
 		assert.Equal(t, "tid", claims.TenantID)
 		assert.NotEqual(t, first.URL, second.URL, "every state has its own nonce")
 
@@ -331,6 +333,25 @@ func TestBuildConsentURL(t *testing.T) {
 		require.NoError(t, err)
 		_, err = other.Verify(u.Query().Get("state"))
 		assert.ErrorIs(t, err, consent.ErrBadSignature, "another installation's key rejects it")
+	})
+
+	t.Run("without a run ID the link is bound to the run that calls it", func(t *testing.T) {
+		a := newFakeActivities(&fakeGraph{}, &dvState{}, nil, nil)
+		a.deps.ConsentSigner = newSigner(t)
+		var ts testsuite.WorkflowTestSuite
+		env := ts.NewTestActivityEnvironment()
+		env.RegisterActivity(a.BuildConsentURL)
+		legacy := in
+		legacy.RunID = ""
+		v, err := env.ExecuteActivity(a.BuildConsentURL, legacy)
+		require.NoError(t, err)
+		var out BuildConsentURLResult
+		require.NoError(t, v.Get(&out))
+		u, err := url.Parse(out.URL)
+		require.NoError(t, err)
+		claims, err := newSigner(t).Verify(u.Query().Get("state"))
+		require.NoError(t, err)
+		assert.NotEmpty(t, claims.RunID)
 	})
 
 	t.Run("a configuration the signer refuses fails for good, naming the setting", func(t *testing.T) {

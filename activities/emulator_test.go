@@ -118,7 +118,7 @@ func TestEmulatorAppSecretConsentAndUndo(t *testing.T) {
 	signer, err := consent.NewSigner(bytes.Repeat([]byte{3}, consent.MinKeyBytes), time.Hour, nil)
 	require.NoError(t, err)
 	a.deps.ConsentSigner = signer
-	link, err := a.BuildConsentURL(ctx, BuildConsentURLInput{TenantID: emuTenant, AppID: app.AppID, WorkflowID: wfID})
+	link, err := a.BuildConsentURL(ctx, BuildConsentURLInput{TenantID: emuTenant, AppID: app.AppID, WorkflowID: wfID, RunID: "run-1"})
 	require.NoError(t, err)
 	noFollow := *hc
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/consent"
@@ -318,6 +319,9 @@ type BuildConsentURLInput struct {
 	TenantID   string `json:"tenantId"`
 	AppID      string `json:"appId"`
 	WorkflowID string `json:"workflowId"`
+	// RunID is the onboarding's first run ID, which the signed link is bound
+	// to; empty means the run of the workflow that calls the activity.
+	RunID string `json:"runId,omitempty"`
 }
 
 type BuildConsentURLResult struct {
@@ -330,11 +334,16 @@ type BuildConsentURLResult struct {
 // signed, expiring, single-use state that the consent callback checks;
 // without it the URL carries no state at all, so no callback can act on it
 // (the operator signals with `starter consent`, or the re-check notices).
-func (a *Activities) BuildConsentURL(_ context.Context, in BuildConsentURLInput) (BuildConsentURLResult, error) {
+func (a *Activities) BuildConsentURL(ctx context.Context, in BuildConsentURLInput) (BuildConsentURLResult, error) {
 	if a.deps.ConsentSigner == nil {
 		return BuildConsentURLResult{URL: unsignedConsentURL(a.deps.AuthorityHost, a.deps.ConsentRedirectURI, in)}, nil
 	}
-	u, err := a.deps.ConsentSigner.ConsentURL(a.deps.AuthorityHost, in.TenantID, in.AppID, a.deps.ConsentRedirectURI, in.WorkflowID)
+	if in.RunID == "" && activity.IsActivity(ctx) {
+		// Workflows recorded before they passed their first run ID build the
+		// URL in their first run, before any continue-as-new.
+		in.RunID = activity.GetInfo(ctx).WorkflowExecution.RunID
+	}
+	u, err := a.deps.ConsentSigner.ConsentURL(a.deps.AuthorityHost, in.TenantID, in.AppID, a.deps.ConsentRedirectURI, in.WorkflowID, in.RunID)
 	if err != nil {
 		// Every cause is configuration or input that a retry cannot change.
 		return BuildConsentURLResult{}, temporal.NewNonRetryableApplicationError(

@@ -104,14 +104,17 @@ func TestSignedConsentCallbackEndToEnd(t *testing.T) {
 	claims, err := same.Verify(state)
 	require.NoError(t, err)
 	assert.Equal(t, id, claims.WorkflowID)
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	require.NoError(t, err)
+	assert.Equal(t, d.GetWorkflowExecutionInfo().GetFirstRunId(), claims.RunID, "the link is bound to this run")
 
 	forger, err := consent.NewSigner([]byte(strings.Repeat("a forger's key, 32 bytes or more", 2)), time.Hour, nil)
 	require.NoError(t, err)
-	forged, err := forger.Sign(id)
+	forged, err := forger.Sign(id, claims.RunID)
 	require.NoError(t, err)
 	past, err := consent.NewSigner(key, time.Hour, func() time.Time { return time.Now().Add(-2 * time.Hour) })
 	require.NoError(t, err)
-	expired, err := past.Sign(id)
+	expired, err := past.Sign(id, claims.RunID)
 	require.NoError(t, err)
 	unkeyed := sha256.Sum256([]byte("mktos2s-consent\x00" + id)) // the state before it was signed
 
@@ -191,7 +194,7 @@ log:
 		assert.Equal(t, http.StatusForbidden, status, page)
 		// A valid link for an onboarding that has finished: Temporal's
 		// NotFound reaches the admin as "no longer running".
-		fresh, err := same.Sign(id)
+		fresh, err := same.Sign(id, claims.RunID)
 		require.NoError(t, err)
 		status, page = callback(ctx, t, endpoint, granted(fresh, consentco.ID))
 		assert.Equal(t, http.StatusGone, status, page)

@@ -11,7 +11,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/consent"
@@ -21,25 +23,45 @@ import (
 
 // signaler is the part of client.Client the consent callback uses.
 type signaler interface {
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
 }
 
 // consentSignaler delivers the callback's verdict as the onboarding's
-// admin-consent signal. Temporal answers NotFound both for an unknown
-// workflow and for one that already closed; either way retrying cannot help.
+// admin-consent signal, to the run the link was made for only: the workflow
+// ID is reused when a tenant and org are onboarded again, so the link's run
+// must be the first run of the chain running now (continue-as-new keeps it).
+// Temporal answers NotFound both for an unknown workflow and for one that
+// already closed; either way retrying cannot help.
 func consentSignaler(c signaler) consent.Signaler {
-	return consent.SignalerFunc(func(ctx context.Context, workflowID string, granted bool, by, note string) error {
-		err := c.SignalWorkflow(ctx, workflowID, "", workflows.SignalAdminConsent,
-			workflows.ConsentSignal{Granted: granted, By: by, Note: note})
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return fmt.Errorf("%w: %w", consent.ErrUnknownWorkflow, err)
-		}
+	return consent.SignalerFunc(func(ctx context.Context, s consent.Signal) error {
+		d, err := c.DescribeWorkflowExecution(ctx, s.WorkflowID, "")
 		if err != nil {
-			return fmt.Errorf("signal %s to %s: %w", workflows.SignalAdminConsent, workflowID, err)
+			return temporalSignalError(s.WorkflowID, err)
+		}
+		info := d.GetWorkflowExecutionInfo()
+		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return fmt.Errorf("%w: its latest run is %s", consent.ErrUnknownWorkflow, info.GetStatus())
+		}
+		if s.RunID != "" && s.RunID != info.GetFirstRunId() {
+			return fmt.Errorf("%w: the link is for run %s, the running onboarding started as run %s", consent.ErrOtherRun, s.RunID, info.GetFirstRunId())
+		}
+		// The run just described, so that one started meanwhile is not signalled.
+		err = c.SignalWorkflow(ctx, s.WorkflowID, info.GetExecution().GetRunId(), workflows.SignalAdminConsent,
+			workflows.ConsentSignal{Granted: s.Granted, By: s.By, Note: s.Note})
+		if err != nil {
+			return temporalSignalError(s.WorkflowID, err)
 		}
 		return nil
 	})
+}
+
+func temporalSignalError(workflowID string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%w: %w", consent.ErrUnknownWorkflow, err)
+	}
+	return fmt.Errorf("signal %s to %s: %w", workflows.SignalAdminConsent, workflowID, err)
 }
 
 // callbackHandler serves the signed consent callback on the path of

@@ -14,7 +14,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/consent"
@@ -27,11 +31,32 @@ type sentSignal struct {
 	arg                     any
 }
 
-// fakeSignaler records signals and answers err.
+// fakeSignaler records signals and answers err. Its workflow runs as run
+// "run-2" of the chain that started as firstRun ("run-1" when empty);
+// status is its latest run's status (running when zero); describeErr fails
+// the describe.
 type fakeSignaler struct {
-	mu   sync.Mutex
-	sent []sentSignal
-	err  error
+	mu          sync.Mutex
+	sent        []sentSignal
+	err         error
+	firstRun    string
+	status      enumspb.WorkflowExecutionStatus
+	describeErr error
+}
+
+func (f *fakeSignaler) DescribeWorkflowExecution(_ context.Context, workflowID, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	if f.describeErr != nil {
+		return nil, f.describeErr
+	}
+	first, status := f.firstRun, f.status
+	if first == "" {
+		first = "run-1"
+	}
+	if status == enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED {
+		status = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	}
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
+		Execution: &commonpb.WorkflowExecution{WorkflowId: workflowID, RunId: "run-2"}, FirstRunId: first, Status: status}}, nil
 }
 
 func (f *fakeSignaler) SignalWorkflow(_ context.Context, workflowID, runID, name string, arg any) error {
@@ -48,28 +73,44 @@ func (f *fakeSignaler) count() int {
 }
 
 func TestConsentSignaler(t *testing.T) {
+	notFound := serviceerror.NewNotFound("workflow execution already completed")
 	tests := []struct {
 		name        string
-		err         error
-		wantErr     bool
-		wantUnknown bool
+		f           *fakeSignaler
+		runID       string
+		wantErr     error // nil: delivered
+		wantCause   error
+		wantSignals int
 	}{
-		{name: "delivered"},
-		{name: "closed or unknown workflow", err: serviceerror.NewNotFound("workflow execution already completed"), wantErr: true, wantUnknown: true},
-		{name: "Temporal unavailable", err: serviceerror.NewUnavailable("connection refused"), wantErr: true},
+		{name: "delivered to the run of the link", f: &fakeSignaler{}, runID: "run-1", wantSignals: 1},
+		{name: "a link signed before runs were bound", f: &fakeSignaler{}, wantSignals: 1},
+		{name: "a link of another run", f: &fakeSignaler{firstRun: "run-7"}, runID: "run-1", wantErr: consent.ErrOtherRun},
+		{name: "latest run closed", f: &fakeSignaler{status: enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED}, runID: "run-1", wantErr: consent.ErrUnknownWorkflow},
+		{name: "unknown workflow", f: &fakeSignaler{describeErr: notFound}, runID: "run-1", wantErr: consent.ErrUnknownWorkflow, wantCause: notFound},
+		{name: "closed between describe and signal", f: &fakeSignaler{err: notFound}, runID: "run-1", wantErr: consent.ErrUnknownWorkflow, wantCause: notFound, wantSignals: 1},
+		{name: "Temporal unavailable", f: &fakeSignaler{err: serviceerror.NewUnavailable("connection refused")}, runID: "run-1", wantSignals: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &fakeSignaler{err: tt.err}
-			err := consentSignaler(f).SignalConsent(context.Background(), "onboarding/t/h", false, "by", "note")
-			assert.Equal(t, tt.wantErr, err != nil, "%v", err)
-			assert.Equal(t, tt.wantUnknown, errors.Is(err, consent.ErrUnknownWorkflow), "%v", err)
-			if tt.err != nil {
-				assert.ErrorIs(t, err, tt.err, "the cause stays visible for the log")
+			err := consentSignaler(tt.f).SignalConsent(context.Background(),
+				consent.Signal{WorkflowID: "onboarding/t/h", RunID: tt.runID, Granted: false, By: "by", Note: "note"})
+			switch {
+			case tt.wantErr != nil:
+				assert.ErrorIs(t, err, tt.wantErr)
+			case tt.f.err != nil:
+				assert.ErrorIs(t, err, tt.f.err, "the cause stays visible for the log")
+				assert.False(t, errors.Is(err, consent.ErrUnknownWorkflow))
+			default:
+				assert.NoError(t, err)
 			}
-			require.Len(t, f.sent, 1)
-			assert.Equal(t, sentSignal{"onboarding/t/h", "", workflows.SignalAdminConsent,
-				workflows.ConsentSignal{Granted: false, By: "by", Note: "note"}}, f.sent[0])
+			if tt.wantCause != nil {
+				assert.ErrorIs(t, err, tt.wantCause, "the cause stays visible for the log")
+			}
+			require.Len(t, tt.f.sent, tt.wantSignals)
+			if tt.wantSignals > 0 {
+				assert.Equal(t, sentSignal{"onboarding/t/h", "run-2", workflows.SignalAdminConsent,
+					workflows.ConsentSignal{Granted: false, By: "by", Note: "note"}}, tt.f.sent[0], "the run just described is signalled")
+			}
 		})
 	}
 }
@@ -102,11 +143,11 @@ func TestCallbackHandlerAcceptsOnlySignedLinksOnce(t *testing.T) {
 	// The worker's signer, built from the same configuration.
 	signer, err := workerapp.NewConsentSigner(cfg)
 	require.NoError(t, err)
-	state, err := signer.Sign(wfID)
+	state, err := signer.Sign(wfID, "run-1")
 	require.NoError(t, err)
 	forger, err := consent.NewSigner(bytes.Repeat([]byte{7}, 32), time.Hour, nil)
 	require.NoError(t, err)
-	forged, err := forger.Sign(wfID)
+	forged, err := forger.Sign(wfID, "run-1")
 	require.NoError(t, err)
 
 	get := func(p, state string) int {

@@ -39,10 +39,10 @@ func TestCallbackThroughEmulatedEntra(t *testing.T) {
 	signer, err := consent.NewSigner(bytes.Repeat([]byte{7}, 32), time.Hour, nil)
 	require.NoError(t, err)
 	h := consent.NewHandler(signer, consent.NewMemoryGuard(0, nil), consent.SignalerFunc(
-		func(_ context.Context, workflowID string, granted bool, _, note string) error {
+		func(_ context.Context, s consent.Signal) error {
 			mu.Lock()
 			defer mu.Unlock()
-			got = append(got, recorded{workflowID, granted, note})
+			got = append(got, recorded{s.WorkflowID, s.Granted, s.Note})
 			return nil
 		}), nil)
 	mux := http.NewServeMux()
@@ -64,7 +64,7 @@ func TestCallbackThroughEmulatedEntra(t *testing.T) {
 	// admin opens the consent link; Entra answers with a redirect to the callback
 	openConsent := func(t *testing.T, workflowID, extra string) string {
 		t.Helper()
-		u, err := signer.ConsentURL(e.Server.URL(), emutest.ContosoTenant, app.AppID, redirect, workflowID)
+		u, err := signer.ConsentURL(e.Server.URL(), emutest.ContosoTenant, app.AppID, redirect, workflowID, "run-1")
 		require.NoError(t, err)
 		resp, err := entra.Get(u + extra)
 		require.NoError(t, err)
@@ -94,7 +94,7 @@ func TestCallbackThroughEmulatedEntra(t *testing.T) {
 
 	status, body = follow(t, openConsent(t, deniedWF, "&deny=true"))
 	assert.Equal(t, http.StatusOK, status, body)
-	assert.Contains(t, body, "Refusal recorded")
+	assert.Contains(t, body, "Refusal passed on")
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -12,27 +12,46 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mktos2s/mktos2s/internal/inert"
 )
+
+// Signal is what the callback tells an onboarding: the admin's answer as
+// Entra's redirect reported it. Anyone holding the link can produce such a
+// redirect, so the onboarding treats it as a report: a grant is verified in
+// Entra, a denial is shown to the operator and does not end the wait.
+type Signal struct {
+	WorkflowID string
+	RunID      string // first run the link was made for; empty for links signed before runs were bound
+	Granted    bool
+	By         string
+	Note       string // Entra's error_description of a denial, truncated; outside text
+}
 
 // Signaler delivers the admin-consent signal to an onboarding workflow. The
 // production one wraps the Temporal client's SignalWorkflow (signal
-// "admin-consent", payload {"granted","by","note"}) and wraps Temporal's
-// not-found error in ErrUnknownWorkflow.
+// "admin-consent", payload {"granted","by","note","source":"callback","runId"}),
+// returns ErrOtherRun when the running onboarding is not the run s.RunID
+// names, and wraps Temporal's not-found error in ErrUnknownWorkflow.
 type Signaler interface {
-	SignalConsent(ctx context.Context, workflowID string, granted bool, by, note string) error
+	SignalConsent(ctx context.Context, s Signal) error
 }
 
 // SignalerFunc adapts a function to Signaler.
-type SignalerFunc func(ctx context.Context, workflowID string, granted bool, by, note string) error
+type SignalerFunc func(ctx context.Context, s Signal) error
 
 // SignalConsent implements Signaler.
-func (f SignalerFunc) SignalConsent(ctx context.Context, workflowID string, granted bool, by, note string) error {
-	return f(ctx, workflowID, granted, by, note)
-}
+func (f SignalerFunc) SignalConsent(ctx context.Context, s Signal) error { return f(ctx, s) }
 
-// ErrUnknownWorkflow is what a Signaler wraps when the workflow is not
-// running (finished, cancelled or never started): retrying cannot help.
-var ErrUnknownWorkflow = errors.New("onboarding workflow is not running")
+var (
+	// ErrUnknownWorkflow is what a Signaler wraps when the workflow is not
+	// running (finished, cancelled or never started): retrying cannot help.
+	ErrUnknownWorkflow = errors.New("onboarding workflow is not running")
+	// ErrOtherRun is what a Signaler returns when the workflow ID runs an
+	// onboarding other than the one the link was made for (an earlier one
+	// was cancelled or failed and the tenant and org were started again).
+	ErrOtherRun = errors.New("the consent link belongs to another onboarding of this tenant and org")
+)
 
 // SignalBy is the "by" of signals sent by the callback: Entra's redirect does
 // not say which admin consented.
@@ -150,12 +169,12 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 	var note string
 	switch code := q.Get("error"); {
 	case code == "access_denied":
-		note = truncate(q.Get("error_description"), maxNoteRunes)
+		note = truncate(inert.Text(q.Get("error_description")), maxNoteRunes)
 	case code != "":
 		// Not a decision by the admin (e.g. server_error): record nothing,
 		// leave the link usable.
 		return page{Status: http.StatusBadGateway, Title: "Entra reported an error",
-			Message: "Entra returned " + truncate(code, 100) + ": " + truncate(q.Get("error_description"), maxNoteRunes) + ". Nothing was recorded.",
+			Message: "Entra returned " + truncate(inert.Text(code), 100) + ": " + truncate(inert.Text(q.Get("error_description")), maxNoteRunes) + ". Nothing was recorded.",
 			Next:    "Open the same consent link again; if the error persists, pass this message on to the person running the onboarding.",
 			reason:  "entra-error"}, attrs
 	case strings.EqualFold(q.Get("admin_consent"), "true"):
@@ -174,9 +193,9 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 	// another tenant does not help this onboarding.
 	if tenant != "" && !strings.EqualFold(tenant, c.TenantID) {
 		return page{Status: http.StatusForbidden, Title: "Wrong tenant",
-			Message: "Consent was given in tenant " + tenant + ", but this link is for the onboarding of tenant " + c.TenantID + ", so it was not recorded.",
+			Message: "Consent was given in tenant " + truncate(inert.Text(tenant), 64) + ", but this link is for the onboarding of tenant " + c.TenantID + ", so it was not recorded.",
 			Next:    "Sign in as an administrator of tenant " + c.TenantID + " and open the consent link again.",
-			reason:  "tenant-mismatch"}, append(attrs, slog.String("callbackTenant", truncate(tenant, 64)))
+			reason:  "tenant-mismatch"}, append(attrs, slog.String("callbackTenant", truncate(inert.Text(tenant), 64)))
 	}
 
 	switch err := h.guard.Use(r.Context(), c.Nonce, c.Expires); {
@@ -192,8 +211,14 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), signalTimeout)
 	defer cancel()
-	if err := h.signaler.SignalConsent(ctx, c.WorkflowID, granted, SignalBy+" (tenant "+c.TenantID+")", note); err != nil {
+	sig := Signal{WorkflowID: c.WorkflowID, RunID: c.RunID, Granted: granted, By: SignalBy + " (tenant " + c.TenantID + ")", Note: note}
+	if err := h.signaler.SignalConsent(ctx, sig); err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
+		if errors.Is(err, ErrOtherRun) {
+			return page{Status: http.StatusGone, Title: "Consent link of an earlier onboarding",
+				Message: "This consent link belongs to an earlier onboarding of " + c.OrgHost + ", which has ended; the onboarding running now was started again and has its own link. Nothing was recorded.",
+				Next:    askForLink, reason: "other-run"}, attrs
+		}
 		if errors.Is(err, ErrUnknownWorkflow) {
 			return page{Status: http.StatusGone, Title: "Onboarding no longer running",
 				Message: "The onboarding of " + c.OrgHost + " has already finished or was cancelled, so nothing was recorded.",
@@ -208,9 +233,11 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 			Next:    "Reload this page in a minute; the link stays valid until it is recorded.", reason: "signal-error"}, attrs
 	}
 	if !granted {
-		return page{Status: http.StatusOK, Title: "Refusal recorded",
-			Message: "Refusal recorded for " + c.TenantID + "; you can close this tab.",
-			Next:    "The onboarding of " + c.OrgHost + " stops and removes what it created.", reason: "denied"}, attrs
+		// A denial cannot be checked in Entra, and anyone with the link can
+		// send one, so it is passed on, not acted on.
+		return page{Status: http.StatusOK, Title: "Refusal passed on",
+			Message: "Your refusal for " + c.TenantID + " was passed on to the person running the onboarding; you can close this tab.",
+			Next:    "The onboarding of " + c.OrgHost + " keeps waiting until they stop it, or until its consent timeout.", reason: "denied"}, attrs
 	}
 	return page{Status: http.StatusOK, Title: "Consent recorded",
 		Message: "Consent recorded for " + c.TenantID + "; you can close this tab.",
@@ -218,7 +245,7 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 }
 
 func claimAttrs(c Claims) []slog.Attr {
-	return []slog.Attr{slog.String("workflowId", c.WorkflowID)}
+	return []slog.Attr{slog.String("workflowId", c.WorkflowID), slog.String("runId", c.RunID)}
 }
 
 // truncate keeps at most n runes of s and drops invalid UTF-8, so hostile

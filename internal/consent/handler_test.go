@@ -19,11 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-type signal struct {
-	WorkflowID string
-	Granted    bool
-	By, Note   string
-}
+type signal = Signal
 
 // fakeSignaler records signals; errs are returned by the next calls, in order.
 type fakeSignaler struct {
@@ -32,7 +28,7 @@ type fakeSignaler struct {
 	errs []error
 }
 
-func (f *fakeSignaler) SignalConsent(_ context.Context, workflowID string, granted bool, by, note string) error {
+func (f *fakeSignaler) SignalConsent(_ context.Context, s Signal) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.errs) > 0 {
@@ -40,7 +36,7 @@ func (f *fakeSignaler) SignalConsent(_ context.Context, workflowID string, grant
 		f.errs = f.errs[1:]
 		return err
 	}
-	f.sent = append(f.sent, signal{workflowID, granted, by, note})
+	f.sent = append(f.sent, s)
 	return nil
 }
 
@@ -58,7 +54,7 @@ type fixture struct {
 	logs   *bytes.Buffer
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	c := newClock()
 	s := newSigner(t, c)
@@ -68,9 +64,9 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{clock: c, signer: s, sig: sig, logs: logs, h: NewHandler(s, NewMemoryGuard(100, c.now), sig, log)}
 }
 
-func (f *fixture) state(t *testing.T, workflowID string) string {
+func (f *fixture) state(t testing.TB, workflowID string) string {
 	t.Helper()
-	st, err := f.signer.Sign(workflowID)
+	st, err := f.signer.Sign(workflowID, testRunID)
 	require.NoError(t, err)
 	return st
 }
@@ -103,13 +99,13 @@ func TestCallbackAccepts(t *testing.T) {
 		wantPage string
 	}{
 		{"granted", func(s string) url.Values { return granted(s, testTenant) },
-			signal{testWFID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded for " + testTenant + "; you can close this tab."},
+			signal{testWFID, testRunID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded for " + testTenant + "; you can close this tab."},
 		{"granted, tenant in upper case", func(s string) url.Values { return granted(s, strings.ToUpper(testTenant)) },
-			signal{testWFID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded for " + testTenant},
-		{"admin_consent in lower case", func(s string) url.Values { return with(granted(s, testTenant), "admin_consent", "true") }, signal{testWFID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded"},
+			signal{testWFID, testRunID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded for " + testTenant},
+		{"admin_consent in lower case", func(s string) url.Values { return with(granted(s, testTenant), "admin_consent", "true") }, signal{testWFID, testRunID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded"},
 		{"denied", func(s string) url.Values { return denied(s, desc) },
-			signal{testWFID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Refusal recorded for " + testTenant},
-		{"denied, with the right tenant", func(s string) url.Values { return with(denied(s, desc), "tenant", testTenant) }, signal{testWFID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Refusal recorded"},
+			signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Your refusal for " + testTenant + " was passed on"},
+		{"denied, with the right tenant", func(s string) url.Values { return with(denied(s, desc), "tenant", testTenant) }, signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Refusal passed on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +141,7 @@ func TestCallbackRejects(t *testing.T) {
 			return granted(s[:len(s)-10], testTenant)
 		}, http.StatusBadRequest, "damaged"},
 		{"forged with another key", http.MethodGet, func(t *testing.T, f *fixture) url.Values {
-			s, err := newSignerKey(t, f.clock, otherKey).Sign(testWFID)
+			s, err := newSignerKey(t, f.clock, otherKey).Sign(testWFID, testRunID)
 			require.NoError(t, err)
 			return granted(s, testTenant)
 		}, http.StatusForbidden, "not issued by this mktos2s"},
@@ -280,7 +276,7 @@ func TestCallbackGuardFull(t *testing.T) {
 	sig := &fakeSignaler{}
 	h := NewHandler(s, NewMemoryGuard(1, c.now), sig, nil)
 	send := func() int {
-		st, err := s.Sign(testWFID)
+		st, err := s.Sign(testWFID, testRunID)
 		require.NoError(t, err)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/cb?"+granted(st, testTenant).Encode(), nil))
@@ -360,11 +356,11 @@ func TestCallbackSignalGetsDeadline(t *testing.T) {
 	s := newSigner(t, c)
 	var deadline time.Time
 	var ok bool
-	h := NewHandler(s, NewMemoryGuard(0, c.now), SignalerFunc(func(ctx context.Context, _ string, _ bool, _, _ string) error {
+	h := NewHandler(s, NewMemoryGuard(0, c.now), SignalerFunc(func(ctx context.Context, _ Signal) error {
 		deadline, ok = ctx.Deadline()
 		return nil
 	}), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	st, err := s.Sign(testWFID)
+	st, err := s.Sign(testWFID, testRunID)
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/cb?"+granted(st, testTenant).Encode(), nil))
@@ -385,4 +381,74 @@ func TestCallbackPath(t *testing.T) {
 	}
 	_, err := CallbackPath("/relative")
 	assert.Error(t, err)
+}
+
+// A link of an earlier onboarding of the same tenant and org (cancelled, then
+// started again) is refused with a page that says so.
+func TestCallbackLinkOfAnotherRun(t *testing.T) {
+	f := newFixture(t)
+	f.sig.errs = []error{fmt.Errorf("describe: %w", ErrOtherRun)}
+	w := f.do(http.MethodGet, denied(f.state(t, testWFID), "x"))
+	assert.Equal(t, http.StatusGone, w.Code)
+	assert.Contains(t, w.Body.String(), "belongs to an earlier onboarding of "+testHost)
+	assert.Contains(t, w.Body.String(), "Nothing was recorded")
+	assert.Contains(t, f.logs.String(), "result=other-run")
+}
+
+// The denial's text comes from whoever sent the redirect: it reaches the
+// signal (and so status and the UI) without escape sequences or bidi
+// controls.
+func TestCallbackDenialNoteIsInert(t *testing.T) {
+	f := newFixture(t)
+	w := f.do(http.MethodGet, denied(f.state(t, testWFID), "declined\x1b[2J\x1b]52;c;ZXZpbA==\x07 \u202Eadmin"))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	sent := f.sig.signals()
+	require.Len(t, sent, 1)
+	assert.Equal(t, "declined[2J]52;c;ZXZpbA== admin", sent[0].Note)
+	assert.False(t, sent[0].Granted)
+	assert.Equal(t, testRunID, sent[0].RunID)
+	assert.Contains(t, w.Body.String(), "keeps waiting", "the page does not promise the onboarding stops")
+}
+
+// FuzzCallback: whatever query arrives, with or without a valid state, the
+// handler answers a page with its security headers, signals at most once per
+// valid state, and never shows or logs the state.
+func FuzzCallback(f *testing.F) {
+	fx := newFixture(f)
+	good := fx.state(f, testWFID)
+	for _, q := range []url.Values{
+		granted(good, testTenant), denied(good, "no"), granted("", testTenant), denied("a.b", ""),
+		{"error": {"server_error"}, "state": {good}}, {"state": {good, good}},
+		{"admin_consent": {"True"}, "tenant": {"\x1b[2J"}, "state": {good}},
+	} {
+		f.Add(q.Encode())
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		fx := newFixture(t)
+		r := httptest.NewRequest(http.MethodGet, "/consent/callback", nil)
+		r.URL.RawQuery = raw
+		w := httptest.NewRecorder()
+		fx.h.ServeHTTP(w, r)
+		if w.Code < 200 || w.Code > 599 {
+			t.Fatalf("status %d", w.Code)
+		}
+		if w.Header().Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'none'" || w.Header().Get("Cache-Control") != "no-store" {
+			t.Fatalf("security headers missing: %v", w.Header())
+		}
+		body := w.Body.String()
+		if strings.Contains(body, "<script") || strings.Contains(body, "\x1b") {
+			t.Fatalf("page carries active content: %q", body)
+		}
+		if st := r.URL.Query().Get("state"); len(st) > 8 && (strings.Contains(body, st) || strings.Contains(fx.logs.String(), st)) {
+			t.Fatalf("the state is shown or logged")
+		}
+		if n := len(fx.sig.signals()); n > 1 || (n == 1 && w.Code != http.StatusOK) {
+			t.Fatalf("%d signals with status %d", n, w.Code)
+		}
+		for _, s := range fx.sig.signals() {
+			if strings.ContainsRune(s.Note, '\x1b') {
+				t.Fatalf("signal note is not inert: %q", s.Note)
+			}
+		}
+	})
 }

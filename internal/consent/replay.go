@@ -35,8 +35,9 @@ const DefaultGuardCapacity = 10000
 // MemoryGuard is a ReplayGuard for a single callback process. It forgets on
 // restart, so a link used before a restart works once more until it expires.
 // A replayed grant is harmless (the onboarding verifies the grant in Entra
-// rather than trusting the signal); a replayed denial could stop a later run
-// with the same workflow ID, which a shared, persistent guard would prevent.
+// rather than trusting the signal), and so is a replayed denial: it is shown
+// to the operator and ends nothing, and a link names its run, so it cannot
+// reach a later onboarding of the same tenant and org.
 type MemoryGuard struct {
 	mu       sync.Mutex
 	used     map[string]time.Time // nonce → expiry

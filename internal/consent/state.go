@@ -44,6 +44,7 @@ var (
 // Claims are what a verified state vouches for.
 type Claims struct {
 	WorkflowID string    // onboarding/<tenant>/<org host>
+	RunID      string    // first run of the onboarding the link was made for; empty in links signed before runs were bound
 	TenantID   string    // from WorkflowID
 	OrgHost    string    // from WorkflowID
 	Nonce      string    // single-use; see ReplayGuard
@@ -55,8 +56,11 @@ type Claims struct {
 // anyway), so it is signed, not encrypted.
 type payload struct {
 	WorkflowID string `json:"w"`
-	Expires    int64  `json:"e"` // unix seconds
-	Nonce      string `json:"n"`
+	// RunID binds the link to one onboarding, not only to its workflow ID,
+	// which a later onboarding of the same tenant and org reuses.
+	RunID   string `json:"r,omitempty"`
+	Expires int64  `json:"e"` // unix seconds
+	Nonce   string `json:"n"`
 }
 
 // b64 is strict so that each payload and signature has exactly one
@@ -87,11 +91,16 @@ func NewSigner(key []byte, ttl time.Duration, now func() time.Time) (*Signer, er
 	return &Signer{key: bytes.Clone(key), ttl: ttl, now: now}, nil
 }
 
-// Sign returns a state for workflowID: base64url(payload) "." base64url(HMAC-SHA256(key, payload)).
-// It uses only URL-safe characters, so it needs no escaping in a query.
-func (s *Signer) Sign(workflowID string) (string, error) {
+// Sign returns a state for the run runID of workflowID: base64url(payload) "."
+// base64url(HMAC-SHA256(key, payload)). runID is the first run ID of the
+// onboarding (the run chain's ID, which continue-as-new keeps). It uses only
+// URL-safe characters, so it needs no escaping in a query.
+func (s *Signer) Sign(workflowID, runID string) (string, error) {
 	if _, _, err := splitWorkflowID(workflowID); err != nil {
 		return "", err
+	}
+	if !validRunID(runID) {
+		return "", fmt.Errorf("%w: run ID %q is not a Temporal run ID", ErrMalformed, runID)
 	}
 	n := make([]byte, nonceBytes)
 	if _, err := rand.Read(n); err != nil {
@@ -99,6 +108,7 @@ func (s *Signer) Sign(workflowID string) (string, error) {
 	}
 	p, err := json.Marshal(payload{
 		WorkflowID: workflowID,
+		RunID:      runID,
 		Expires:    s.now().Add(s.ttl).Unix(),
 		Nonce:      b64.EncodeToString(n),
 	})
@@ -135,14 +145,14 @@ func (s *Signer) Verify(state string) (Claims, error) {
 	var pl payload
 	dec := json.NewDecoder(bytes.NewReader(p))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&pl); err != nil || pl.Nonce == "" || pl.Expires <= 0 {
+	if err := dec.Decode(&pl); err != nil || pl.Nonce == "" || pl.Expires <= 0 || (pl.RunID != "" && !validRunID(pl.RunID)) {
 		return Claims{}, fmt.Errorf("%w: signed payload lacks workflow ID, expiry or nonce", ErrMalformed)
 	}
 	tenant, host, err := splitWorkflowID(pl.WorkflowID)
 	if err != nil {
 		return Claims{}, err
 	}
-	c := Claims{WorkflowID: pl.WorkflowID, TenantID: tenant, OrgHost: host, Nonce: pl.Nonce, Expires: time.Unix(pl.Expires, 0).UTC()}
+	c := Claims{WorkflowID: pl.WorkflowID, RunID: pl.RunID, TenantID: tenant, OrgHost: host, Nonce: pl.Nonce, Expires: time.Unix(pl.Expires, 0).UTC()}
 	if !s.now().Before(c.Expires) {
 		return c, fmt.Errorf("%w at %s", ErrExpired, c.Expires.Format(time.RFC3339))
 	}
@@ -161,7 +171,7 @@ func (s *Signer) mac(p []byte) []byte {
 // registration; the v2.0 variant would need an explicit scope list). An
 // empty authorityHost means DefaultAuthorityHost. tenantID must be the
 // workflow's tenant, or the callback would be rejected later.
-func (s *Signer) ConsentURL(authorityHost, tenantID, clientID, redirectURI, workflowID string) (string, error) {
+func (s *Signer) ConsentURL(authorityHost, tenantID, clientID, redirectURI, workflowID, runID string) (string, error) {
 	host := strings.TrimRight(strings.TrimSpace(authorityHost), "/")
 	if host == "" {
 		host = DefaultAuthorityHost
@@ -182,7 +192,7 @@ func (s *Signer) ConsentURL(authorityHost, tenantID, clientID, redirectURI, work
 	if !strings.EqualFold(strings.TrimSpace(tenantID), wfTenant) {
 		return "", fmt.Errorf("consent URL: tenant %q is not the tenant of workflow %q", tenantID, workflowID)
 	}
-	state, err := s.Sign(workflowID)
+	state, err := s.Sign(workflowID, runID)
 	if err != nil {
 		return "", err
 	}
@@ -202,4 +212,18 @@ func splitWorkflowID(id string) (tenant, host string, err error) {
 		return "", "", fmt.Errorf("%w: workflow ID %q is not onboarding/<tenant ID>/<org host>", ErrMalformed, id)
 	}
 	return parts[1], parts[2], nil
+}
+
+// validRunID accepts what Temporal issues as run IDs (UUIDs) without tying
+// the state to one UUID format: 1 to 64 characters of letters, digits and '-'.
+func validRunID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

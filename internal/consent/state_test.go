@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"regexp"
 	"strings"
@@ -18,6 +19,7 @@ const (
 	testTenant = "11111111-1111-1111-1111-111111111111"
 	testHost   = "contoso.crm.localhost"
 	testWFID   = "onboarding/" + testTenant + "/" + testHost
+	testRunID  = "0198c3a1-7f2e-7c3b-9a51-2f4d1e6b8c90"
 	testTTL    = time.Hour
 )
 
@@ -33,9 +35,9 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time                { return c.t }
 func (c *clock) advance(d time.Duration)       { c.t = c.t.Add(d) }
 func newClock() *clock                         { return &clock{t: t0} }
-func newSigner(t *testing.T, c *clock) *Signer { return newSignerKey(t, c, testKey) }
+func newSigner(t testing.TB, c *clock) *Signer { return newSignerKey(t, c, testKey) }
 
-func newSignerKey(t *testing.T, c *clock, key []byte) *Signer {
+func newSignerKey(t testing.TB, c *clock, key []byte) *Signer {
 	t.Helper()
 	s, err := NewSigner(key, testTTL, c.now)
 	require.NoError(t, err)
@@ -72,7 +74,7 @@ func TestSignerCopiesKey(t *testing.T) {
 	c := newClock()
 	key := bytes.Clone(testKey)
 	s := newSignerKey(t, c, key)
-	state, err := s.Sign(testWFID)
+	state, err := s.Sign(testWFID, testRunID)
 	require.NoError(t, err)
 	key[0] ^= 0xff // the caller reusing its buffer must not change the signer
 	_, err = s.Verify(state)
@@ -82,7 +84,7 @@ func TestSignerCopiesKey(t *testing.T) {
 func TestSignVerifyRoundTrip(t *testing.T) {
 	c := newClock()
 	s := newSigner(t, c)
-	state, err := s.Sign(testWFID)
+	state, err := s.Sign(testWFID, testRunID)
 	require.NoError(t, err)
 
 	got, err := s.Verify(state)
@@ -96,7 +98,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 
 func TestStateIsURLSafeAndCarriesOnlyPublicData(t *testing.T) {
 	s := newSigner(t, newClock())
-	state, err := s.Sign(testWFID)
+	state, err := s.Sign(testWFID, testRunID)
 	require.NoError(t, err)
 
 	assert.Regexp(t, regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`), state)
@@ -108,8 +110,9 @@ func TestStateIsURLSafeAndCarriesOnlyPublicData(t *testing.T) {
 	require.NoError(t, err)
 	var fields map[string]any
 	require.NoError(t, json.Unmarshal(raw, &fields))
-	assert.ElementsMatch(t, []string{"w", "e", "n"}, keys(fields))
+	assert.ElementsMatch(t, []string{"w", "r", "e", "n"}, keys(fields))
 	assert.Equal(t, testWFID, fields["w"])
+	assert.Equal(t, testRunID, fields["r"], "the link is bound to its run, not only to the reusable workflow ID")
 	assert.EqualValues(t, t0.Add(testTTL).Unix(), fields["e"])
 	assert.NotContains(t, string(raw), string(testKey))
 }
@@ -126,7 +129,7 @@ func TestSignUsesFreshNonces(t *testing.T) {
 	s := newSigner(t, newClock())
 	seen := map[string]bool{}
 	for range 50 {
-		state, err := s.Sign(testWFID)
+		state, err := s.Sign(testWFID, testRunID)
 		require.NoError(t, err)
 		c, err := s.Verify(state)
 		require.NoError(t, err)
@@ -138,7 +141,7 @@ func TestSignUsesFreshNonces(t *testing.T) {
 func TestSignRejectsForeignWorkflowIDs(t *testing.T) {
 	s := newSigner(t, newClock())
 	for _, id := range []string{"", "onboarding", "onboarding//host", "onboarding/tenant/", "other/t/h", "onboarding/t/h/extra"} {
-		_, err := s.Sign(id)
+		_, err := s.Sign(id, testRunID)
 		assert.ErrorIs(t, err, ErrMalformed, "workflow ID %q", id)
 	}
 }
@@ -153,10 +156,10 @@ func resign(key []byte, raw string) string {
 func TestVerifyRejects(t *testing.T) {
 	c := newClock()
 	s := newSigner(t, c)
-	good, err := s.Sign(testWFID)
+	good, err := s.Sign(testWFID, testRunID)
 	require.NoError(t, err)
 	enc, sig, _ := strings.Cut(good, ".")
-	forged, err := newSignerKey(t, c, otherKey).Sign(testWFID)
+	forged, err := newSignerKey(t, c, otherKey).Sign(testWFID, testRunID)
 	require.NoError(t, err)
 
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
@@ -220,7 +223,7 @@ func TestVerifyExpiry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
 			s := newSigner(t, c)
-			state, err := s.Sign(testWFID)
+			state, err := s.Sign(testWFID, testRunID)
 			require.NoError(t, err)
 			c.advance(tt.elapsed)
 			got, err := s.Verify(state)
@@ -248,7 +251,7 @@ func TestConsentURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			redirect := tt.redirect
-			got, err := s.ConsentURL(tt.authority, strings.ToUpper(testTenant), clientID, redirect, testWFID)
+			got, err := s.ConsentURL(tt.authority, strings.ToUpper(testTenant), clientID, redirect, testWFID, testRunID)
 			require.NoError(t, err)
 			assert.True(t, strings.HasPrefix(strings.ToLower(got), strings.ToLower(tt.wantPrefix)), got)
 			u, err := url.Parse(got)
@@ -281,10 +284,77 @@ func TestConsentURLRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.ConsentURL(tt.authority, tt.tenant, tt.client, tt.redirect, tt.wfID)
+			got, err := s.ConsentURL(tt.authority, tt.tenant, tt.client, tt.redirect, tt.wfID, testRunID)
 			require.Error(t, err)
 			assert.Empty(t, got)
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+// The state names the run it was made for, so a link of a cancelled run does
+// not pass for one of a later run of the same tenant and org; links signed
+// before runs were bound still verify, without a run.
+func TestStateBindsTheRun(t *testing.T) {
+	c := newClock()
+	s := newSigner(t, c)
+	state, err := s.Sign(testWFID, testRunID)
+	require.NoError(t, err)
+	got, err := s.Verify(state)
+	require.NoError(t, err)
+	assert.Equal(t, testRunID, got.RunID)
+
+	for _, bad := range []string{"", "run id with spaces", strings.Repeat("a", 65), "run\u202e"} {
+		_, err := s.Sign(testWFID, bad)
+		assert.ErrorIs(t, err, ErrMalformed, "run ID %q", bad)
+	}
+
+	// A state as signed before this change: {"w","e","n"} only.
+	old, err := json.Marshal(map[string]any{"w": testWFID, "e": t0.Add(testTTL).Unix(), "n": "bm9uY2U"})
+	require.NoError(t, err)
+	legacy := b64.EncodeToString(old) + "." + b64.EncodeToString(s.mac(old))
+	got, err = s.Verify(legacy)
+	require.NoError(t, err)
+	assert.Empty(t, got.RunID)
+	assert.Equal(t, testWFID, got.WorkflowID)
+
+	// A signed run that is not a run ID is refused as malformed.
+	odd, err := json.Marshal(map[string]any{"w": testWFID, "r": "<b>", "e": t0.Add(testTTL).Unix(), "n": "bm9uY2U"})
+	require.NoError(t, err)
+	_, err = s.Verify(b64.EncodeToString(odd) + "." + b64.EncodeToString(s.mac(odd)))
+	assert.ErrorIs(t, err, ErrMalformed)
+}
+
+// FuzzVerify: no input makes Verify panic, accept what it did not sign, or
+// return claims that do not parse as the workflow ID they came from.
+func FuzzVerify(f *testing.F) {
+	s := newSigner(f, newClock())
+	good, err := s.Sign(testWFID, testRunID)
+	require.NoError(f, err)
+	for _, seed := range []string{good, "", ".", "a.b", good + "x", strings.Replace(good, ".", "..", 1),
+		"eyJ3IjoiIn0." + strings.Repeat("A", 43), strings.Repeat("A", maxStateLen+1)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, state string) {
+		c, err := s.Verify(state)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrExpired) {
+				t.Fatalf("Verify(%q): untyped error %v", state, err)
+			}
+			if strings.Contains(err.Error(), state) && len(state) > 8 {
+				t.Fatalf("Verify's error echoes the state: %v", err)
+			}
+			return
+		}
+		// Only a signed payload verifies, in exactly one spelling (strict
+		// base64url): the state must be its payload and that payload's MAC.
+		enc, _, _ := strings.Cut(state, ".")
+		p, derr := b64.DecodeString(enc)
+		if derr != nil || state != b64.EncodeToString(p)+"."+b64.EncodeToString(s.mac(p)) {
+			t.Fatalf("Verify accepted %q, which was never signed", state)
+		}
+		if tenant, host, err := splitWorkflowID(c.WorkflowID); err != nil || tenant != c.TenantID || host != c.OrgHost {
+			t.Fatalf("claims %+v do not match their workflow ID", c)
+		}
+	})
 }

@@ -164,7 +164,7 @@ func TestConsentSignerFromConfig(t *testing.T) {
 	deps, err = activityDeps(cfg)
 	require.NoError(t, err)
 	require.NotNil(t, deps.ConsentSigner)
-	state, err := deps.ConsentSigner.Sign("onboarding/tid/contoso.crm.localhost")
+	state, err := deps.ConsentSigner.Sign("onboarding/tid/contoso.crm.localhost", "run-1")
 	require.NoError(t, err)
 	// The callback builds its signer from the same config: it must accept
 	// the worker's states, and one built from another key must not.
