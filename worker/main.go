@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mktos2s/mktos2s/internal/buildinfo"
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 )
@@ -34,11 +35,16 @@ func run(args []string) error {
 	fs.String("namespace", "", "Temporal namespace (temporal.namespace)")
 	fs.String("log-level", "", "debug, info, warn or error (log.level)")
 	fs.String("log-format", "", "json or text (log.format)")
+	version := fs.Bool("version", false, "print the version, commit and Temporal SDK version, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if *version {
+		fmt.Println(buildinfo.Read().String("worker"))
+		return nil
 	}
 	cfg, err := config.Load(config.Options{File: *file, Flags: fs, FlagKeys: map[string]string{
 		"address":    "temporal.address",

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -37,18 +37,14 @@ cleans up after a half-finished onboarding, and it can simply be run again.`,
 			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
 				in := workflows.OffboardingInput{TenantID: t.tenantID, OrgURL: t.orgURL, DryRun: dryRun, SecurityRoleName: securityRole}.WithDefaults()
 				if err := in.Validate(); err != nil {
-					return err
+					return coded(ExitBadInput, err)
 				}
-				run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-					ID: in.WorkflowID(), TaskQueue: workflows.TaskQueue,
-					WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-					TypedSearchAttributes: temporal.NewSearchAttributes(
-						workflows.SearchTenantID.ValueSet(in.TenantID), workflows.SearchOrgHost.ValueSet(in.OrgHost())),
-				}, workflows.OffboardingWorkflowType, in)
+				id := lifecycle.OffboardingID(in)
+				run, err := c.ExecuteWorkflow(ctx, lifecycle.OffboardingOptions(in), workflows.OffboardingWorkflowType, in)
 				if err != nil {
-					return fmt.Errorf("start %s: %w", in.WorkflowID(), err)
+					return fmt.Errorf("start %s: %w", id, err)
 				}
-				fmt.Fprintf(errOut(cmd), "Offboarding %s started (%s)\n", in.WorkflowID(), a.workflowLink(in.WorkflowID()))
+				fmt.Fprintf(errOut(cmd), "Offboarding %s started (%s)\n", id, a.workflowLink(id))
 				wctx, stop := context.WithTimeout(ctx, timeout)
 				defer stop()
 				var res workflows.OffboardingResult
@@ -65,9 +61,9 @@ cleans up after a half-finished onboarding, and it can simply be run again.`,
 					writeOffboarding(out(cmd), res)
 				}
 				if err != nil && wctx.Err() != nil {
-					return fmt.Errorf("offboarding %s did not finish within %s; follow it in the UI", in.WorkflowID(), timeout)
+					return coded(ExitWaiting, fmt.Errorf("offboarding %s did not finish within %s; follow it in the UI", id, timeout))
 				}
-				return err
+				return coded(ExitFailed, err)
 			})
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,8 +62,11 @@ re-checking) until it is there. --denied ends the onboarding and undoes it.`,
 			if by == "" {
 				by = defaultSender()
 			}
-			return a.withClient(cmd, t, func(ctx context.Context, c client.Client) error {
+			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
 				id := t.workflowID()
+				if err := notWaiting(s); err != nil {
+					return err
+				}
 				sig := workflows.ConsentSignal{Granted: !denied, By: by, Note: note}
 				if err := c.SignalWorkflow(ctx, id, "", workflows.SignalAdminConsent, sig); err != nil {
 					return fmt.Errorf("signal %s to %s: %w", workflows.SignalAdminConsent, id, err)
@@ -135,7 +139,21 @@ func (a *app) reportConsent(ctx context.Context, c client.Client, cmd *cobra.Com
 	fmt.Fprintf(w, "%s Consent is not verified yet: %s\n", markCurrent, last.Progress.Message)
 	fmt.Fprintf(w, "  The onboarding keeps waiting and re-checks every %s. Consent URL:\n  %s\n",
 		a.cfg.Consent.RecheckInterval, last.Progress.ConsentURL)
-	return nil
+	return coded(ExitWaiting, fmt.Errorf("admin consent for %s is not verified in Entra yet; the onboarding keeps waiting", id))
+}
+
+// notWaiting refuses a consent signal to an onboarding that ended: the
+// server would answer "workflow execution already completed".
+func notWaiting(s snapshot) error {
+	if s.running() {
+		return nil
+	}
+	what := "it completed at " + s.closed.UTC().Format(time.RFC3339) + "; consent is not needed any more"
+	if s.Result == nil {
+		what = fmt.Sprintf("it ended %s at %s (%s); start it again with `starter start` and send the new consent link",
+			strings.ToLower(s.Execution), s.closed.UTC().Format(time.RFC3339), s.Progress.Error)
+	}
+	return coded(ExitConflict, fmt.Errorf("onboarding %s is not waiting for consent: %s", s.WorkflowID, what))
 }
 
 func (a *app) statusCmd() *cobra.Command {
@@ -149,17 +167,26 @@ func (a *app) statusCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
-				if jsonMode {
-					return writeJSON(out(cmd), s.Progress)
+				view, err := a.statusOf(ctx, c, t, &s)
+				if err != nil {
+					return err
 				}
-				writeChecklist(out(cmd), s, a.workflowLink(s.WorkflowID))
-				a.writeRotationStatus(ctx, c, out(cmd), t)
-				return nil
+				if jsonMode {
+					if err := writeJSON(out(cmd), view); err != nil {
+						return err
+					}
+				} else {
+					writeChecklist(out(cmd), s, a.workflowLink(s.WorkflowID))
+					if s.offboarded.IsZero() {
+						a.writeRotationStatus(ctx, c, out(cmd), t)
+					}
+				}
+				return statusExit(s)
 			})
 		},
 	}
 	targetFlags(cmd, &t)
-	cmd.Flags().BoolVar(&jsonMode, "json", false, "print the progress JSON (step, status, consentUrl, completedSteps, resources, error)")
+	cmd.Flags().BoolVar(&jsonMode, "json", false, "print the progress JSON (step, status, consentUrl, completedSteps, resources, error, stepDurations, offboardedAt)")
 	return cmd
 }
 
@@ -176,7 +203,7 @@ func (a *app) cancelCmd() *cobra.Command {
 			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
 				id := s.WorkflowID
 				if !s.running() {
-					return fmt.Errorf("onboarding %s is not running (it is %s); nothing to cancel", id, s.Execution)
+					return coded(ExitConflict, fmt.Errorf("onboarding %s is not running (it is %s); nothing to cancel", id, s.Execution))
 				}
 				if err := c.CancelWorkflow(ctx, id, s.RunID); err != nil {
 					return fmt.Errorf("cancel %s: %w", id, err)
@@ -187,7 +214,7 @@ func (a *app) cancelCmd() *cobra.Command {
 				// Get returns once compensation has run: the workflow undoes in
 				// a disconnected context before it closes as cancelled.
 				if err := c.GetWorkflow(wctx, id, s.RunID).Get(wctx, nil); err != nil && wctx.Err() != nil {
-					return fmt.Errorf("compensation of %s did not finish within %s; follow it with `starter status`", id, timeout)
+					return coded(ExitWaiting, fmt.Errorf("compensation of %s did not finish within %s; follow it with `starter status`", id, timeout))
 				}
 				s, err := fetch(ctx, c, id)
 				if err != nil {
@@ -196,7 +223,7 @@ func (a *app) cancelCmd() *cobra.Command {
 				writeChecklist(out(cmd), s, a.workflowLink(id))
 				for _, u := range s.Progress.Compensation {
 					if !u.OK {
-						return errors.New("some undo steps failed; clean them up by hand (listed above)")
+						return coded(ExitFailed, errors.New("some undo steps failed; clean them up by hand (listed above)"))
 					}
 				}
 				return nil

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -44,13 +45,28 @@ func pendingSteps(p workflows.Progress) []string {
 // and pending steps, the consent URL while it waits, and the outcome.
 func writeChecklist(w io.Writer, s snapshot, ui string) {
 	p := s.Progress
+	if !s.offboarded.IsZero() {
+		fmt.Fprintf(w, "Onboarding %s (%s, then offboarded at %s)\n", s.WorkflowID, s.Execution, s.offboarded.UTC().Format(time.RFC3339))
+		fmt.Fprintln(w, "  Its app, client secrets and application user were removed and its secret rotation stopped; nothing of it is live.")
+		if ui != "" {
+			fmt.Fprintf(w, "Temporal UI: %s\n", ui)
+		}
+		return
+	}
 	fmt.Fprintf(w, "Onboarding %s (%s)\n", s.WorkflowID, s.Execution)
 	for _, step := range p.CompletedSteps {
+		if d, ok := s.timings[step]; ok {
+			fmt.Fprintf(w, "  %s %s (%s)\n", markDone, step, durationText(d))
+			continue
+		}
 		fmt.Fprintf(w, "  %s %s\n", markDone, step)
 	}
 	switch {
 	case s.running() && p.Step != "" && !slices.Contains(p.CompletedSteps, p.Step):
 		line := fmt.Sprintf("  %s %s", markCurrent, p.Step)
+		if d, ok := s.timings[p.Step]; ok {
+			line += " (" + durationText(d) + " so far)"
+		}
 		if p.Message != "" {
 			line += " — " + p.Message
 		}

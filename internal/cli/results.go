@@ -30,7 +30,7 @@ func listQuery(step, status string) (string, error) {
 	case "failed":
 		q = append(q, "ExecutionStatus IN ('Failed', 'Canceled', 'Terminated', 'TimedOut')")
 	default:
-		return "", fmt.Errorf("--status %q: use running, completed, failed or all", status)
+		return "", coded(ExitBadInput, fmt.Errorf("--status %q: use running, completed, failed or all", status))
 	}
 	if step != "" {
 		q = append(q, "OnboardingStep = "+quote(step))
@@ -201,16 +201,16 @@ func (a *app) credentialsCmd() *cobra.Command {
 			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
 				if s.Result == nil {
 					if s.running() {
-						return fmt.Errorf("onboarding %s is still running (step %s); the credentials exist once it completes", s.WorkflowID, s.Progress.Step)
+						return coded(ExitWaiting, fmt.Errorf("onboarding %s is still running (step %s); the credentials exist once it completes", s.WorkflowID, s.Progress.Step))
 					}
-					return fmt.Errorf("onboarding %s did not complete (%s): %s; there are no credentials", s.WorkflowID, s.Execution, s.Progress.Error)
+					return coded(ExitFailed, fmt.Errorf("onboarding %s did not complete (%s): %s; there are no credentials", s.WorkflowID, s.Execution, s.Progress.Error))
 				}
 				// The result and the stopped rotation still hold secrets
 				// that an offboarding removed from Entra.
 				if at, gone, err := offboardedAfter(ctx, c, t, s.since()); err != nil {
 					return err
 				} else if gone {
-					return errOffboarded(t, at, "there are no credentials")
+					return coded(ExitNotFound, errOffboarded(t, at, "there are no credentials"))
 				}
 				pkg := a.rotatedPackage(ctx, c, errOut(cmd), t, packageFrom(*s.Result, reveal), reveal)
 				if reveal {

@@ -29,12 +29,20 @@ type app struct {
 	getenv     func(string) string
 	// pollEvery paces progress polling (--wait, consent, cancel, demo).
 	pollEvery time.Duration
+	// started is set once the configuration loaded and a command runs:
+	// errors before that are bad input (exit code 2).
+	started bool
 }
 
 // NewRoot returns the starter command tree, with extra commands of another
 // entry point (internal/devstack) added. Tests run it in process with
 // SetArgs, SetOut and SetErr.
 func NewRoot(extra ...Extra) *cobra.Command {
+	root, _ := newRoot(extra...)
+	return root
+}
+
+func newRoot(extra ...Extra) (*cobra.Command, *app) {
 	a := &app{getenv: os.Getenv, pollEvery: 250 * time.Millisecond}
 	root := &cobra.Command{
 		Use:   "starter",
@@ -62,12 +70,13 @@ precedence. Command flags can also be set in the environment:
 
 	root.AddCommand(
 		a.startCmd(), a.consentCmd(), a.statusCmd(), a.cancelCmd(), a.listCmd(), a.credentialsCmd(),
-		a.codecServerCmd(), a.serveCmd(), a.rotateCmd(), a.offboardCmd(),
+		a.codecServerCmd(), a.serveCmd(), a.rotateCmd(), a.offboardCmd(), a.versionCmd(), a.exitCodesCmd(),
 	)
 	for _, e := range extra {
 		root.AddCommand(e(App{a}))
 	}
-	return root
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return coded(ExitBadInput, err) })
+	return root, a
 }
 
 // annotWritesCA marks commands that start the emulator, which creates the CA file.
@@ -85,11 +94,11 @@ func flagKeys() map[string]string {
 
 func (a *app) load(cmd *cobra.Command) error {
 	if err := applyEnv(cmd.Flags(), a.getenv); err != nil {
-		return err
+		return coded(ExitBadInput, err)
 	}
 	cfg, err := config.Load(config.Options{File: a.configFile, Flags: cmd.Flags(), FlagKeys: flagKeys()})
 	if err != nil {
-		return err
+		return coded(ExitBadInput, err)
 	}
 	check := cfg
 	if cmd.Annotations[annotWritesCA] != "" {
@@ -97,9 +106,10 @@ func (a *app) load(cmd *cobra.Command) error {
 		check.Microsoft.CAFile = ""
 	}
 	if err := check.Validate(); err != nil {
-		return err
+		return coded(ExitBadInput, err)
 	}
 	a.cfg = cfg
+	a.started = true
 	return nil
 }
 

@@ -12,9 +12,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/ctxtime"
+	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
 )
@@ -46,7 +46,7 @@ and only then removes the old one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if now && confirm {
-				return errors.New("--now and --confirm exclude each other: --now adds a new secret, --confirm says Marketo has it")
+				return coded(ExitBadInput, errors.New("--now and --confirm exclude each other: --now adds a new secret, --confirm says Marketo has it"))
 			}
 			if by == "" {
 				by = defaultSender()
@@ -112,7 +112,7 @@ func notOffboarded(ctx context.Context, c client.Client, t target) error {
 		return err
 	}
 	if gone {
-		return errOffboarded(t, at, "there is nothing to rotate")
+		return coded(ExitNotFound, errOffboarded(t, at, "there is nothing to rotate"))
 	}
 	return nil
 }
@@ -144,67 +144,35 @@ func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig work
 		return err
 	}
 	if s.Result == nil {
-		return fmt.Errorf("onboarding %s has not completed (%s); a rotation starts when it does", s.WorkflowID, s.Execution)
+		return coded(ExitConflict, fmt.Errorf("onboarding %s has not completed (%s); a rotation starts when it does", s.WorkflowID, s.Execution))
 	}
-	res := *s.Result
-	// The onboarding's own settings (secret lifetime, role, solution) carry
-	// over, as when the onboarding starts the rotation itself.
-	on, err := a.onboardingInput(ctx, c, s.WorkflowID, s.RunID)
+	on, err := a.startInput(ctx, c, s.WorkflowID, s.RunID)
 	if err != nil {
 		return err
 	}
-	in := workflows.RotationInput{
-		TenantID: res.TenantID, OrgURL: res.OrgURL, AppObjectID: res.Resources.AppObjectID, AppID: res.ClientID,
-		SystemUserID: res.Resources.SystemUserID, Username: res.Username,
-		Current:              workflows.RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
-		SecretLifetimeMonths: on.SecretLifetimeMonths,
-		RoleName:             on.SecurityRoleName, SolutionName: on.SolutionName, MinSolutionVersion: on.MinSolutionVersion,
-	}
-	if on.Rotation != nil {
-		in.Settings = *on.Rotation
-	}
-	_, err = c.SignalWithStartWorkflow(ctx, id, workflows.SignalRotateNow, sig, client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchTenantID.ValueSet(res.TenantID), workflows.SearchOrgHost.ValueSet(t.orgHost())),
-	}, workflows.RotationWorkflowType, in)
+	in := workflows.RotationInputFor(on, *s.Result)
+	_, err = c.SignalWithStartWorkflow(ctx, id, workflows.SignalRotateNow, sig, lifecycle.RotationOptions(in.TenantID, t.orgHost()),
+		workflows.RotationWorkflowType, in)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", id, err)
 	}
 	return nil
 }
 
-// onboardingInput is the input the onboarding run started with: the first
-// event of its history, decrypted with the configured codec.
-func (a *app) onboardingInput(ctx context.Context, c client.Client, id, runID string) (workflows.OnboardingInput, error) {
-	var in workflows.OnboardingInput
-	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !it.HasNext() {
-		return in, fmt.Errorf("onboarding %s has no history", id)
-	}
-	ev, err := it.Next()
-	if err != nil {
-		return in, fmt.Errorf("read the history of %s: %w", id, err)
-	}
-	started := ev.GetWorkflowExecutionStartedEventAttributes()
-	if started == nil {
-		return in, fmt.Errorf("the history of %s does not start with the workflow's start", id)
-	}
+// startInput is the input the onboarding run started with, decrypted with
+// the configured codec.
+func (a *app) startInput(ctx context.Context, c client.Client, id, runID string) (workflows.OnboardingInput, error) {
 	opts, err := workerapp.ClientOptions(a.cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return in, err
+		return workflows.OnboardingInput{}, err
 	}
-	if err := opts.DataConverter.FromPayloads(started.GetInput(), &in); err != nil {
-		return in, fmt.Errorf("decode the input of %s: %w", id, err)
-	}
-	return in.WithDefaults(), nil
+	return lifecycle.OnboardingInput(ctx, c, opts.DataConverter, id, runID)
 }
 
 func rotationMissing(err error, id string) error {
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return fmt.Errorf("no rotation is running as %s (it starts when the onboarding completes; `rotate --now` starts one for an older onboarding): %w", id, err)
+		return coded(ExitNotFound, fmt.Errorf("no rotation is running as %s (it starts when the onboarding completes; `rotate --now` starts one for an older onboarding): %w", id, err))
 	}
 	return err
 }

@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -46,7 +45,7 @@ nothing; --wait follows the steps until the onboarding ends.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := a.input(f)
 			if err != nil {
-				return err
+				return coded(ExitBadInput, err)
 			}
 			if f.dryRun {
 				writePlan(out(cmd), in)
@@ -182,45 +181,22 @@ func writePlan(w io.Writer, in workflows.OnboardingInput) {
 }
 
 // start starts the workflow, or explains that one is already running or
-// that the org is already onboarded.
+// that the org is already onboarded (lifecycle.Start decides).
 func (a *app) start(ctx context.Context, c client.Client, w io.Writer, in workflows.OnboardingInput) (client.WorkflowRun, error) {
 	id := in.WorkflowID()
-	reuse, err := startGate(ctx, c, in)
-	if err != nil {
-		return nil, err
-	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: workflows.TaskQueue,
-		// A running onboarding of the same tenant and org is never doubled;
-		// a failed or cancelled one may be run again (e.g. after a denied
-		// consent), a completed one only after an offboarding (startGate).
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    reuse,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchTenantID.ValueSet(in.TenantID),
-			workflows.SearchOrgHost.ValueSet(in.OrgHost()),
-			workflows.SearchOnboardingStep.ValueSet(workflows.StepPreflight),
-		),
-	}, workflows.WorkflowType, in)
-	if err != nil {
-		var already *serviceerror.WorkflowExecutionAlreadyStarted
-		if !errors.As(err, &already) {
-			return nil, fmt.Errorf("start onboarding %s: %w", id, err)
-		}
+	run, err := lifecycle.Start(ctx, c, in)
+	var running *lifecycle.AlreadyRunningError
+	switch {
+	case errors.As(err, &running):
 		s, ferr := fetch(ctx, c, id)
-		if ferr == nil && s.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-			// Another client completed one in between: the server's reuse policy refused.
-			return nil, errAlreadyOnboarded(target{tenantID: in.TenantID, orgURL: in.OrgURL}, s)
-		}
-		msg := fmt.Sprintf("an onboarding for tenant %s and org %s is already running (run %s)", in.TenantID, in.OrgHost(), already.RunId)
 		if ferr == nil {
-			fmt.Fprintf(w, "Refused: %s.\n", msg)
+			fmt.Fprintf(w, "Refused: %s.\n", running)
 			writeChecklist(w, s, a.workflowLink(id))
 		}
-		return nil, fmt.Errorf("%s; see it with `starter status --tenant-id %s --org-url %s` or in the UI: %s",
-			msg, in.TenantID, in.OrgURL, a.workflowLink(id))
+		return nil, coded(ExitConflict, fmt.Errorf("%w; see it with `starter status --tenant-id %s --org-url %s` or in the UI: %s",
+			running, in.TenantID, in.OrgURL, a.workflowLink(id)))
+	case err != nil:
+		return nil, err
 	}
 	fmt.Fprintf(w, "Started onboarding %s (run %s)\n", id, run.GetRunID())
 	fmt.Fprintf(w, "Temporal UI: %s\n", a.workflowLink(id))
@@ -284,5 +260,5 @@ func outcome(s snapshot) error {
 	if s.Result != nil {
 		return nil
 	}
-	return fmt.Errorf("onboarding %s ended %s: %s", s.WorkflowID, strings.ToLower(s.Execution), s.Progress.Error)
+	return coded(ExitFailed, fmt.Errorf("onboarding %s ended %s: %s", s.WorkflowID, strings.ToLower(s.Execution), s.Progress.Error))
 }

@@ -45,7 +45,7 @@ func (t target) check() error {
 		missing = append(missing, "--org-url (e.g. https://contoso.crm.dynamics.com)")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s", strings.Join(missing, " and "))
+		return coded(ExitBadInput, fmt.Errorf("missing %s", strings.Join(missing, " and ")))
 	}
 	return nil
 }
@@ -60,6 +60,10 @@ type snapshot struct {
 	status     enumspb.WorkflowExecutionStatus
 	started    time.Time
 	closed     time.Time // zero while it runs
+	// timings are the steps' durations, when the command read them.
+	timings map[string]time.Duration
+	// offboarded is when an offboarding removed what this run created.
+	offboarded time.Time
 }
 
 // since is when the run last changed what exists for its tenant: its close,

@@ -1,4 +1,4 @@
-package cli
+package lifecycle
 
 import (
 	"testing"
@@ -34,7 +34,7 @@ func TestStartPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			policy, allowed := startPolicy(snapshot{status: tt.status}, tt.found, tt.offboarded)
+			policy, allowed := StartPolicy(Run{Status: tt.status}, tt.found, tt.offboarded)
 			assert.Equal(t, tt.policy, policy)
 			assert.Equal(t, tt.allowed, allowed)
 		})
