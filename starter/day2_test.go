@@ -24,6 +24,7 @@ import (
 
 	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/emulator"
+	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/internal/testenv"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -187,8 +188,12 @@ func (d day2Target) offboard(ctx context.Context, t *testing.T, dryRun bool) wor
 	}
 	stdout, stderr, err := d.run(ctx, t, args...)
 	require.NoError(t, err, stderr)
-	host := workflows.OnboardingInput{OrgURL: d.orgURL}.OrgHost()
-	assert.Contains(t, stderr, "Offboarding "+workflows.OffboardingWorkflowID(d.tenantID, host)+" started")
+	id := lifecycle.OffboardingID(workflows.OffboardingInput{TenantID: d.tenantID, OrgURL: d.orgURL, DryRun: dryRun}.WithDefaults())
+	assert.Contains(t, stderr, "Offboarding "+id+" started")
+	if dryRun {
+		// A dry run is never taken for a real offboarding.
+		assert.True(t, strings.HasPrefix(id, "offboarding-dry-run/"), id)
+	}
 	var res workflows.OffboardingResult
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
 	assert.Equal(t, dryRun, res.DryRun)

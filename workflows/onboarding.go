@@ -301,10 +301,6 @@ func (r *run) startRotation(ctx workflow.Context, res OnboardingResult) {
 		return
 	}
 	in := r.in
-	settings := RotationSettings{}
-	if in.Rotation != nil {
-		settings = *in.Rotation
-	}
 	id := RotationWorkflowID(in.TenantID, in.OrgHost())
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            id,
@@ -313,13 +309,8 @@ func (r *run) startRotation(ctx workflow.Context, res OnboardingResult) {
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(SearchTenantID.ValueSet(in.TenantID), SearchOrgHost.ValueSet(in.OrgHost())),
 	})
-	child := workflow.ExecuteChildWorkflow(cctx, RotationWorkflowType, RotationInput{
-		TenantID: in.TenantID, OrgURL: in.OrgURL, AppObjectID: res.Resources.AppObjectID, AppID: res.ClientID,
-		SystemUserID: res.Resources.SystemUserID, Username: res.Username,
-		Current:              RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
-		SecretLifetimeMonths: in.SecretLifetimeMonths, Settings: settings,
-		RoleName: in.SecurityRoleName, SolutionName: in.SolutionName, MinSolutionVersion: in.MinSolutionVersion,
-	})
+	// The same input a client builds for `rotate --now` (RotationInputFor).
+	child := workflow.ExecuteChildWorkflow(cctx, RotationWorkflowType, RotationInputFor(in, res))
 	var exec workflow.Execution
 	err := child.GetChildWorkflowExecution().Get(ctx, &exec)
 	switch {
