@@ -22,6 +22,12 @@ test: $(TEMPORAL)
 	$(GO) vet ./...
 	$(GO) test ./... -count=1 -timeout 20m
 
+## fuzz: every Go fuzz target for FUZZTIME each (default 10s), printing the executions per target (.ci/fuzz)
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz
+
 ## build: bin/worker and bin/starter (production: no emulator, no dev server) and bin/devstack (the local stack)
 build:
 	$(GO) build -o $(BIN)/worker ./worker

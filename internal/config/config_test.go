@@ -17,7 +17,7 @@ import (
 )
 
 // isolate makes Load see neither the developer's files nor their MKTOS2S_* variables.
-func isolate(t *testing.T) {
+func isolate(t testing.TB) {
 	t.Helper()
 	t.Setenv("HOME", t.TempDir())
 	t.Chdir(t.TempDir())
