@@ -10,7 +10,8 @@
 //
 // One HTTPS listener serves everything (see docs/CONTRACT.md): a Host equal to a seeded org host
 // is Dataverse; otherwise /v1.0/... is Graph, /_emulator/... is the admin API (no token, loopback
-// only: GET state, GET|POST faults, POST fail, POST reset) and the rest is Entra.
+// only: GET state, GET|POST faults, POST fail, POST reset), /providers/Microsoft.BusinessAppPlatform/...
+// is the Power Platform admin API (powerplatform.go) and the rest is Entra.
 //
 // Operation names, used in logs, in Faults.Routes and by FailNext:
 //
@@ -18,6 +19,9 @@
 //	entra.keys                 GET  /{tenant}/discovery/v2.0/keys
 //	entra.token                POST /{tenant}/oauth2/v2.0/token
 //	entra.adminConsent         GET  /{tenant}/adminconsent (also /{tenant}/v2.0/adminconsent)
+//	entra.authorize            GET|POST /{tenant}/oauth2/v2.0/authorize (sign-in page, PKCE, prompt; authorize.go)
+//	powerplatform.listEnvironments GET  /providers/Microsoft.BusinessAppPlatform/scopes/admin/environments?api-version=2020-10-01
+//	powerplatform.addAppUser   POST /providers/Microsoft.BusinessAppPlatform/scopes/admin/environments/{env}/addAppUser?api-version=2020-10-01
 //	graph.getApplication       GET    /v1.0/applications/{id} | (uniqueName='…') | (appId='…')
 //	graph.upsertApplication    PATCH  /v1.0/applications(uniqueName='…') [+ Prefer: create-if-missing]
 //	graph.deleteApplication    DELETE /v1.0/applications/{id}

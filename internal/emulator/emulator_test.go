@@ -29,7 +29,7 @@ func TestDefaultSeedFileEqualsEmbedded(t *testing.T) {
 	s, err := LoadSeed(filepath.Join("..", "..", "config", "emulator-seed.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, DefaultSeed(), s)
-	require.Len(t, s.Tenants, 2)
+	require.Len(t, s.Tenants, 3) // Contoso, Fabrikam (federated), Northwind (one-action mode)
 	assert.Equal(t, "Federated", s.Tenants[1].Domains[1].AuthenticationType)
 	assert.Equal(t, "4.0.0.16", s.Orgs[0].Solutions[0].Version)
 }

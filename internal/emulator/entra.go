@@ -56,6 +56,11 @@ func (s *Server) entraRoute(r *http.Request) (route, int, string, string) {
 		rt, method = route{op: "entra.token", handle: s.token}, http.MethodPost
 	case "adminconsent", "v2.0/adminconsent":
 		rt, method = route{op: "entra.adminConsent", handle: s.adminConsent}, http.MethodGet
+	case "oauth2/v2.0/authorize": // GET the page, POST its form (authorize.go)
+		rt, method = route{op: "entra.authorize", handle: s.authorize}, r.Method
+		if r.Method != http.MethodPost {
+			method = http.MethodGet
+		}
 	default:
 		return route{}, http.StatusNotFound, "invalid_request", "AADSTS90012: The requested endpoint does not exist."
 	}
@@ -167,13 +172,35 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, c *call) {
 		fail(http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.")
 		return
 	}
-	if f.Get("grant_type") != "client_credentials" {
-		fail(http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type '"+f.Get("grant_type")+"'.")
+	grant := f.Get("grant_type")
+	if grant != "client_credentials" && grant != "authorization_code" && grant != "refresh_token" {
+		fail(http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type '"+grant+"'.")
 		return
 	}
 	clientID := strings.ToLower(f.Get("client_id"))
 	if clientID == "" {
 		fail(http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'client_id'.")
+		return
+	}
+	// client authenticates the calling app; nil = the error was written. Called with s.mu held.
+	client := func() *application {
+		app := t.appByAppID(clientID)
+		if app == nil || !s.visible(app.created) {
+			fail(http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", clientID, t.displayName))
+			return nil
+		}
+		if status, code, desc := s.clientAuthFailure(app, f, clientID, seg, t.id); status != 0 {
+			fail(status, code, desc)
+			return nil
+		}
+		return app
+	}
+	if grant != "client_credentials" {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if app := client(); app != nil {
+			s.tokenDelegated(w, t, app, f, fail)
+		}
 		return
 	}
 	var scopes []string
@@ -196,44 +223,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, c *call) {
 		fail(http.StatusBadRequest, "invalid_resource", fmt.Sprintf("AADSTS500011: The resource principal named %s was not found in the tenant named %s.", resource, t.displayName))
 		return
 	}
-	app := t.appByAppID(clientID)
-	if app == nil || !s.visible(app.created) {
-		fail(http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", clientID, t.displayName))
-		return
-	}
-	secret, assertion := f.Get("client_secret"), f.Get("client_assertion")
-	switch {
-	case secret != "":
-		h := hashSecret(secret)
-		var match *password
-		for _, p := range app.passwords {
-			if p.hash == h {
-				match = p
-			}
-		}
-		if match == nil || !s.visible(match.created) {
-			fail(http.StatusUnauthorized, "invalid_client", fmt.Sprintf("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", clientID))
-			return
-		}
-		if now := s.now(); now.After(match.end) {
-			fail(http.StatusUnauthorized, "invalid_client", fmt.Sprintf("AADSTS7000222: The provided client secret keys for app '%s' are expired.", clientID))
-			return
-		} else if now.Before(match.start) {
-			fail(http.StatusUnauthorized, "invalid_client", fmt.Sprintf("AADSTS7000215: Invalid client secret provided (not valid before %s).", match.start.UTC().Format(time.RFC3339)))
-			return
-		}
-	case assertion != "":
-		if f.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
-			fail(http.StatusBadRequest, "invalid_request", "AADSTS700026: Client assertion type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.")
-			return
-		}
-		endpoint := s.URL() + "/" + seg + "/oauth2/v2.0/token"
-		if desc := verifyAssertion(app, assertion, clientID, []string{endpoint, s.URL() + "/" + t.id + "/oauth2/v2.0/token"}); desc != "" {
-			fail(http.StatusUnauthorized, "invalid_client", desc)
-			return
-		}
-	default:
-		fail(http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+	app := client()
+	if app == nil {
 		return
 	}
 	sp := t.spByAppID(clientID)
@@ -255,6 +246,41 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, c *call) {
 		"token_type": "Bearer", "expires_in": int(tokenLifetime.Seconds()) - 1,
 		"ext_expires_in": int(tokenLifetime.Seconds()) - 1, "access_token": tok,
 	})
+}
+
+// clientAuthFailure checks a confidential client's secret or assertion;
+// status 0 = authenticated. Called with s.mu held.
+func (s *Server) clientAuthFailure(app *application, f url.Values, clientID, seg, tenantID string) (int, string, string) {
+	secret, assertion := f.Get("client_secret"), f.Get("client_assertion")
+	switch {
+	case secret != "":
+		h := hashSecret(secret)
+		var match *password
+		for _, p := range app.passwords {
+			if p.hash == h {
+				match = p
+			}
+		}
+		if match == nil || !s.visible(match.created) {
+			return http.StatusUnauthorized, "invalid_client", fmt.Sprintf("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", clientID)
+		}
+		if now := s.now(); now.After(match.end) {
+			return http.StatusUnauthorized, "invalid_client", fmt.Sprintf("AADSTS7000222: The provided client secret keys for app '%s' are expired.", clientID)
+		} else if now.Before(match.start) {
+			return http.StatusUnauthorized, "invalid_client", fmt.Sprintf("AADSTS7000215: Invalid client secret provided (not valid before %s).", match.start.UTC().Format(time.RFC3339))
+		}
+	case assertion != "":
+		if f.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+			return http.StatusBadRequest, "invalid_request", "AADSTS700026: Client assertion type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer."
+		}
+		endpoint := s.URL() + "/" + seg + "/oauth2/v2.0/token"
+		if desc := verifyAssertion(app, assertion, clientID, []string{endpoint, s.URL() + "/" + tenantID + "/oauth2/v2.0/token"}); desc != "" {
+			return http.StatusUnauthorized, "invalid_client", desc
+		}
+	default:
+		return http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+	}
+	return 0, "", ""
 }
 
 // verifyAssertion checks a private_key_jwt client assertion; "" = valid, else an AADSTS description.
@@ -325,7 +351,7 @@ func (s *Server) adminConsent(w http.ResponseWriter, r *http.Request, c *call) {
 		s.consentPage(w, c, http.StatusBadRequest, fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", clientID, t.displayName))
 		return
 	}
-	if redirect != "" && !slices.Contains(app.redirectURIs, redirect) {
+	if redirect != "" && !redirectRegistered(app.redirectURIs, redirect) {
 		s.consentPage(w, c, http.StatusBadRequest, fmt.Sprintf("AADSTS50011: The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'.", redirect, clientID))
 		return
 	}
@@ -356,6 +382,7 @@ func (s *Server) adminConsent(w http.ResponseWriter, r *http.Request, c *call) {
 		sp = &servicePrincipal{id: newGUID(), appID: app.appID, displayName: app.displayName, created: s.now(), seq: t.next()}
 		t.sps[sp.id] = sp
 	}
+	grantRequestedRoles(app)
 	for _, rra := range app.rra {
 		res := t.spByAppID(rra.ResourceAppID)
 		if res == nil {

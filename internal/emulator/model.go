@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,6 +21,7 @@ const (
 var delegatedScopes = map[string]map[string]string{
 	dynamicsCRMAppID: {dynamicsImpersonation: "user_impersonation"},
 	msGraphAppID:     {"e1fe6dd8-ba31-4d61-89e7-88639da4683d": "User.Read"},
+	powerAppsAppID:   {powerAppsImpersonation: "user_impersonation"},
 }
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -57,6 +59,7 @@ type tenant struct {
 	policies        map[string]*hrdPolicy
 	order           int // creation counter, keeps listings stable
 	passwordLog     []PasswordEvent
+	del             delegated // admins who can sign in, their sessions, codes and refresh tokens
 }
 
 type application struct {
@@ -66,6 +69,7 @@ type application struct {
 	passwords                                          []*password
 	certThumbs                                         map[string][]byte // "x5t"/"x5t#S256" thumbprint -> DER
 	roles                                              []string          // admin-consented application permissions
+	requestedRoles                                     []string          // granted by the next admin consent (seed: unconsented)
 	owner                                              string            // appId of the creator ("" = seeded)
 	created                                            time.Time
 	seq                                                int
@@ -107,6 +111,9 @@ type org struct {
 	configs                        []*marketoConfig
 	users                          []*systemUser
 	publishCount                   int
+	environmentID                  string          // Power Platform environment name (powerplatform.go)
+	appUsers                       appUserSettings // how addAppUser behaves for this environment
+	pendingAppUsers                []pendingAppUser
 }
 
 type column struct {
@@ -225,9 +232,9 @@ func buildWorld(seed *Seed, now time.Time) (map[string]*tenant, map[string]*org,
 		t := &tenant{
 			id: strings.ToLower(st.ID), displayName: st.DisplayName, domains: st.Domains,
 			apps: map[string]*application{}, sps: map[string]*servicePrincipal{},
-			grants: map[string]*permissionGrant{}, policies: map[string]*hrdPolicy{},
+			grants: map[string]*permissionGrant{}, policies: map[string]*hrdPolicy{}, del: newDelegated(st.Admins),
 		}
-		for _, fp := range []struct{ appID, name string }{{dynamicsCRMAppID, "Dynamics CRM"}, {msGraphAppID, "Microsoft Graph"}} {
+		for _, fp := range []struct{ appID, name string }{{dynamicsCRMAppID, "Dynamics CRM"}, {msGraphAppID, "Microsoft Graph"}, {powerAppsAppID, "PowerApps Service"}} {
 			sp := &servicePrincipal{id: newGUID(), appID: fp.appID, displayName: fp.name, seq: t.next()}
 			t.sps[sp.id] = sp
 		}
@@ -235,7 +242,7 @@ func buildWorld(seed *Seed, now time.Time) (map[string]*tenant, map[string]*org,
 			a := &application{
 				id: newGUID(), appID: strings.ToLower(p.ClientID), displayName: orDefault(p.DisplayName, "provisioner"),
 				signInAudience: "AzureADMultipleOrgs", roles: append([]string(nil), p.Roles...),
-				certThumbs: map[string][]byte{}, seq: t.next(),
+				certThumbs: map[string][]byte{}, seq: t.next(), redirectURIs: slices.Clone(p.RedirectURIs),
 			}
 			if p.Secret != "" {
 				a.passwords = append(a.passwords, &password{
@@ -249,8 +256,12 @@ func buildWorld(seed *Seed, now time.Time) (map[string]*tenant, map[string]*org,
 				}
 			}
 			t.apps[a.id] = a
-			sp := &servicePrincipal{id: newGUID(), appID: a.appID, displayName: a.displayName, seq: t.next()}
-			t.sps[sp.id] = sp
+			if p.Unconsented {
+				unconsent(a)
+			} else {
+				sp := &servicePrincipal{id: newGUID(), appID: a.appID, displayName: a.displayName, seq: t.next()}
+				t.sps[sp.id] = sp
+			}
 		}
 		tenants[t.id] = t
 	}
@@ -268,6 +279,8 @@ func buildWorld(seed *Seed, now time.Time) (map[string]*tenant, map[string]*org,
 			solutions:      append([]SeedSolution(nil), so.Solutions...),
 			entities:       map[string]map[string]column{},
 			cfgNames:       mc,
+			environmentID:  strings.ToLower(orDefault(so.EnvironmentID, newGUID())),
+			appUsers:       appUserSettings{delay: time.Duration(so.AddAppUserDelayMs) * time.Millisecond, ignored: so.AddAppUserIgnored},
 		}
 		for i := range o.solutions {
 			o.solutions[i].ID = orDefault(o.solutions[i].ID, newGUID())

@@ -30,6 +30,14 @@ type SeedTenant struct {
 	DisplayName string          `yaml:"displayName"`
 	Domains     []SeedDomain    `yaml:"domains"`
 	Provisioner SeedProvisioner `yaml:"provisioner"`
+	Admins      []SeedAdmin     `yaml:"admins"`
+}
+
+// SeedAdmin is a person who can sign in on the emulator's sign-in page.
+type SeedAdmin struct {
+	UPN         string   `yaml:"upn"`
+	DisplayName string   `yaml:"displayName"`
+	Roles       []string `yaml:"roles"` // Entra directory roles, e.g. Global Administrator, Power Platform Administrator
 }
 
 // SeedDomain is a domain of a tenant.
@@ -48,19 +56,34 @@ type SeedProvisioner struct {
 	CertificateFile string   `yaml:"certificateFile"`
 	CertificatePEM  string   `yaml:"certificatePem"`
 	Roles           []string `yaml:"roles"`
+	// Unconsented: the provisioner is registered (multitenant, in the
+	// operator's tenant) but nobody consented to it in this tenant yet: no
+	// service principal, no roles until an admin consents.
+	Unconsented bool `yaml:"unconsented"`
+	// RedirectURIs of the provisioner's registration (customer-admin session
+	// mode sends the admin back to the consent callback). For loopback hosts
+	// the port is ignored, as Entra does for http://127.0.0.1 and localhost.
+	RedirectURIs []string `yaml:"redirectUris"`
 }
 
 // SeedOrg is one Dataverse environment.
 type SeedOrg struct {
-	Host             string            `yaml:"host"`
-	TenantID         string            `yaml:"tenantId"`
-	OrganizationID   string            `yaml:"organizationId"`
-	RootBusinessUnit SeedBusinessUnit  `yaml:"rootBusinessUnit"`
-	Solutions        []SeedSolution    `yaml:"solutions"`
-	Roles            []SeedRole        `yaml:"roles"`
-	Entities         []string          `yaml:"entities"`
-	MarketoConfig    SeedMarketoConfig `yaml:"marketoConfig"`
-	Users            []SeedUser        `yaml:"users"`
+	Host           string `yaml:"host"`
+	TenantID       string `yaml:"tenantId"`
+	OrganizationID string `yaml:"organizationId"`
+	EnvironmentID  string `yaml:"environmentId"` // Power Platform environment (name); default: generated
+	// AddAppUserDelayMs: an application user added with the Power Platform
+	// admin API's addAppUser shows in Dataverse only this long after the call.
+	AddAppUserDelayMs int `yaml:"addAppUserDelayMs"`
+	// AddAppUserIgnored: addAppUser answers 200 and nothing happens (the API
+	// answers 200 "unless you aren't correctly authenticated").
+	AddAppUserIgnored bool              `yaml:"addAppUserIgnored"`
+	RootBusinessUnit  SeedBusinessUnit  `yaml:"rootBusinessUnit"`
+	Solutions         []SeedSolution    `yaml:"solutions"`
+	Roles             []SeedRole        `yaml:"roles"`
+	Entities          []string          `yaml:"entities"`
+	MarketoConfig     SeedMarketoConfig `yaml:"marketoConfig"`
+	Users             []SeedUser        `yaml:"users"`
 }
 
 // SeedBusinessUnit is the org's root business unit.
@@ -166,6 +189,11 @@ func (s *Seed) validate() error {
 		if t.Provisioner.ClientID != "" && !isGUID(t.Provisioner.ClientID) {
 			errs = append(errs, fmt.Errorf("tenant %s: provisioner clientId is not a GUID", t.ID))
 		}
+		for _, a := range t.Admins {
+			if !strings.Contains(a.UPN, "@") {
+				errs = append(errs, fmt.Errorf("tenant %s: admin upn %q is not user@domain", t.ID, a.UPN))
+			}
+		}
 		for _, d := range t.Domains {
 			if d.AuthenticationType != "Managed" && d.AuthenticationType != "Federated" {
 				errs = append(errs, fmt.Errorf("tenant %s: domain %s: authenticationType must be Managed or Federated", t.ID, d.Name))
@@ -179,7 +207,7 @@ func (s *Seed) validate() error {
 		if !tenants[strings.ToLower(o.TenantID)] {
 			errs = append(errs, fmt.Errorf("org %s: unknown tenantId %q", o.Host, o.TenantID))
 		}
-		for _, id := range []string{o.OrganizationID, o.RootBusinessUnit.ID} {
+		for _, id := range []string{o.OrganizationID, o.RootBusinessUnit.ID, o.EnvironmentID} {
 			if id != "" && !isGUID(id) {
 				errs = append(errs, fmt.Errorf("org %s: %q is not a GUID", o.Host, id))
 			}

@@ -239,6 +239,7 @@ const (
 	svcGraph
 	svcDataverse
 	svcAdmin
+	svcPowerPlatform // powerplatform.go
 )
 
 // route is what a service dispatcher resolves a request to.
@@ -268,6 +269,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		svc = svcGraph
 	case strings.HasPrefix(r.URL.Path, "/_emulator/"):
 		svc = svcAdmin
+	case strings.HasPrefix(r.URL.Path, bapPrefix):
+		svc = svcPowerPlatform
 	default:
 		svc = svcEntra
 	}
@@ -308,7 +311,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case svcGraph:
 		rt, status, code, msg = s.graphRoute(r)
 	case svcDataverse:
+		s.mu.Lock()
+		s.promoteAppUsers(o)
+		s.mu.Unlock()
 		rt, status, code, msg = s.dataverseRoute(r)
+	case svcPowerPlatform:
+		rt, status, code, msg = s.bapRoute(r)
 	}
 	if rt.handle == nil {
 		s.writeError(rec, svc, c, status, code, msg)
@@ -408,7 +416,7 @@ func (s *Server) writeError(w http.ResponseWriter, svc service, c *call, status 
 	switch svc {
 	case svcEntra:
 		writeEntraError(w, status, code, msg, c.reqID)
-	case svcDataverse:
+	case svcDataverse, svcPowerPlatform:
 		writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 	default:
 		writeJSON(w, status, map[string]any{"error": map[string]any{

@@ -23,6 +23,8 @@ type TenantState struct {
 	Domains           []SeedDomainState `json:"domains"`
 	// PasswordEvents lists every client secret added or removed, oldest first.
 	PasswordEvents []PasswordEvent `json:"passwordEvents"`
+	// AuthCodes lists the authorization codes issued (authorize.go), never their values.
+	AuthCodes []AuthCodeState `json:"authCodes"`
 }
 
 // SeedDomainState is a domain of the tenant.
@@ -89,17 +91,19 @@ type HRDPolicyState struct {
 
 // OrgState is one Dataverse environment.
 type OrgState struct {
-	Host           string               `json:"host"`
-	TenantID       string               `json:"tenantId"`
-	OrganizationID string               `json:"organizationId"`
-	BusinessUnitID string               `json:"businessUnitId"`
-	Roles          []RoleState          `json:"roles"`
-	Users          []UserState          `json:"users"`
-	MarketoConfigs []ConfigState        `json:"marketoConfigs"`
-	Columns        map[string][]string  `json:"columns"` // entity -> created column logical names
-	PublishCount   int                  `json:"publishCount"`
-	Solutions      []SeedSolutionState  `json:"solutions"`
-	ConfigNames    SeedConfigNamesState `json:"marketoConfigNames"`
+	Host            string               `json:"host"`
+	TenantID        string               `json:"tenantId"`
+	OrganizationID  string               `json:"organizationId"`
+	BusinessUnitID  string               `json:"businessUnitId"`
+	Roles           []RoleState          `json:"roles"`
+	Users           []UserState          `json:"users"`
+	MarketoConfigs  []ConfigState        `json:"marketoConfigs"`
+	Columns         map[string][]string  `json:"columns"` // entity -> created column logical names
+	PublishCount    int                  `json:"publishCount"`
+	Solutions       []SeedSolutionState  `json:"solutions"`
+	ConfigNames     SeedConfigNamesState `json:"marketoConfigNames"`
+	EnvironmentID   string               `json:"environmentId"`   // Power Platform environment name
+	PendingAppUsers int                  `json:"pendingAppUsers"` // added with addAppUser, not replicated yet
 }
 
 // RoleState is a security role.
@@ -189,6 +193,7 @@ func (s *Server) State() State {
 			ts.HRDPolicies = append(ts.HRDPolicies, HRDPolicyState{ID: p.id, DisplayName: p.displayName, Definition: append([]string{}, p.definition...)})
 		}
 		sort.Slice(ts.HRDPolicies, func(i, j int) bool { return ts.HRDPolicies[i].ID < ts.HRDPolicies[j].ID })
+		ts.AuthCodes = t.del.codeStates()
 		st.Tenants = append(st.Tenants, ts)
 	}
 	sort.Slice(st.Tenants, func(i, j int) bool { return st.Tenants[i].ID < st.Tenants[j].ID })
@@ -211,6 +216,7 @@ func (s *Server) State() State {
 			}
 			os.Users = append(os.Users, us)
 		}
+		os.EnvironmentID, os.PendingAppUsers = o.environmentID, len(o.pendingAppUsers)
 		for _, cfg := range o.configs {
 			os.MarketoConfigs = append(os.MarketoConfigs, ConfigState{ID: cfg.id, Name: cfg.name, UserID: cfg.userID})
 		}

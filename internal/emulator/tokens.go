@@ -19,6 +19,8 @@ type accessClaims struct {
 	AZP      string   `json:"azp,omitempty"`
 	ObjectID string   `json:"oid"`
 	Roles    []string `json:"roles,omitempty"`
+	Scope    string   `json:"scp,omitempty"` // delegated tokens only (authorize.go)
+	UPN      string   `json:"upn,omitempty"`
 	Version  string   `json:"ver"`
 	jwt.RegisteredClaims
 }

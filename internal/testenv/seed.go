@@ -29,8 +29,13 @@ func AddTenant(seed *emulator.Seed, t Tenant) error {
 		return fmt.Errorf("testenv: seed has no tenant %s", t.From)
 	}
 	src := seed.Tenants[i]
-	nt := emulator.SeedTenant{ID: t.ID, DisplayName: t.DisplayName, Provisioner: src.Provisioner}
+	nt := emulator.SeedTenant{ID: t.ID, DisplayName: t.DisplayName, Provisioner: src.Provisioner, Admins: slices.Clone(src.Admins)}
 	label := strings.ToLower(t.DisplayName)
+	for k, a := range nt.Admins {
+		user, domain, _ := strings.Cut(a.UPN, "@")
+		_, rest, _ := strings.Cut(domain, ".")
+		nt.Admins[k].UPN = user + "@" + label + "." + rest
+	}
 	for _, d := range src.Domains {
 		_, rest, _ := strings.Cut(d.Name, ".")
 		d.Name = label + "." + rest
@@ -46,7 +51,7 @@ func AddTenant(seed *emulator.Seed, t Tenant) error {
 		return fmt.Errorf("testenv: seed has no org of tenant %s", t.From)
 	}
 	o := seed.Orgs[j]
-	o.Host, o.TenantID, o.OrganizationID = t.OrgHost, t.ID, ""
+	o.Host, o.TenantID, o.OrganizationID, o.EnvironmentID = t.OrgHost, t.ID, "", ""
 	o.RootBusinessUnit = emulator.SeedBusinessUnit{Name: label}
 	o.Solutions = slices.Clone(o.Solutions)
 	for k := range o.Solutions {
