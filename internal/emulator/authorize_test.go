@@ -22,7 +22,7 @@ const (
 	northwindEnv  = "70000000-0000-0000-0000-0000000000ee"
 	nwAdmin       = "admin@northwind.onmicrosoft.com"
 	nwHelpdesk    = "helpdesk@northwind.onmicrosoft.com"
-	callbackURI   = "http://127.0.0.1:9/consent/callback" // loopback: any port matches the registered one
+	callbackURI   = "http://127.0.0.1:9/consent/session" // loopback: any port matches the registered one
 	verifier      = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-0123456789"
 	paScope       = "https://service.powerapps.com//user_impersonation"
 )
