@@ -29,6 +29,9 @@ type Deps struct {
 	Provisioner        msauth.Credential
 	ConfigNames        dataverse.MarketoConfigNames
 	ConsentSigner      *consent.Signer // signs consent URLs for the consent callback; nil = unsigned URLs, which no callback accepts
+	// PowerPlatformBaseURL is the Power Platform admin API (customer-admin
+	// session mode); "" = https://api.bap.microsoft.com.
+	PowerPlatformBaseURL string
 	// AllowedOrgSuffixes restricts the Dynamics org hosts the worker will
 	// touch (e.g. ".crm.dynamics.com"); empty allows every host.
 	AllowedOrgSuffixes []string
