@@ -37,6 +37,7 @@ func sessionError(format string, args ...any) error {
 type BuildSessionURLInput struct {
 	TenantID   string `json:"tenantId"`
 	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"` // first run ID: the link belongs to this onboarding (C1)
 }
 
 type BuildSessionURLResult struct {
@@ -55,7 +56,7 @@ func (a *Activities) BuildSessionURL(_ context.Context, in BuildSessionURLInput)
 	redirect, err := consent.SessionRedirectURI(a.deps.ConsentRedirectURI)
 	if err == nil {
 		var u string
-		u, err = a.deps.ConsentSigner.SessionConsentURL(a.deps.AuthorityHost, in.TenantID, a.deps.Provisioner.ClientID, redirect, in.WorkflowID)
+		u, err = a.deps.ConsentSigner.SessionConsentURL(a.deps.AuthorityHost, in.TenantID, a.deps.Provisioner.ClientID, redirect, in.WorkflowID, in.RunID)
 		if err == nil {
 			return BuildSessionURLResult{URL: u}, nil
 		}

@@ -23,6 +23,7 @@ import (
 const (
 	ghostTenant = "77777777-0000-4000-8000-000000000001" // Northwind's copy whose addAppUser does nothing
 	ghostHost   = "ghost.crm.localhost"
+	testRun     = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 )
 
 type sessionFixture struct {
@@ -72,13 +73,13 @@ func startSession(t *testing.T) *sessionFixture {
 func (f *sessionFixture) session(t *testing.T, tenant, host, login string) AddProvisionerAppUserInput {
 	t.Helper()
 	wf := "onboarding/" + tenant + "/" + host
-	link, err := f.a.BuildSessionURL(context.Background(), BuildSessionURLInput{TenantID: tenant, WorkflowID: wf})
+	link, err := f.a.BuildSessionURL(context.Background(), BuildSessionURLInput{TenantID: tenant, WorkflowID: wf, RunID: testRun})
 	require.NoError(t, err)
 	b := f.e.Browser(t)
 	back := b.Consent(link.URL)
 	require.Equal(t, "True", back.Query().Get("admin_consent"), back.String())
 	assert.Equal(t, "/consent/session", back.Path)
-	signIn, err := f.signer.SignInURL(f.srv.URL(), tenant, emutest.ProvisionerClientID, "http://127.0.0.1:9/consent/session", wf,
+	signIn, err := f.signer.SignInURL(f.srv.URL(), tenant, emutest.ProvisionerClientID, "http://127.0.0.1:9/consent/session", wf, testRun,
 		powerplatform.DelegatedScope+" offline_access")
 	require.NoError(t, err)
 	back = b.SignIn(signIn, login, "signin")
@@ -194,11 +195,11 @@ func TestSessionSignInCancelledLeavesNoCode(t *testing.T) {
 	}
 	f := startSession(t)
 	wf := "onboarding/" + emutest.NorthwindTenant + "/" + emutest.NorthwindOrgHost
-	link, err := f.a.BuildSessionURL(context.Background(), BuildSessionURLInput{TenantID: emutest.NorthwindTenant, WorkflowID: wf})
+	link, err := f.a.BuildSessionURL(context.Background(), BuildSessionURLInput{TenantID: emutest.NorthwindTenant, WorkflowID: wf, RunID: testRun})
 	require.NoError(t, err)
 	b := f.e.Browser(t)
 	b.Consent(link.URL)
-	signIn, err := f.signer.SignInURL(f.srv.URL(), emutest.NorthwindTenant, emutest.ProvisionerClientID, "http://127.0.0.1:9/consent/session", wf, powerplatform.DelegatedScope)
+	signIn, err := f.signer.SignInURL(f.srv.URL(), emutest.NorthwindTenant, emutest.ProvisionerClientID, "http://127.0.0.1:9/consent/session", wf, testRun, powerplatform.DelegatedScope)
 	require.NoError(t, err)
 	back := b.SignIn(signIn, "", "cancel")
 	assert.Equal(t, "access_denied", back.Query().Get("error"))

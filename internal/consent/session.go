@@ -26,9 +26,10 @@ const ProvisionerConsentScope = "https://graph.microsoft.com/.default"
 
 // SessionConsentURL is the link the operator sends: the v2 admin-consent
 // endpoint for the provisioner (clientID) in tenantID, back to redirectURI
-// (the session callback), with a signed single-use state for workflowID.
-func (s *Signer) SessionConsentURL(authorityHost, tenantID, clientID, redirectURI, workflowID string) (string, error) {
-	v1, err := s.ConsentURL(authorityHost, tenantID, clientID, redirectURI, workflowID)
+// (the session callback), with a signed single-use state for the run runID
+// (first run ID) of workflowID.
+func (s *Signer) SessionConsentURL(authorityHost, tenantID, clientID, redirectURI, workflowID, runID string) (string, error) {
+	v1, err := s.ConsentURL(authorityHost, tenantID, clientID, redirectURI, workflowID, runID)
 	if err != nil {
 		return "", err
 	}
@@ -47,7 +48,7 @@ func (s *Signer) SessionConsentURL(authorityHost, tenantID, clientID, redirectUR
 // consent in the same browser: a fresh signed state for workflowID, whose
 // nonce derives the code verifier (Verifier), so the verifier is never sent,
 // stored or signalled. scope is the delegated scope plus offline_access.
-func (s *Signer) SignInURL(authorityHost, tenantID, clientID, redirectURI, workflowID, scope string) (string, error) {
+func (s *Signer) SignInURL(authorityHost, tenantID, clientID, redirectURI, workflowID, runID, scope string) (string, error) {
 	host := strings.TrimRight(strings.TrimSpace(authorityHost), "/")
 	if host == "" {
 		host = DefaultAuthorityHost
@@ -55,7 +56,7 @@ func (s *Signer) SignInURL(authorityHost, tenantID, clientID, redirectURI, workf
 	if u, err := url.Parse(host); err != nil || u.Scheme != "https" || u.Host == "" {
 		return "", fmt.Errorf("authority host %q must be an https URL such as %s", authorityHost, DefaultAuthorityHost)
 	}
-	state, err := s.Sign(workflowID)
+	state, err := s.Sign(workflowID, runID)
 	if err != nil {
 		return "", err
 	}

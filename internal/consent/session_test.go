@@ -17,8 +17,9 @@ func TestSessionURLsAndVerifier(t *testing.T) {
 	require.NoError(t, err)
 	const wf = "onboarding/77777777-7777-7777-7777-777777777777/northwind.crm.localhost"
 	const redirect = "https://mktos2s.example/consent/session"
+	const run = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 
-	c, err := s.SessionConsentURL("https://login.example", "77777777-7777-7777-7777-777777777777", "prov", redirect, wf)
+	c, err := s.SessionConsentURL("https://login.example", "77777777-7777-7777-7777-777777777777", "prov", redirect, wf, run)
 	require.NoError(t, err)
 	u, _ := url.Parse(c)
 	assert.Equal(t, "/77777777-7777-7777-7777-777777777777/v2.0/adminconsent", u.Path)
@@ -26,7 +27,7 @@ func TestSessionURLsAndVerifier(t *testing.T) {
 	_, err = s.Verify(u.Query().Get("state"))
 	require.NoError(t, err)
 
-	a, err := s.SignInURL("https://login.example", "77777777-7777-7777-7777-777777777777", "prov", redirect, wf, "https://service.powerapps.com//user_impersonation offline_access")
+	a, err := s.SignInURL("https://login.example", "77777777-7777-7777-7777-777777777777", "prov", redirect, wf, run, "https://service.powerapps.com//user_impersonation offline_access")
 	require.NoError(t, err)
 	u, _ = url.Parse(a)
 	q := u.Query()
