@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -37,6 +38,9 @@ func Onboarding(ctx workflow.Context, in OnboardingInput) (OnboardingResult, err
 		r.progress.UpdatedAt = workflow.Now(ctx)
 		return OnboardingResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, nil)
 	}
+	// One version for the lean history of issue 16; recorded histories
+	// without its marker replay as before.
+	r.lean = workflow.GetVersion(ctx, changeLeanHistory, workflow.DefaultVersion, 1) >= 1
 	r.setIdentityAttributes(ctx)
 
 	res, err := r.execute(ctx)
@@ -57,8 +61,12 @@ type run struct {
 	progress Progress
 	undo     []resource // created so far, oldest first
 	saStep   string     // last OnboardingStep value upserted
-	failed   string     // step that failed
-	checks   []activities.Check
+	// lean (changeLeanHistory): OnboardingStep only at the states operators
+	// filter on, Preflight as a local activity, the rotation started
+	// without a version marker of its own.
+	lean   bool
+	failed string // step that failed
+	checks []activities.Check
 }
 
 func (r *run) snapshot() Progress {
@@ -77,9 +85,41 @@ func (r *run) setIdentityAttributes(ctx workflow.Context) {
 	if v, _ := sa.GetKeyword(SearchOrgHost); v != r.in.OrgHost() {
 		updates = append(updates, SearchOrgHost.ValueSet(r.in.OrgHost()))
 	}
+	if r.lean {
+		// The start request sets OnboardingStep=preflight (no event); a
+		// client that did not gets it with the identity attributes.
+		if v, _ := sa.GetKeyword(SearchOnboardingStep); v == "" {
+			updates = append(updates, SearchOnboardingStep.ValueSet(StepPreflight))
+		}
+		r.saStep = StepPreflight
+	}
 	if len(updates) > 0 {
 		r.upsert(ctx, updates...)
 	}
+}
+
+// changeLeanHistory: each search-attribute upsert is a history event, a
+// visibility write and a Temporal Cloud action, and the 12 of a run (one
+// per step) were most of its cost beyond a bare chain of its steps. The
+// fine-grained step lives in the progress query and the UI's current
+// details; OnboardingStep changes only where operators filter (stepAttribute).
+const changeLeanHistory = "onboarding-lean-history"
+
+// stepAttribute is the OnboardingStep value a step shows in a lean run:
+// preflight until the consent wait, awaiting-admin-consent, provisioning
+// after consent, and the end states.
+func (r *run) stepAttribute(step string) string {
+	if !r.lean {
+		return step
+	}
+	switch step {
+	case StepAwaitingAdminConsent, StepCompensating, StepFailed, StepCompleted:
+		return step
+	}
+	if slices.Contains(r.progress.CompletedSteps, StepAwaitingAdminConsent) {
+		return StepProvisioning
+	}
+	return StepPreflight
 }
 
 func (r *run) upsert(ctx workflow.Context, u ...temporal.SearchAttributeUpdate) {
@@ -100,9 +140,9 @@ func (r *run) enter(ctx workflow.Context, step string) {
 	}
 	r.progress.Step = step
 	r.progress.UpdatedAt = workflow.Now(ctx)
-	if step != r.saStep {
-		r.upsert(ctx, SearchOnboardingStep.ValueSet(step))
-		r.saStep = step
+	if v := r.stepAttribute(step); v != r.saStep {
+		r.upsert(ctx, SearchOnboardingStep.ValueSet(v))
+		r.saStep = v
 	}
 	r.details(ctx)
 }
@@ -140,13 +180,37 @@ func call[Out any](ctx workflow.Context, step string, fn any, in any) (Out, erro
 	return out, err
 }
 
+// callLocal runs the activity of a step as a local activity, with that
+// step's timeouts and retries: no task of its own, no events but one
+// marker, and in Temporal Cloud one action with every other marker of the
+// same workflow task. Only for reads that need no server-side retry
+// schedule longer than a few minutes.
+func callLocal[Out any](ctx workflow.Context, step string, fn any, in any) (Out, error) {
+	var out Out
+	o := stepOptions(step)
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
+	})
+	err := workflow.ExecuteLocalActivity(lctx, fn, in).Get(ctx, &out)
+	return out, err
+}
+
 // step runs one step of the plan: it enters the step, calls the step's
 // activity from onboardingPlan, lets record keep what the step returned (an
 // error from record fails the step), pushes the undos of the resources the
 // step creates (resourceTable) and marks it complete.
 func step[Out any](ctx workflow.Context, r *run, name string, in any, record func(Out) error) (Out, error) {
 	r.enter(ctx, name)
-	out, err := call[Out](ctx, name, planStep(name).activity, in)
+	var (
+		out Out
+		err error
+	)
+	if r.lean && name == StepPreflight {
+		// Read-only: it creates nothing, so a repeat after a lost worker costs nothing either.
+		out, err = callLocal[Out](ctx, name, planStep(name).activity, in)
+	} else {
+		out, err = call[Out](ctx, name, planStep(name).activity, in)
+	}
 	if err == nil && record != nil {
 		err = record(out)
 	}
@@ -297,7 +361,9 @@ func (r *run) execute(ctx workflow.Context) (OnboardingResult, error) {
 // child initiated and started, one workflow task). A failure to start it does not
 // fail the onboarding, whose work is done; it is reported instead.
 func (r *run) startRotation(ctx workflow.Context, res OnboardingResult) {
-	if workflow.GetVersion(ctx, changeStartSecretRotation, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	// A lean run is newer than the rotation's own version: it needs no
+	// marker (and no TemporalChangeVersion upsert) for it.
+	if !r.lean && workflow.GetVersion(ctx, changeStartSecretRotation, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
 	in := r.in

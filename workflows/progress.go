@@ -24,6 +24,9 @@ const (
 	StepCompleted                   = "completed"
 	StepCompensating                = "compensating"
 	StepFailed                      = "failed"
+	// StepProvisioning is only a value of the OnboardingStep search
+	// attribute: a run past consent, still creating (progress names the step).
+	StepProvisioning = "provisioning"
 )
 
 // Progress statuses.
