@@ -88,6 +88,7 @@ type graphAPI interface {
 	UnassignHRDPolicy(ctx context.Context, spID, policyID string) error
 	ListPermissionGrants(ctx context.Context, clientSPID string) ([]graph.PermissionGrant, error)
 	Organization(ctx context.Context) (graph.Organization, error)
+	GrantedRoles(ctx context.Context) ([]string, error)
 }
 
 // dataverseAPI is the part of *dataverse.Client the activities use.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,63 @@ func TestPreflight(t *testing.T) {
 	})
 }
 
+// The preflight compares what the provisioner may do (the roles claim of
+// its Graph token, its security role in the org) with what the steps about
+// to run need, and names every gap in one message before anything is made.
+func TestPreflightNamesEveryMissingPermission(t *testing.T) {
+	all := []string{"Application.ReadWrite.OwnedBy", "Directory.Read.All", "Domain.Read.All", "Organization.Read.All",
+		"Policy.ReadWrite.ApplicationConfiguration"}
+	without := func(drop ...string) []string {
+		return slices.DeleteFunc(slices.Clone(all), func(r string) bool { return slices.Contains(drop, r) })
+	}
+	federated := []graph.Domain{{ID: "fabrikam.com", AuthenticationType: "Federated", IsVerified: true}}
+	managed := []graph.Domain{{ID: "contoso.onmicrosoft.com", AuthenticationType: "Managed", IsVerified: true}}
+	tests := []struct {
+		name      string
+		roles     []string
+		domains   []graph.Domain
+		always    bool
+		provRoles []dataverse.Role
+		want      []string // each in the one message
+		ok        bool
+	}{
+		{name: "federated tenant without the policy permission", roles: without("Policy.ReadWrite.ApplicationConfiguration"), domains: federated,
+			want: []string{"1 permission(s)", "Policy.ReadWrite.ApplicationConfiguration", "fabrikam.com is Federated", "Home Realm Discovery",
+				"API permissions", "Grant admin consent", "nothing was created"}},
+		{name: "managed tenant does not need it", roles: without("Policy.ReadWrite.ApplicationConfiguration"), domains: managed, ok: true},
+		{name: "federation=always needs it without reading domains", roles: without("Policy.ReadWrite.ApplicationConfiguration", "Domain.Read.All"),
+			always: true, want: []string{"Policy.ReadWrite.ApplicationConfiguration", "federation=always"}},
+		{name: "a higher permission will do", roles: []string{"Application.ReadWrite.All", "Directory.ReadWrite.All", "Policy.ReadWrite.ApplicationConfiguration"},
+			domains: federated, ok: true},
+		{name: "everything missing at once", roles: []string{}, domains: federated, provRoles: []dataverse.Role{{Name: "Basic User"}},
+			want: []string{"5 permission(s)", "Organization.Read.All", "Application.ReadWrite.OwnedBy", "Directory.Read.All", "Domain.Read.All",
+				"System Administrator", "Power Platform admin center", "contoso.crm.dynamics.com"}},
+		{name: "Dataverse role only", roles: all, domains: managed, provRoles: []dataverse.Role{},
+			want: []string{"1 permission(s)", "Dataverse security role System Administrator"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &fakeGraph{roles: tc.roles, domains: tc.domains, org: graph.Organization{DisplayName: "Fabrikam"}}
+			d := seededDataverse()
+			d.provRoles = tc.provRoles
+			in := preflightIn()
+			in.DetectFederation, in.AlwaysFederated = !tc.always, tc.always
+			_, err := newFakeActivities(g, d, nil, nil).Preflight(context.Background(), in)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			ae := asAppErr(t, err)
+			assert.Equal(t, ErrPermissionDenied, ae.Type())
+			assert.True(t, ae.NonRetryable())
+			for _, w := range tc.want {
+				assert.Contains(t, ae.Message(), w)
+			}
+			assert.Zero(t, d.configReads, "the report comes before the reads that assume the permissions")
+		})
+	}
+}
+
 // Under a throttling storm one failed read must not throw away the attempt:
 // it is repeated in place, honouring a short Retry-After, a few times.
 func TestPreflightRepeatsFailedReadsInPlace(t *testing.T) {
@@ -283,7 +341,7 @@ func TestVerifyConsent(t *testing.T) {
 	t.Run("grants unreadable names the permission", func(t *testing.T) {
 		g := &fakeGraph{errs: map[string]error{"ListPermissionGrants": &msapi.Error{Service: "graph", Kind: msapi.PermissionDenied, Status: 403}}}
 		_, err := newFakeActivities(g, &dvState{}, nil, nil).VerifyConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
-		assert.Contains(t, asAppErr(t, err).Message(), "DelegatedPermissionGrant.Read.All")
+		assert.Contains(t, asAppErr(t, err).Message(), "Directory.Read.All")
 	})
 }
 

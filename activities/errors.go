@@ -115,7 +115,7 @@ const (
 	permApps       = "Microsoft Graph application permission Application.ReadWrite.OwnedBy to the provisioner app (and make the provisioner an owner of apps it did not create)"
 	permPolicy     = "Microsoft Graph application permission Policy.ReadWrite.ApplicationConfiguration to the provisioner app"
 	permDomains    = "Microsoft Graph application permission Domain.Read.All to the provisioner app (or use federation=always|never)"
-	permGrants     = "Microsoft Graph application permission DelegatedPermissionGrant.Read.All to the provisioner app"
+	permGrants     = "Microsoft Graph application permission Directory.Read.All to the provisioner app (least privileged for reading oauth2PermissionGrants)"
 	permOrg        = "Microsoft Graph application permission Organization.Read.All to the provisioner app"
 	permDataverse  = "the Dataverse security role System Administrator to the provisioner's application user in this org"
 	permNewAppUser = "the Dataverse security role Marketo Sync User to the new application user"

@@ -32,6 +32,19 @@ type fakeGraph struct {
 	// vanishOnRemove removes the key just before RemovePassword looks for
 	// it, as a concurrent remover would after the caller's list.
 	vanishOnRemove bool
+	// roles are the provisioner's Graph application permissions; nil = all it needs.
+	roles []string
+}
+
+func (f *fakeGraph) GrantedRoles(context.Context) ([]string, error) {
+	if err := f.err("GrantedRoles"); err != nil {
+		return nil, err
+	}
+	if f.roles == nil {
+		return []string{"Application.ReadWrite.OwnedBy", "Directory.Read.All", "Domain.Read.All",
+			"Organization.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}, nil
+	}
+	return f.roles, nil
 }
 
 // UpsertApplication adopts f.app (204 and a read-back, which carries its
@@ -205,6 +218,8 @@ type dvState struct {
 	failTimes   int
 	configReads int
 	calls       []string
+	// provRoles are the provisioner's own security roles; nil = System Administrator.
+	provRoles []dataverse.Role
 }
 
 func (f *fakeDataverse) WhoAmI(context.Context) (dataverse.WhoAmI, error) {
@@ -264,7 +279,13 @@ func (f *fakeDataverse) FindApplicationUser(_ context.Context, appID string) (da
 	return *f.state.user, nil
 }
 
-func (f *fakeDataverse) UserRoles(context.Context, string) ([]dataverse.Role, error) {
+func (f *fakeDataverse) UserRoles(_ context.Context, userID string) ([]dataverse.Role, error) {
+	if userID == "provisioner-user" {
+		if f.state.provRoles == nil {
+			return []dataverse.Role{{ID: "role-admin", Name: "System Administrator"}}, nil
+		}
+		return f.state.provRoles, nil
+	}
 	return f.userRole, nil
 }
 

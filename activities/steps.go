@@ -56,6 +56,9 @@ type PreflightInput struct {
 	MinSolutionVersion string `json:"minSolutionVersion"`
 	RoleName           string `json:"roleName"`
 	DetectFederation   bool   `json:"detectFederation"`
+	// AlwaysFederated is federation=always: the HRD step runs whatever
+	// the domains say, so its permission is checked without reading them.
+	AlwaysFederated bool `json:"alwaysFederated,omitempty"`
 }
 
 type PreflightResult struct {
@@ -82,11 +85,26 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (Prefligh
 			u.Hostname(), a.deps.AllowedOrgSuffixes)
 	}
 	g := a.graphFor(in.TenantID)
-	org, err := reread(ctx, g.Organization)
+	// What the provisioner may do, before anything is tried: the roles
+	// claim of its Graph token and its security roles in the org, against
+	// what the steps about to run need. Every gap goes into one message.
+	roles, err := reread(ctx, g.GrantedRoles)
 	if err != nil {
-		return out, preflightMapped(ctx, "read the tenant (organization)", err, fix{permission: permOrg, invalid: "check tenantId"})
+		return out, preflightMapped(ctx, "read the provisioner's Graph permissions (token roles)", err, fix{invalid: "check tenantId"})
 	}
-	out.TenantName = org.DisplayName
+	var missing []missingPermission
+	for _, n := range []graphNeed{needOrganization, needApplications, needGrants} {
+		if !n.metBy(roles) {
+			missing = append(missing, a.missingGraph(n, ""))
+		}
+	}
+	if needOrganization.metBy(roles) {
+		org, err := reread(ctx, g.Organization)
+		if err != nil {
+			return out, preflightMapped(ctx, "read the tenant (organization)", err, fix{permission: permOrg, invalid: "check tenantId"})
+		}
+		out.TenantName = org.DisplayName
+	}
 
 	dv := a.provisioned(in.TenantID, in.OrgURL)
 	who, err := reread(ctx, dv.WhoAmI)
@@ -95,6 +113,37 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (Prefligh
 			fix{permission: permDataverse, invalid: "check orgUrl"})
 	}
 	out.OrganizationID = who.OrganizationID
+	switch admin, err := hasAdminRole(ctx, dv, who.UserID); {
+	case err != nil:
+		return out, preflightMapped(ctx, "read the provisioner's security roles", err, fix{permission: permDataverse})
+	case !admin:
+		missing = append(missing, missingDataverseRole(u.Host))
+	}
+
+	switch {
+	case in.DetectFederation && !needDomains.metBy(roles):
+		missing = append(missing, a.missingGraph(needDomains, ""))
+	case in.DetectFederation:
+		domains, err := reread(ctx, g.ListDomains)
+		if err != nil {
+			return out, preflightMapped(ctx, "list the tenant's domains", err, fix{permission: permDomains})
+		}
+		for _, d := range domains {
+			if d.IsVerified && strings.EqualFold(d.AuthenticationType, "Federated") {
+				out.FederatedDomains = append(out.FederatedDomains, d.ID)
+			}
+		}
+	}
+	if (in.AlwaysFederated || len(out.FederatedDomains) > 0) && !needHRDPolicy.metBy(roles) {
+		why := needHRDPolicy.why + " (federation=always)"
+		if len(out.FederatedDomains) > 0 {
+			why = needHRDPolicy.why + " (the verified domain " + strings.Join(out.FederatedDomains, ", ") + " is Federated)"
+		}
+		missing = append(missing, a.missingGraph(needHRDPolicy, why))
+	}
+	if len(missing) > 0 {
+		return out, permissionReport(missing)
+	}
 
 	sol, err := reread(ctx, func(ctx context.Context) (dataverse.Solution, error) { return dv.FindSolution(ctx, in.SolutionName) })
 	switch {
@@ -139,18 +188,6 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (Prefligh
 		return out, preflightMapped(ctx, "read the Marketo Config", err, fix{permission: permDataverse, invalid: "check the dataverse.marketoConfig.* names"})
 	}
 	out.ConfigID, out.ConfigUserID = cfg.ID, cfg.UserID
-
-	if in.DetectFederation {
-		domains, err := reread(ctx, g.ListDomains)
-		if err != nil {
-			return out, preflightMapped(ctx, "list the tenant's domains", err, fix{permission: permDomains})
-		}
-		for _, d := range domains {
-			if d.IsVerified && strings.EqualFold(d.AuthenticationType, "Federated") {
-				out.FederatedDomains = append(out.FederatedDomains, d.ID)
-			}
-		}
-	}
 	return out, nil
 }
 

@@ -53,8 +53,11 @@ var (
 	fabrikam = tenant{name: "Fabrikam", id: "22222222-2222-2222-2222-222222222222", host: "fabrikam.crm.localhost", federated: true}
 	// crashco is where the worker is killed mid-run.
 	crashco = tenant{name: "Crashco", id: "33333333-3333-3333-3333-333333333333", host: "crashco.crm.localhost", federated: true}
-	// nopolicy's provisioner lacks the Graph permission the HRD step needs.
+	// nopolicy's provisioner lacks the Graph permission the HRD step needs:
+	// the preflight refuses it before anything is created.
 	nopolicy = tenant{name: "Nopolicy", id: "44444444-4444-4444-4444-444444444444", host: "nopolicy.crm.localhost", federated: true}
+	// hrddenied has every permission, but Graph refuses the HRD policy (FailNext 403).
+	hrddenied = tenant{name: "Hrddenied", id: "77777777-7777-7777-7777-777777777777", host: "hrddenied.crm.localhost", federated: true}
 	// dvdenied is where Dataverse refuses the role association (FailNext 403).
 	dvdenied = tenant{name: "Dvdenied", id: "55555555-5555-5555-5555-555555555555", host: "dvdenied.crm.localhost"}
 	// cancelco is cancelled while an activity that creates something runs.
@@ -99,6 +102,7 @@ func runTests(m *testing.M) int {
 		{nopolicy, fabrikam.id, []string{permPolicy}},
 		{dvdenied, contoso.id, nil},
 		{cancelco, fabrikam.id, nil},
+		{hrddenied, fabrikam.id, nil},
 	} {
 		if err := testenv.AddTenant(seed, testenv.Tenant{From: tn.from, ID: tn.t.id, DisplayName: tn.t.name,
 			OrgHost: tn.t.host, WithoutPermissions: tn.without}); err != nil {
@@ -300,7 +304,7 @@ func TestPermissionErrorFailsActionablyAndLeavesNothing(t *testing.T) {
 		record     string
 	}{
 		{
-			name: "provisioner lacks a Graph permission", tenant: nopolicy,
+			name: "Graph refuses the HRD policy", tenant: hrddenied, failOp: "graph.createHRDPolicy",
 			failedStep: workflows.StepConfigureHomeRealmDiscovery,
 			undone:     []string{"RemoveApplicationUser", "RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication"},
 			wantInMsg:  []string{"grant", permPolicy, "provisioner"},
@@ -362,6 +366,36 @@ func TestPermissionErrorFailsActionablyAndLeavesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The acceptance test of the permission preflight: a provisioner without
+// Policy.ReadWrite.ApplicationConfiguration onboarding a federated tenant
+// fails before any object is created, naming that permission, and the
+// emulator's state for the tenant is unchanged.
+func TestPreflightRefusesMissingPermissionBeforeCreatingAnything(t *testing.T) {
+	requireEnv(t)
+	ctx := timeout(t, time.Minute)
+	beforeT, beforeO, err := env.TenantState(nopolicy.id)
+	require.NoError(t, err)
+
+	run, err := testenv.StartOnboarding(ctx, starter, nopolicy.input())
+	require.NoError(t, err)
+	err = run.Get(ctx, nil)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	assert.Equal(t, activities.ErrPermissionDenied, appErr.Type())
+	for _, want := range []string{permPolicy, "nothing was created", "nopolicy.com is Federated", "Grant admin consent"} {
+		assert.Contains(t, appErr.Error(), want)
+	}
+	var report workflows.FailureReport
+	require.NoError(t, appErr.Details(&report))
+	assert.Equal(t, workflows.StepPreflight, report.FailedStep)
+	assert.Empty(t, report.Compensation, "nothing to undo")
+
+	afterT, afterO, err := env.TenantState(nopolicy.id)
+	require.NoError(t, err)
+	assert.Equal(t, beforeT, afterT, "the tenant's directory is unchanged")
+	assert.Equal(t, beforeO, afterO, "the org is unchanged")
 }
 
 // assertOnboarded checks the emulator's state for one onboarded tenant:

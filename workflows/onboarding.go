@@ -231,7 +231,7 @@ func (r *run) execute(ctx workflow.Context) (OnboardingResult, error) {
 
 	pre, err := step(ctx, r, StepPreflight, activities.PreflightInput{
 		TenantID: tenant, OrgURL: orgURL, SolutionName: in.SolutionName, MinSolutionVersion: in.MinSolutionVersion,
-		RoleName: in.SecurityRoleName, DetectFederation: in.Federation == FederationAuto,
+		RoleName: in.SecurityRoleName, DetectFederation: in.Federation == FederationAuto, AlwaysFederated: in.Federation == FederationAlways,
 	}, func(p activities.PreflightResult) error {
 		r.progress.Federated = in.Federation == FederationAlways || (in.Federation == FederationAuto && len(p.FederatedDomains) > 0)
 		ids.RoleID, ids.ConfigID = p.RoleID, p.ConfigID

@@ -109,9 +109,10 @@ const (
 	permPolicyApp   = "Policy.ReadWrite.ApplicationConfiguration"
 	permPolicyRead  = "Policy.Read.All"
 	permDomainRead  = "Domain.Read.All"
-	permGrantRead   = "DelegatedPermissionGrant.Read.All"
+	permDomainRW    = "Domain.ReadWrite.All"
 	permGrantRWAll  = "DelegatedPermissionGrant.ReadWrite.All"
 	permOrgReadAll  = "Organization.Read.All"
+	permOrgRWAll    = "Organization.ReadWrite.All"
 	msgInsufficient = "Insufficient privileges to complete the operation."
 )
 
@@ -119,12 +120,18 @@ func (c *call) has(perms ...string) bool {
 	return slices.ContainsFunc(perms, func(p string) bool { return slices.Contains(c.claims.Roles, p) })
 }
 
+// canWrite: Application.ReadWrite.All, or Application.ReadWrite.OwnedBy on
+// an object the caller created (application-upsert, application-delete,
+// serviceprincipal-upsert: Directory.ReadWrite.All is not listed).
 func (c *call) canWrite(owner string) bool {
-	return c.has(permAppAll, permDirRWAll) || (c.has(permAppOwnedBy) && owner != "" && strings.EqualFold(owner, c.claims.AppID))
+	return c.has(permAppAll) || (c.has(permAppOwnedBy) && owner != "" && strings.EqualFold(owner, c.claims.AppID))
 }
 
+// canRead: Microsoft documents that Application.ReadWrite.OwnedBy lets an
+// app read every application and service principal of the tenant, not
+// only its own (application-get, serviceprincipal-get).
 func (c *call) canRead(owner string) bool {
-	return c.canWrite(owner) || c.has(permAppReadAll, permDirReadAll)
+	return c.canWrite(owner) || c.has(permAppReadAll, permDirReadAll, permAppOwnedBy)
 }
 
 // keySegment parses `name(key='value')`.
@@ -760,7 +767,7 @@ func (s *Server) gDeleteSP(w http.ResponseWriter, c *call, sel selector) {
 }
 
 func (s *Server) gListDomains(w http.ResponseWriter, r *http.Request, c *call) {
-	if !s.allowed(w, c, permDomainRead, permDirReadAll, permDirRWAll) {
+	if !s.allowed(w, c, permDomainRead, permDirReadAll, permDomainRW, permDirRWAll) {
 		return
 	}
 	initial := c.tenant.initialDomain()
@@ -775,7 +782,7 @@ func (s *Server) gListDomains(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 func (s *Server) gOrganization(w http.ResponseWriter, r *http.Request, c *call) {
-	if !s.allowed(w, c, permOrgReadAll, permDirReadAll, permDirRWAll) {
+	if !s.allowed(w, c, permOrgReadAll, permDirReadAll, permOrgRWAll, permDirRWAll) {
 		return
 	}
 	t := c.tenant
@@ -791,7 +798,9 @@ func (s *Server) gOrganization(w http.ResponseWriter, r *http.Request, c *call) 
 }
 
 func (s *Server) gListGrants(w http.ResponseWriter, r *http.Request, c *call) {
-	if !s.allowed(w, c, permGrantRead, permGrantRWAll, permDirReadAll, permDirRWAll) {
+	// oauth2permissiongrant-list: Directory.Read.All is the least privileged
+	// application permission; DelegatedPermissionGrant.Read.All is not listed.
+	if !s.allowed(w, c, permDirReadAll, permGrantRWAll, permDirRWAll) {
 		return
 	}
 	q, err := parseQuery(r.URL.Query(), map[string]colType{"id": tString, "clientId": tString, "consentType": tString, "principalId": tString, "resourceId": tString, "scope": tString})
@@ -917,6 +926,8 @@ func (s *Server) gDeletePolicy(w http.ResponseWriter, c *call, id string) {
 }
 
 func (s *Server) gListAssigned(w http.ResponseWriter, c *call, sel selector) {
+	// serviceprincipal-list-homerealmdiscoverypolicies: Application.ReadWrite.OwnedBy
+	// and Policy.Read.All; the service principal is checked by canRead below.
 	if !s.allowed(w, c, permPolicyApp, permPolicyRead) {
 		return
 	}
@@ -945,7 +956,10 @@ func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel se
 		s.badRequest(w, c, "Invalid object identifier '"+in.ODataID+"'.")
 		return
 	}
-	if !s.allowed(w, c, permPolicyApp) {
+	// serviceprincipal-post-homerealmdiscoverypolicies: Application.ReadWrite.OwnedBy
+	// and Policy.Read.All (or Policy.ReadWrite.ApplicationConfiguration), checked
+	// against the service principal by canWrite below.
+	if !s.allowed(w, c, permPolicyRead, permPolicyApp) {
 		return
 	}
 	s.mu.Lock()
@@ -973,7 +987,8 @@ func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel se
 }
 
 func (s *Server) gUnassign(w http.ResponseWriter, c *call, sel selector, pid string) {
-	if !s.allowed(w, c, permPolicyApp) {
+	// serviceprincipal-delete-homerealmdiscoverypolicies: as the assignment.
+	if !s.allowed(w, c, permPolicyRead, permPolicyApp) {
 		return
 	}
 	s.mu.Lock()
