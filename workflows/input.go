@@ -51,6 +51,18 @@ type OnboardingInput struct {
 	// completes; nil takes the defaults. Its SecretLifetime (tests only)
 	// also shortens the onboarding's own secret.
 	Rotation *RotationSettings `json:"rotation,omitempty"`
+	// AdminSession opts in to the customer-admin session mode: the
+	// provisioner is not consented in the tenant nor a user of the org; one
+	// link has the customer's admin consent and sign in once, and the
+	// provisioner adds itself to this org only (README "One action per customer").
+	AdminSession bool `json:"adminSession,omitempty"`
+	// KeepProvisionerAccess keeps the provisioner's application user enabled
+	// after validation (for later work that needs Dataverse); by default it
+	// is disabled.
+	KeepProvisionerAccess bool `json:"keepProvisionerAccess,omitempty"`
+	// ProvisionerUserWait bounds the wait for the application user addAppUser
+	// promised (default 10 minutes in session mode).
+	ProvisionerUserWait time.Duration `json:"provisionerUserWait,omitempty"`
 }
 
 // WithDefaults fills every empty optional field and normalises the rest, so
@@ -81,6 +93,9 @@ func (in OnboardingInput) WithDefaults() OnboardingInput {
 	}
 	if in.SecurityRoleName == "" {
 		in.SecurityRoleName = DefaultSecurityRoleName
+	}
+	if in.AdminSession && in.ProvisionerUserWait == 0 {
+		in.ProvisionerUserWait = 10 * time.Minute
 	}
 	return in
 }

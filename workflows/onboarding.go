@@ -45,6 +45,7 @@ func Onboarding(ctx workflow.Context, in OnboardingInput) (OnboardingResult, err
 
 	res, err := r.execute(ctx)
 	if err == nil {
+		r.revokeProvisionerAccess(ctx)
 		r.startRotation(ctx, res)
 		r.progress.Status = StatusCompleted
 		r.enter(ctx, StepCompleted)
@@ -156,6 +157,12 @@ func (r *run) details(ctx workflow.Context) {
 		// to the customer's admin rather than open it themselves.
 		fmt.Fprintf(&b, "**Admin consent:** [grant it here](%s)\n\n`%s`\n\n", r.progress.ConsentURL, r.progress.ConsentURL)
 	}
+	if r.progress.SessionURL != "" && r.progress.ProvisionerAccess == nil {
+		fmt.Fprintf(&b, "**Customer admin's one link:** [consent and sign in](%s)\n\n`%s`\n\n", r.progress.SessionURL, r.progress.SessionURL)
+	}
+	if pa := r.progress.ProvisionerAccess; pa != nil {
+		fmt.Fprintf(&b, "**Provisioner access:** %s in `%s` (environment `%s`), until %s\n\n", pa.Holds, pa.OrgURL, pa.Environment, pa.Until)
+	}
 	if r.progress.Message != "" {
 		b.WriteString(r.progress.Message + "\n")
 	}
@@ -228,6 +235,12 @@ func step[Out any](ctx workflow.Context, r *run, name string, in any, record fun
 func (r *run) execute(ctx workflow.Context) (OnboardingResult, error) {
 	in, ids := r.in, &r.progress.Resources
 	tenant, orgURL := in.TenantID, in.OrgURL
+
+	if in.AdminSession {
+		if err := r.adminSession(ctx); err != nil {
+			return OnboardingResult{}, err
+		}
+	}
 
 	pre, err := step(ctx, r, StepPreflight, activities.PreflightInput{
 		TenantID: tenant, OrgURL: orgURL, SolutionName: in.SolutionName, MinSolutionVersion: in.MinSolutionVersion,

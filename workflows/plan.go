@@ -27,6 +27,17 @@ type stepSpec struct {
 // onboardingPlan is the order Onboarding runs its steps in.
 func onboardingPlan() []stepSpec {
 	return []stepSpec{
+		{name: StepAdminSession, activity: a.AddProvisionerAppUser,
+			effect: fixed("waits for the customer's admin to open one link (consent to the provisioner, sign in once); with the admin's token, used once, the Power Platform admin API adds the provisioner to this org's environment"),
+			when: func(in OnboardingInput) (bool, string) {
+				if !in.AdminSession {
+					return true, "the provisioner is pre-consented (no --admin-session)"
+				}
+				if in.KeepProvisionerAccess {
+					return false, "the provisioner's application user stays enabled after validation (keepProvisionerAccess)"
+				}
+				return false, "the provisioner's application user is disabled after validation"
+			}},
 		{name: StepPreflight, activity: a.Preflight, effect: func(in OnboardingInput) string {
 			return "reads only: tenant, org, solution " + in.SolutionName + " >= " + in.MinSolutionVersion +
 				", root business unit, role " + in.SecurityRoleName + ", Marketo Config Default, domains"

@@ -47,8 +47,10 @@ func TestEveryRecordedIDHasAnUndo(t *testing.T) {
 	h.federated = true
 	h.failAt = "ValidateConnection"
 	h.mock()
+	h.mockSession()
+	h.signalSession(time.Second, goodSession)
 	h.grantAndSignal(time.Minute)
-	h.env.ExecuteWorkflow(Onboarding, input())
+	h.env.ExecuteWorkflow(Onboarding, sessionInput()) // every optional step, the admin session too
 	require.Error(t, h.env.GetWorkflowError())
 	p := h.progress()
 	rv := reflect.ValueOf(p.Resources)
@@ -84,8 +86,12 @@ func TestPlanDerivesFromTheTables(t *testing.T) {
 		assert.Equal(t, strings.Join(undos, "; "), s.Undo, s.Name)
 		assert.NotEmpty(t, s.Effect, s.Name)
 	}
-	assert.Contains(t, steps[1].Effect, `"Contoso Sync"`)
-	assert.Contains(t, Steps(in)[4].Effect, "6 months")
+	byName := func(n string) StepPlan {
+		return steps[slices.IndexFunc(steps, func(s StepPlan) bool { return s.Name == n })]
+	}
+	assert.Contains(t, byName(StepRegisterApplication).Effect, `"Contoso Sync"`)
+	assert.Contains(t, byName(StepAddClientSecret).Effect, "6 months")
+	assert.True(t, byName(StepAdminSession).Skipped, "the admin session is opt-in")
 
 	found := activities.FoundResources{AppObjectID: "app-obj", AppID: "app-id", ServicePrincipalID: "sp-1",
 		SecretKeyIDs: []string{"key-1", "key-2"}, HRDPolicyIDs: []string{"hrd-1"}, SystemUserID: "user-1",

@@ -55,6 +55,9 @@ type Resources struct {
 	// ConfigPreviousUserID is the Marketo User the config named before the
 	// onboarding changed it, so that compensation can put it back.
 	ConfigPreviousUserID string `json:"configPreviousUserId,omitempty"`
+	// ProvisionerUserID is the provisioner's own application user, added in
+	// the customer-admin session mode (session.go) and disabled after validation.
+	ProvisionerUserID string `json:"provisionerUserId,omitempty"`
 }
 
 // UndoOutcome is the result of one compensation step.
@@ -81,6 +84,11 @@ type Progress struct {
 	Compensation    []UndoOutcome `json:"compensation,omitempty"`
 	// RotationWorkflowID is the SecretRotation started on completion.
 	RotationWorkflowID string `json:"rotationWorkflowId,omitempty"`
+	// SessionURL is the one link of the customer-admin session mode.
+	SessionURL string `json:"sessionUrl,omitempty"`
+	// ProvisionerAccess is what the provisioner holds in the org, where and
+	// until when (session mode); nil when the provisioner was pre-consented.
+	ProvisionerAccess *ProvisionerAccess `json:"provisionerAccess,omitempty"`
 }
 
 // OnboardingResult is Marketo's step-3 package plus the validation checklist.

@@ -47,6 +47,18 @@ type target struct {
 func resourceTable() []resource {
 	return []resource{
 		{
+			kind: "provisioner access", step: StepAdminSession, ids: []string{"provisionerUserId"},
+			effect: fixed("Dataverse: the provisioner's own application user with System Administrator in this org only (customer-admin session mode)"),
+			undo:   a.RevokeProvisionerAccess, undoText: "disable the provisioner's application user",
+			undoInput: func(t, org string, _ Resources) any {
+				return activities.RevokeProvisionerAccessInput{TenantID: t, OrgURL: org}
+			},
+			action: "disable-provisioner-user",
+			// Offboarding finds no provisioner access to remove: it asks for a
+			// new session when it needs Dataverse again.
+			found: func(string, string, activities.FoundResources) []target { return nil },
+		},
+		{
 			kind: "application", step: StepRegisterApplication, ids: []string{"appObjectId", "appId"},
 			effect: func(in OnboardingInput) string {
 				return "Graph: application " + strconv.Quote(in.AppDisplayName) + " (single tenant, Dynamics CRM user_impersonation)"
