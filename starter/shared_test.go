@@ -25,7 +25,7 @@ var shared struct {
 // sharedTenants are copies of Contoso in the shared stack's emulator, one
 // per test that onboards, so their objects never mix. TestOperatorCommands
 // has the seed's own Contoso and Fabrikam.
-var sharedTenants = []testenv.Tenant{rotco, legacyco, consentco}
+var sharedTenants = append([]testenv.Tenant{rotco, legacyco, consentco}, batchTenants()...)
 
 func TestMain(m *testing.M) {
 	code := m.Run()

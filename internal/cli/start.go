@@ -33,16 +33,29 @@ type startFlags struct {
 }
 
 func (a *app) startCmd() *cobra.Command {
-	var f startFlags
+	var (
+		f  startFlags
+		bf batchFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "start --tenant-id ID --org-url URL",
 		Short: "Start the onboarding of one tenant and Dynamics org",
 		Long: `start validates the input, then starts the Onboarding workflow for the tenant
 and org. Only one onboarding per tenant and org runs at a time: a second start
 is refused and shows the running one. --dry-run prints the plan and changes
-nothing; --wait follows the steps until the onboarding ends.`,
+nothing; --wait follows the steps until the onboarding ends.
+
+--from FILE onboards every tenant of a CSV or YAML file (README "Many
+tenants"): every row is checked first and the whole file is refused, naming
+each bad row, before anything starts; rows already onboarded or running are
+skipped; at most --concurrency onboardings provision at once (one that waits
+for admin consent gives its slot back). The other flags set the defaults of
+the rows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if bf.from != "" {
+				return a.startBatch(cmd, f, bf)
+			}
 			in, err := a.input(f)
 			if err != nil {
 				return coded(ExitBadInput, err)
@@ -82,6 +95,9 @@ nothing; --wait follows the steps until the onboarding ends.`,
 	fl.StringVar(&f.minSolutionVersion, "min-solution-version", workflows.DefaultMinSolutionVersion, "minimum Marketo solution version")
 	fl.BoolVar(&f.wait, "wait", false, "follow the steps live until the onboarding ends")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan and what each step would create; change nothing")
+	fl.StringVar(&bf.from, "from", "", "onboard every tenant of this CSV or YAML file (columns: tenantId, orgUrl and the settings above)")
+	fl.IntVar(&bf.concurrency, "concurrency", 5, "with --from: at most this many onboardings provisioning at once")
+	fl.BoolVar(&bf.asJSON, "json", false, "with --from: print the rows (or the dry-run plan) as JSON")
 	return cmd
 }
 
@@ -112,12 +128,26 @@ func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
 // is caught before anything starts, and a consent link that outlives the
 // consent wait.
 func validateInput(in workflows.OnboardingInput, cfg config.Config) error {
+	fields := inputProblems(in, cfg)
+	if len(fields) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("invalid onboarding input:")
+	for _, fe := range fields {
+		b.WriteString("\n  - " + fe.Error())
+	}
+	return errors.New(b.String())
+}
+
+// inputProblems is every problem of in, each with its field and fix.
+func inputProblems(in workflows.OnboardingInput, cfg config.Config) []workflows.FieldError {
 	m := cfg.Microsoft
 	var fields []workflows.FieldError
 	if err := in.Validate(); err != nil {
 		var ve *workflows.ValidationError
 		if !errors.As(err, &ve) {
-			return err
+			return []workflows.FieldError{{Field: "input", Fix: err.Error()}}
 		}
 		fields = ve.Fields
 	}
@@ -139,15 +169,7 @@ func validateInput(in workflows.OnboardingInput, cfg config.Config) error {
 				cfg.Consent.StateTTL, cfg.Consent.StateTTL),
 		})
 	}
-	if len(fields) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("invalid onboarding input:")
-	for _, fe := range fields {
-		b.WriteString("\n  - " + fe.Error())
-	}
-	return errors.New(b.String())
+	return fields
 }
 
 func suffixList(suffixes []string) string {

@@ -260,3 +260,17 @@ func StartInput(ctx context.Context, c client.Client, dc converter.DataConverter
 	}
 	return nil
 }
+
+// Check says whether Start would start in now, without starting it: nil,
+// *AlreadyOnboardedError or *AlreadyRunningError (for dry runs).
+func Check(ctx context.Context, c client.Client, in workflows.OnboardingInput) error {
+	last, found, err := Latest(ctx, c, in.WorkflowID())
+	if err != nil {
+		return err
+	}
+	if found && last.Running() {
+		return &AlreadyRunningError{WorkflowID: last.WorkflowID, RunID: last.RunID, TenantID: in.TenantID, OrgHost: in.OrgHost()}
+	}
+	_, err = Gate(ctx, c, in)
+	return err
+}
