@@ -16,7 +16,9 @@ import (
 	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
+	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
+	"github.com/mktos2s/mktos2s/internal/orgurl"
 )
 
 // Deps are the clients and settings every activity shares.
@@ -58,7 +60,11 @@ func New(d Deps) *Activities {
 		return graph.New(d.GraphBaseURL, d.HTTP, d.Auth.Source(tenantID, d.Provisioner, msauth.ScopeFor(d.GraphBaseURL)))
 	}
 	a.dataverseFor = func(tenantID, orgURL string, cred msauth.Credential) dataverseAPI {
-		return dataverse.New(orgURL, d.HTTP, d.Auth.Source(tenantID, cred, msauth.ScopeFor(orgURL)), d.ConfigNames)
+		tokens := d.Auth.Source(tenantID, cred, msauth.ScopeFor(orgURL))
+		if _, err := orgurl.Check(orgURL, d.AllowedOrgSuffixes); err != nil {
+			tokens = refusedOrg{err}
+		}
+		return dataverse.New(orgURL, d.HTTP, tokens, d.ConfigNames)
 	}
 	return a
 }
@@ -114,4 +120,14 @@ type dataverseAPI interface {
 // provisioned is the Dataverse client authenticated as the provisioner.
 func (a *Activities) provisioned(tenantID, orgURL string) dataverseAPI {
 	return a.dataverseFor(tenantID, orgURL, a.deps.Provisioner)
+}
+
+// refusedOrg is the token source of a Dataverse client for an org URL that
+// is not a Dynamics org of microsoft.allowedOrgSuffixes: no token is
+// acquired for it, so no request (and no credential) leaves for that host,
+// whichever workflow or activity input named it. The error is final.
+type refusedOrg struct{ err error }
+
+func (r refusedOrg) Token(context.Context) (string, error) {
+	return "", &msapi.Error{Service: "dataverse", Op: "token", Kind: msapi.Invalid, Message: r.err.Error()}
 }

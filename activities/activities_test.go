@@ -694,6 +694,7 @@ func TestRegisterApplicationRefusesALiveOnboardedApp(t *testing.T) {
 			assert.Contains(t, ae.Message(), "starter rotate --now")
 			assert.Contains(t, ae.Message(), "starter offboard")
 			assert.Empty(t, g.removeCalls, "nothing is removed")
+			assert.Zero(t, g.calls["UpsertApplication"], "the live app is not rewritten before it is refused")
 		})
 	}
 }

@@ -110,6 +110,11 @@ func TestEmulatorAppSecretConsentAndUndo(t *testing.T) {
 	assert.Equal(t, SecretTag(wfID), creds[0].DisplayName)
 	_, err = a.RegisterApplication(ctx, reg)
 	assert.Equal(t, ErrAlreadyOnboarded, asAppErr(t, err).Type(), "an app with a live onboarding secret is not adopted by another run")
+	renamed := reg
+	renamed.DisplayName = "Renamed by another run"
+	_, err = a.RegisterApplication(ctx, renamed)
+	assert.Equal(t, ErrAlreadyOnboarded, asAppErr(t, err).Type())
+	assert.Equal(t, "Marketo Integration", ownedApps(tenantState(t, srv))[0].DisplayName, "the onboarded app is refused before it is rewritten")
 
 	v, err := a.VerifyConsent(ctx, VerifyConsentInput{TenantID: emuTenant, ServicePrincipalID: sp.ServicePrincipalID})
 	require.NoError(t, err)

@@ -62,6 +62,18 @@ func (f *fakeGraph) UpsertApplication(_ context.Context, spec graph.ApplicationS
 	return *f.app, true, nil
 }
 
+func (f *fakeGraph) GetApplicationByUniqueName(_ context.Context, uniqueName string) (graph.Application, error) {
+	if err := f.err("GetApplicationByUniqueName"); err != nil {
+		return graph.Application{}, err
+	}
+	if f.app == nil {
+		return graph.Application{}, &msapi.Error{Service: "graph", Op: "getApplication", Kind: msapi.NotFound, Status: 404}
+	}
+	app := *f.app
+	app.PasswordCredentials = slices.Clone(f.passwords)
+	return app, nil
+}
+
 func (f *fakeGraph) err(method string) error {
 	if f.calls == nil {
 		f.calls = map[string]int{}

@@ -16,6 +16,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
+	"github.com/mktos2s/mktos2s/internal/orgurl"
 )
 
 // UniqueName is the Graph alternate key of the onboarding's app. It is
@@ -192,17 +193,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (Prefligh
 }
 
 func (a *Activities) orgAllowed(host string) bool {
-	if len(a.deps.AllowedOrgSuffixes) == 0 {
-		return true
-	}
-	host = strings.ToLower(host)
-	for _, s := range a.deps.AllowedOrgSuffixes {
-		s = strings.ToLower(s)
-		if host == strings.TrimPrefix(s, ".") || strings.HasSuffix(host, "."+strings.TrimPrefix(s, ".")) {
-			return true
-		}
-	}
-	return false
+	return len(a.deps.AllowedOrgSuffixes) == 0 || orgurl.Allowed(host, a.deps.AllowedOrgSuffixes)
 }
 
 // preflightMapped keeps throttling and outages retryable and makes every
@@ -287,11 +278,27 @@ func (a *Activities) RegisterApplication(ctx context.Context, in RegisterApplica
 	if a.deps.ConsentRedirectURI != "" {
 		spec.RedirectURIs = []string{a.deps.ConsentRedirectURI}
 	}
-	app, created, err := a.graphFor(in.TenantID).UpsertApplication(ctx, spec)
+	g := a.graphFor(in.TenantID)
+	// Look before writing: the upsert rewrites the display name, redirect
+	// URIs and permissions of an existing app, so an onboarded app must be
+	// refused before it, not after.
+	existing, err := reread(ctx, func(ctx context.Context) (graph.Application, error) {
+		return g.GetApplicationByUniqueName(ctx, spec.UniqueName)
+	})
+	switch {
+	case err == nil:
+		if live := liveTaggedSecrets(existing.PasswordCredentials, a.deps.Now()); len(live) > 0 {
+			return RegisterApplicationResult{}, alreadyOnboarded(existing, live)
+		}
+	case !msapi.IsKind(err, msapi.NotFound):
+		return RegisterApplicationResult{}, mapError(ctx, "look up the application", err, asProvisioner, fix{permission: permApps})
+	}
+	app, created, err := g.UpsertApplication(ctx, spec)
 	if err != nil {
 		return RegisterApplicationResult{}, mapError(ctx, "register the application", err, asProvisioner,
 			fix{permission: permApps, invalid: "check appDisplayName and consent.redirectURI"})
 	}
+	// Checked again: another run may have added its secret in between.
 	if !created {
 		if live := liveTaggedSecrets(app.PasswordCredentials, a.deps.Now()); len(live) > 0 {
 			return RegisterApplicationResult{}, alreadyOnboarded(app, live)

@@ -7,7 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
+
+	"github.com/mktos2s/mktos2s/internal/inert"
+	"github.com/mktos2s/mktos2s/internal/orgurl"
 )
 
 // FederationMode decides whether the Home Realm Discovery step runs.
@@ -165,6 +169,11 @@ func (in OnboardingInput) Validate() error {
 	switch n := utf8.RuneCountInString(in.AppDisplayName); {
 	case strings.TrimSpace(in.AppDisplayName) == "":
 		bad("appDisplayName", "", `is required; e.g. "Marketo Integration"`)
+	case strings.ContainsFunc(in.AppDisplayName, isControlOrBidi):
+		// Shown in Entra, in the admin-consent page and in every terminal
+		// that lists apps: no escape sequence or reordering belongs in it.
+		bad("appDisplayName", inert.Text(in.AppDisplayName),
+			`contains control or bidirectional-formatting characters (e.g. ESC, NUL, U+202E); use plain text, e.g. "Marketo Integration"`)
 	case n > MaxAppDisplayNameLength:
 		// Entra ID refuses longer application display names.
 		bad("appDisplayName", string([]rune(in.AppDisplayName)[:40])+"…",
@@ -208,24 +217,13 @@ func (in OnboardingInput) Validate() error {
 	return &ValidationError{Fields: errs}
 }
 
-func orgURLProblem(raw string) string {
-	const where = "use the Dynamics 365 environment URL, e.g. https://contoso.crm.dynamics.com (Power Platform admin center > Environments)"
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return "is required; " + where
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "is not an absolute URL; " + where
-	}
-	if u.Scheme != "https" {
-		return "must use https; " + where
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "must be the bare org URL without path, query or credentials; " + where
-	}
-	return ""
+func isControlOrBidi(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
 }
+
+// orgURLProblem is the product's one org URL check (internal/orgurl): the
+// workflow may be started by any Temporal client, not only `starter start`.
+func orgURLProblem(raw string) string { return orgurl.Problem(raw) }
 
 func isDottedVersion(v string) bool {
 	parts := strings.Split(v, ".")

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mktos2s/mktos2s/internal/codec"
+	"github.com/mktos2s/mktos2s/internal/orgurl"
 )
 
 // ErrNoCodecKey is returned by ValidateWorker when codec.keys is empty: the
@@ -246,12 +247,10 @@ func shownKeyID(id string) string {
 	return "(ID not shown: it may be a key pasted without id=)"
 }
 
-// AllowsOrgHost reports whether host ends with one of the allowed suffixes.
+// AllowsOrgHost reports whether host ends with one of the allowed suffixes
+// (the product's one rule, internal/orgurl).
 func (m Microsoft) AllowsOrgHost(host string) bool {
-	host = strings.ToLower(host)
-	return slices.ContainsFunc(m.AllowedOrgSuffixes, func(s string) bool {
-		return strings.HasSuffix(host, s) && len(host) > len(s)
-	})
+	return orgurl.Allowed(host, m.AllowedOrgSuffixes)
 }
 
 const redacted = "[redacted]"
