@@ -51,7 +51,7 @@ type followResult struct {
 func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) (followResult, error) {
 	r := followResult{RecheckEvery: followRecheck.String(), DefaultRecheck: workflows.DefaultConsentRecheckInterval.String(),
 		OldLoopQueriesPerHour: float64(time.Hour / (250 * time.Millisecond))}
-	if st.dev.MetricsURL == "" {
+	if st.metricsURL == "" {
 		return r, fmt.Errorf("follow: the server's metrics are not known (the production-shaped stack has its own)")
 	}
 	tenant, host := benchTenant(i)
@@ -82,7 +82,7 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 		if time.Now().After(deadline) || h.closed {
 			return r, fmt.Errorf("follow: %s did not reach the consent wait (starter log: %s)", id, filepath.Join(st.logDir, "starter-follow.log"))
 		}
-		resp, err := historyPage(ctx, st.plain.WorkflowService(), st.dev.Namespace, exec, token, true, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		resp, err := historyPage(ctx, st.plain.WorkflowService(), st.namespace, exec, token, true, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		if err != nil {
 			if strings.Contains(err.Error(), "not found") {
 				time.Sleep(200 * time.Millisecond)
@@ -98,7 +98,7 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 	before := h.Events
 	// Let the starter print the waiting state before the window opens.
 	time.Sleep(time.Second)
-	q0, err := serverQueries(ctx, st.dev.MetricsURL)
+	q0, err := serverQueries(ctx, st.metricsURL)
 	if err != nil {
 		return r, err
 	}
@@ -106,7 +106,7 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 	if err := ctxtime.Sleep(ctx, window); err != nil {
 		return r, err
 	}
-	q1, err := serverQueries(ctx, st.dev.MetricsURL)
+	q1, err := serverQueries(ctx, st.metricsURL)
 	if err != nil {
 		return r, err
 	}
@@ -114,7 +114,7 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 	r.Queries = q1 - q0
 	var acts actionCount
 	n := 0
-	if err := readHistory(ctx, st.plain.WorkflowService(), st.dev.Namespace, exec, func(e *historypb.HistoryEvent) {
+	if err := readHistory(ctx, st.plain.WorkflowService(), st.namespace, exec, func(e *historypb.HistoryEvent) {
 		n++
 		if n <= before {
 			return

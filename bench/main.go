@@ -50,6 +50,13 @@ type options struct {
 	// follow is how long `starter start --wait` is watched on a waiting
 	// onboarding (0 = not measured).
 	follow time.Duration
+	// stack: run against an already running Temporal (make stack, the
+	// production-shaped one) instead of a dev server.
+	stack          bool
+	stackAddress   string
+	stackNamespace string
+	stackProcs     string
+	stackMetrics   string
 }
 
 func main() {
@@ -60,6 +67,11 @@ func main() {
 	flag.IntVar(&o.scale, "scale", 0, "onboardings started and left waiting in the scale phase, then drained (0 = skip; make bench-scale runs 10000)")
 	flag.BoolVar(&o.scaleOnly, "scale-only", false, "run only the warm-up, the product phase (the reference) and the scale phase")
 	flag.IntVar(&o.scaleWindow, "scale-window", 500, "scale phase: at most this many onboardings between start and the consent wait, and between signal and completion (consents arrive over time; keep it below -sticky-cache)")
+	flag.BoolVar(&o.stack, "stack", false, "run against the running production-shaped stack (make stack: Temporal cluster on PostgreSQL) instead of a dev server")
+	flag.StringVar(&o.stackAddress, "stack-address", "127.0.0.1:7233", "with -stack: the Temporal frontend")
+	flag.StringVar(&o.stackNamespace, "stack-namespace", "default", "with -stack: the namespace (TenantId, OrgHost and OnboardingStep registered)")
+	flag.StringVar(&o.stackProcs, "stack-procs", "temporal-server,server,postgres", "with -stack: process names (/proc/<pid>/comm) measured together as the server")
+	flag.StringVar(&o.stackMetrics, "stack-metrics", "", "with -stack: the server's Prometheus endpoint, for the follow phase's query count (empty = no follow phase)")
 	flag.DurationVar(&o.follow, "follow", 40*time.Second, "watch `starter start --wait` on a waiting onboarding this long and count its queries (0 = skip)")
 	flag.IntVar(&o.warmup, "warmup", 3, "onboardings and bare chains run first, not measured (the first onboarding's history sets the bare chain's shape)")
 	flag.IntVar(&o.parallel, "parallel", 32, "start and signal calls in flight at once")
@@ -114,17 +126,25 @@ func run(o options) error {
 	// Tenants: [0, warmup) warm-up, then the product phase, one for the
 	// follow measurement, then the scale phase.
 	followTenant := o.warmup + o.n
-	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + 1, dbFile: o.dbFile, temporal: o.temporal, stickyCache: o.stickyCache})
+	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + 1, dbFile: o.dbFile, temporal: o.temporal, stickyCache: o.stickyCache,
+		external: o.stack, address: o.stackAddress, namespace: o.stackNamespace, serverProcs: strings.Split(o.stackProcs, ",")})
 	if err != nil {
 		return err
 	}
 	defer st.stop()
 
-	rep := newReport(o, storage(o.dbFile))
+	if o.stack {
+		st.metricsURL = o.stackMetrics
+	}
+	where := "Temporal dev server on " + storage(o.dbFile)
+	if o.stack {
+		where = fmt.Sprintf("the production-shaped stack at %s (processes %s measured as the server)", o.stackAddress, o.stackProcs)
+	}
+	rep := newReport(o, where)
 	product := productWorkload(st)
 
 	progress("warm-up: %d onboardings", o.warmup)
-	warm := runAll(ctx, st.watch.WorkflowService(), st.dev.Namespace, product, 0, o.warmup, o.parallel)
+	warm := runAll(ctx, st.watch.WorkflowService(), st.namespace, product, 0, o.warmup, o.parallel)
 	if err := firstError(warm); err != nil {
 		return fmt.Errorf("warm-up onboardings: %w", err)
 	}
@@ -132,7 +152,7 @@ func run(o options) error {
 	rep.Shape = shape
 	progress("an Onboarding ran %d activities, %d before the consent signal: the bare chain does the same", warm[0].Activities, shape.Before)
 	bare := bareWorkload(st, shape)
-	if err := firstError(runAll(ctx, st.watch.WorkflowService(), st.dev.Namespace, bare, 0, o.warmup, o.parallel)); err != nil {
+	if err := firstError(runAll(ctx, st.watch.WorkflowService(), st.namespace, bare, 0, o.warmup, o.parallel)); err != nil {
 		return fmt.Errorf("warm-up bare chains: %w", err)
 	}
 
@@ -163,7 +183,9 @@ func run(o options) error {
 		}
 		rep.SignalWithStart = &sws
 	}
-	if o.follow > 0 && !o.scaleOnly {
+	if o.follow > 0 && !o.scaleOnly && st.metricsURL == "" {
+		progress("follow: skipped, the server's metrics endpoint is not known (-stack-metrics)")
+	} else if o.follow > 0 && !o.scaleOnly {
 		progress("follow: `starter start --wait` on an onboarding waiting for consent, %s", o.follow)
 		fr, err := measureFollow(ctx, st, followTenant, o.follow)
 		if err != nil {
@@ -283,7 +305,7 @@ func measurePhase(ctx context.Context, st *stack, wl workload, first, n, paralle
 		return phaseResult{}, err
 	}
 	t0 := time.Now()
-	outs := runAll(ctx, st.watch.WorkflowService(), st.dev.Namespace, wl, first, n, parallel)
+	outs := runAll(ctx, st.watch.WorkflowService(), st.namespace, wl, first, n, parallel)
 	wall := time.Since(t0)
 	after, err := st.sample()
 	if err != nil {
@@ -297,7 +319,7 @@ func measurePhase(ctx context.Context, st *stack, wl workload, first, n, paralle
 		u[k] = since(before[k], after[k])
 	}
 	r := summarize(wl.name, outs, wall, u, workerName)
-	events, actions, err := childCost(ctx, st.plain.WorkflowService(), st.dev.Namespace, outs)
+	events, actions, err := childCost(ctx, st.plain.WorkflowService(), st.namespace, outs)
 	if err != nil {
 		return r, err
 	}

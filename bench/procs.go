@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,4 +179,31 @@ func runEmulatorRole(addr, dataDir string, from, tenants int) error {
 		return err
 	}
 	return nil
+}
+
+// pidsByName lists the processes whose /proc/<pid>/comm is one of names:
+// the Temporal server and PostgreSQL processes of an external stack.
+func pidsByName(names []string) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if slices.Contains(names, strings.TrimSpace(string(comm))) {
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) == 0 {
+		return nil, fmt.Errorf("bench: no process named %v runs: start the stack first (make stack)", names)
+	}
+	return pids, nil
 }

@@ -235,7 +235,7 @@ func (r *report) write(w io.Writer, dir string) error {
 
 func (r *report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "mktos2s bench, %s; %s; Temporal dev server on %s; `%s`; %.0f s in all.\n\n",
+	fmt.Fprintf(&b, "mktos2s bench, %s; %s; %s; `%s`; %.0f s in all.\n\n",
 		r.Date, r.Machine, r.Storage, r.Options, r.TotalSeconds)
 	fmt.Fprintf(&b, "Bare chain: %d no-op activities, the consent signal after %d (as counted in an Onboarding history).\n\n",
 		r.Shape.Before+r.Shape.After, r.Shape.Before)

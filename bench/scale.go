@@ -72,7 +72,7 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 		nStarted.Add(1)
 		lastStart.Store(int64(time.Since(t0)))
 		ids[k] = run.GetID()
-		if err := untilWaiting(ctx, svc, st.dev.Namespace, ids[k], run.GetRunID()); err != nil {
+		if err := untilWaiting(ctx, svc, st.namespace, ids[k], run.GetRunID()); err != nil {
 			return err
 		}
 		nWaiting.Add(1)
@@ -109,7 +109,7 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 		if err := grantAndSignal(ctx, st.product, st.consent, new(atomic.Int64), ids[k]); err != nil {
 			return err
 		}
-		o := watch(ctx, svc, st.dev.Namespace, ids[k], "", false, nil)
+		o := watch(ctx, svc, st.namespace, ids[k], "", false, nil)
 		if o.Err != nil {
 			return o.Err
 		}
@@ -188,7 +188,7 @@ func tellEvery(d time.Duration, f func()) (stop func()) {
 func untilIdle(ctx context.Context, st *stack, id string) error {
 	for range 600 {
 		d, err := st.plain.WorkflowService().DescribeWorkflowExecution(ctx, &workflowservice.DescribeWorkflowExecutionRequest{
-			Namespace: st.dev.Namespace, Execution: &commonpb.WorkflowExecution{WorkflowId: id},
+			Namespace: st.namespace, Execution: &commonpb.WorkflowExecution{WorkflowId: id},
 		})
 		if err != nil {
 			return fmt.Errorf("describe %s: %w", id, err)

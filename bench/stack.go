@@ -37,8 +37,12 @@ type stack struct {
 	starterBin          string
 	codecKey            string
 	emuURL, caFile      string
-	dev                 *devserver.Server
-	serverPID           int
+	dev                 *devserver.Server // nil on an external stack
+	address, namespace  string            // the Temporal frontend and namespace
+	metricsURL          string            // the server's Prometheus endpoint; empty when unknown
+	// serverPIDs are the processes measured as "server": the dev server,
+	// or every Temporal server and PostgreSQL process of an external stack.
+	serverPIDs []int
 	emu                 *child
 	emuPort             int
 	worker              *child
@@ -62,6 +66,12 @@ type stackOptions struct {
 	temporal string // the Temporal CLI; empty = devserver.Locate
 	// stickyCache is the product worker's worker.stickyCacheSize.
 	stickyCache int
+	// external: an already running Temporal (the production-shaped stack)
+	// instead of a dev server; the processes named serverProcs are its server.
+	external    bool
+	address     string
+	namespace   string
+	serverProcs []string
 }
 
 func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
@@ -99,21 +109,32 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		return st, err
 	}
 
-	progress("starting the Temporal dev server (%s)", storage(o.dbFile))
-	serverLog, err := os.Create(filepath.Join(st.logDir, "temporal.log"))
-	if err != nil {
-		return st, err
-	}
-	metricsPort, err := freePort()
-	if err != nil {
-		return st, err
-	}
-	if st.dev, err = devserver.Start(ctx, devserver.Options{Binary: o.temporal, DBFile: o.dbFile, Output: serverLog, MetricsPort: metricsPort}); err != nil {
-		return st, err
-	}
-	_, devPort, _ := strings.Cut(st.dev.Address, ":")
-	if st.serverPID, err = childWithArgs("start-dev", devPort); err != nil {
-		return st, fmt.Errorf("bench: the dev server's process: %w", err)
+	if o.external {
+		st.address, st.namespace = o.address, o.namespace
+		progress("using the Temporal at %s (namespace %s); measuring processes %v as its server", st.address, st.namespace, o.serverProcs)
+		if st.serverPIDs, err = pidsByName(o.serverProcs); err != nil {
+			return st, err
+		}
+	} else {
+		progress("starting the Temporal dev server (%s)", storage(o.dbFile))
+		serverLog, err := os.Create(filepath.Join(st.logDir, "temporal.log"))
+		if err != nil {
+			return st, err
+		}
+		metricsPort, err := freePort()
+		if err != nil {
+			return st, err
+		}
+		if st.dev, err = devserver.Start(ctx, devserver.Options{Binary: o.temporal, DBFile: o.dbFile, Output: serverLog, MetricsPort: metricsPort}); err != nil {
+			return st, err
+		}
+		st.address, st.namespace, st.metricsURL = st.dev.Address, st.dev.Namespace, st.dev.MetricsURL
+		_, devPort, _ := strings.Cut(st.address, ":")
+		pid, err := childWithArgs("start-dev", devPort)
+		if err != nil {
+			return st, fmt.Errorf("bench: the dev server's process: %w", err)
+		}
+		st.serverPIDs = []int{pid}
 	}
 
 	cfgFile, err := st.writeConfig("client", "")
@@ -129,7 +150,7 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		return st, err
 	}
 	for _, c := range []*client.Client{&st.plain, &st.watch} {
-		if *c, err = client.DialContext(ctx, client.Options{HostPort: st.dev.Address, Namespace: st.dev.Namespace, Logger: quietLogger()}); err != nil {
+		if *c, err = client.DialContext(ctx, client.Options{HostPort: st.address, Namespace: st.namespace, Logger: quietLogger()}); err != nil {
 			return st, err
 		}
 	}
@@ -139,11 +160,11 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		return st, err
 	}
 	if st.bare, err = startChild(ctx, "bare-worker", st.logDir, st.runDir, st.self,
-		[]string{"-role", "baseline-worker", "-address", st.dev.Address, "-namespace", st.dev.Namespace},
+		[]string{"-role", "baseline-worker", "-address", st.address, "-namespace", st.namespace},
 		baseEnv(st.runDir), readyLine); err != nil {
 		return st, err
 	}
-	if err := waitPolling(ctx, st.plain, st.dev.Namespace, bareTaskQueue, st.bare); err != nil {
+	if err := waitPolling(ctx, st.plain, st.namespace, bareTaskQueue, st.bare); err != nil {
 		return st, err
 	}
 	return st, nil
@@ -190,7 +211,7 @@ func (st *stack) startWorker(ctx context.Context, name string) error {
 	if st.worker, err = startChild(ctx, name, st.logDir, st.runDir, st.workerBin, []string{"--config", cfgFile}, env, ""); err != nil {
 		return err
 	}
-	return waitPolling(ctx, st.plain, st.dev.Namespace, workflows.TaskQueue, st.worker)
+	return waitPolling(ctx, st.plain, st.namespace, workflows.TaskQueue, st.worker)
 }
 
 // switchEmulator replaces the emulator and the product worker with fresh
@@ -221,7 +242,7 @@ func (st *stack) writeConfig(name, pprofListen string) (string, error) {
 	p := emulator.DefaultSeed().Tenants[0].Provisioner
 	emuURL, caFile := st.emuURL, st.caFile
 	doc := map[string]any{
-		"temporal": map[string]any{"address": st.dev.Address, "namespace": st.dev.Namespace},
+		"temporal": map[string]any{"address": st.address, "namespace": st.namespace},
 		"codec":    map[string]any{"activeKeyId": "bench"},
 		"microsoft": map[string]any{
 			"authorityHost":      emuURL,
@@ -275,7 +296,7 @@ func (st *stack) sample() (map[string]procSample, error) {
 	m := map[string]procSample{}
 	var errs []error
 	for name, pid := range map[string]int{
-		"worker": st.worker.pid(), "bare-worker": st.bare.pid(), "server": st.serverPID,
+		"worker": st.worker.pid(), "bare-worker": st.bare.pid(),
 		"emulator": st.emu.pid(), "driver": os.Getpid(),
 	} {
 		s, err := sampleProc(pid)
@@ -284,13 +305,23 @@ func (st *stack) sample() (map[string]procSample, error) {
 		}
 		m[name] = s
 	}
+	// The server may be several processes: their sum.
+	var server procSample
+	for _, pid := range st.serverPIDs {
+		s, err := sampleProc(pid)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("server pid %d: %w", pid, err))
+		}
+		server.CPU, server.RSS, server.HWM = server.CPU+s.CPU, server.RSS+s.RSS, server.HWM+s.HWM
+	}
+	m["server"] = server
 	return m, errors.Join(errs...)
 }
 
 // resetPeaks starts a new VmHWM window for the measured processes; where the
 // kernel refuses, the peak is the one since the process started.
 func (st *stack) resetPeaks() {
-	for _, pid := range []int{st.worker.pid(), st.bare.pid(), st.serverPID} {
+	for _, pid := range append([]int{st.worker.pid(), st.bare.pid()}, st.serverPIDs...) {
 		if err := resetPeak(pid); err != nil {
 			progress("note: cannot reset the peak RSS of pid %d (%v); peaks count from process start", pid, err)
 		}
