@@ -42,13 +42,13 @@ type stack struct {
 	metricsURL          string            // the server's Prometheus endpoint; empty when unknown
 	// serverPIDs are the processes measured as "server": the dev server,
 	// or every Temporal server and PostgreSQL process of an external stack.
-	serverPIDs []int
-	emu                 *child
-	emuPort             int
-	worker              *child
-	pprofAddr           string // the product worker's worker.pprofListen
-	stickyCache         int
-	bare                *child
+	serverPIDs  []int
+	emu         *child
+	emuPort     int
+	worker      *child
+	pprofAddr   string // the product worker's worker.pprofListen
+	stickyCache int
+	bare        *child
 
 	product client.Client // encrypting client, as the starter builds it
 	plain   client.Client // no codec: the bare chain, visibility, describe
