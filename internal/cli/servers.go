@@ -36,9 +36,30 @@ answers browsers only from codecServer.corsOrigin, the UI's origin.`,
 	return cmd
 }
 
+// ServerTimeouts bound how long one client can hold a connection of the
+// codec endpoint or the consent callback, both reachable from browsers: a
+// client that sends its headers or body slowly, or reads the answer slowly,
+// is cut off instead of holding a connection (and a goroutine) forever.
+type ServerTimeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultServerTimeouts leave room for the callback's signal (10 s) and the
+// codec's largest body, and nothing more.
+func DefaultServerTimeouts() ServerTimeouts {
+	return ServerTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 60 * time.Second}
+}
+
+// NewServer is the http.Server of the product's own endpoints (codec,
+// consent callback) with every timeout set.
+func NewServer(h http.Handler, t ServerTimeouts) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
+		MaxHeaderBytes: 32 << 10}
+}
+
 // serveUntilDone serves h on ln until ctx is done, then shuts down gracefully.
 func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := NewServer(h, DefaultServerTimeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

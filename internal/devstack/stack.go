@@ -215,7 +215,7 @@ func randomToken(n int) string {
 }
 
 func (st *Stack) serve(ln net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := cli.NewServer(h, cli.DefaultServerTimeouts())
 	st.servers = append(st.servers, srv)
 	go func() { _ = srv.Serve(ln) }()
 }
