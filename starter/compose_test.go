@@ -70,6 +70,16 @@ func TestComposeUsesRealConfigKeys(t *testing.T) {
 	assert.Equal(t, worker.Environment["MKTOS2S_CONSENT_CALLBACKKEY"], callback.Environment["MKTOS2S_CONSENT_CALLBACKKEY"])
 	assert.Contains(t, worker.Environment["MKTOS2S_CONSENT_CALLBACKKEY"], "${MKTOS2S_CONSENT_CALLBACKKEY")
 
+	// Only the worker calls Microsoft: the containers that face browsers hold
+	// no provisioner credential.
+	for _, name := range []string{"codec-server", "consent-callback"} {
+		for _, secret := range []string{"MKTOS2S_MICROSOFT_PROVISIONER_CLIENTSECRET", "MKTOS2S_MICROSOFT_PROVISIONER_CERTIFICATEFILE"} {
+			assert.NotContains(t, c.Services[name].Environment, secret, "%s gets the provisioner's credential", name)
+		}
+	}
+	assert.Contains(t, worker.Environment, "MKTOS2S_MICROSOFT_PROVISIONER_CLIENTSECRET")
+	assert.NotContains(t, codecSrv.Environment, "MKTOS2S_CONSENT_CALLBACKKEY", "the codec endpoint cannot sign consent links")
+
 	names := make([]string, 0, len(c.Services))
 	for n := range c.Services {
 		names = append(names, n)
