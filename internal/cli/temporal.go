@@ -12,8 +12,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
 )
@@ -129,40 +129,9 @@ func fetch(ctx context.Context, c client.Client, workflowID string) (snapshot, e
 	return s, nil
 }
 
-// progressFromFailure rebuilds the progress of a closed, unsuccessful run
-// from the FailureReport the workflow puts in its error's details.
+// progressFromFailure is lifecycle.ProgressFromFailure.
 func progressFromFailure(err error, status enumspb.WorkflowExecutionStatus) workflows.Progress {
-	p := workflows.Progress{Step: workflows.StepFailed, Status: workflows.StatusFailed, CompletedSteps: []string{}}
-	var report workflows.FailureReport
-	var (
-		appErr    *temporal.ApplicationError
-		cancelErr *temporal.CanceledError
-		hasReport bool
-	)
-	switch {
-	case errors.As(err, &appErr):
-		p.Error = appErr.Message()
-		hasReport = appErr.HasDetails() && appErr.Details(&report) == nil
-	case errors.As(err, &cancelErr):
-		p.Status = workflows.StatusCancelled
-		p.Error = "cancelled"
-		hasReport = cancelErr.HasDetails() && cancelErr.Details(&report) == nil
-	default:
-		p.Error = err.Error()
-	}
-	if status == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
-		p.Status = workflows.StatusCancelled
-	}
-	if hasReport {
-		p.FailedStep = report.FailedStep
-		p.CompletedSteps = report.CompletedSteps
-		p.Resources = report.Resources
-		p.Compensation = report.Compensation
-		if p.Status == workflows.StatusCancelled && report.Reason != "" {
-			p.Error = report.Reason
-		}
-	}
-	return p
+	return lifecycle.ProgressFromFailure(err, status)
 }
 
 func executionStatus(s enumspb.WorkflowExecutionStatus) string {
