@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/mktos2s/mktos2s/internal/inert"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -136,7 +137,7 @@ func (a *app) reportConsent(ctx context.Context, c client.Client, cmd *cobra.Com
 		fmt.Fprintf(w, "%s The onboarding is still undoing its steps; follow it with `starter status`.\n", markCurrent)
 		return nil
 	}
-	fmt.Fprintf(w, "%s Consent is not verified yet: %s\n", markCurrent, last.Progress.Message)
+	fmt.Fprintf(w, "%s Consent is not verified yet: %s\n", markCurrent, inert.Text(last.Progress.Message))
 	fmt.Fprintf(w, "  The onboarding keeps waiting and re-checks every %s. Consent URL:\n  %s\n",
 		a.cfg.Consent.RecheckInterval, last.Progress.ConsentURL)
 	return coded(ExitWaiting, fmt.Errorf("admin consent for %s is not verified in Entra yet; the onboarding keeps waiting", id))

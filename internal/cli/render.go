@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/inert"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -41,6 +42,11 @@ func pendingSteps(p workflows.Progress) []string {
 	return out
 }
 
+// Progress messages, errors and check reasons carry text from outside the
+// product (Microsoft's error messages, a signal's sender and note, a consent
+// page's error_description): inert.Text keeps their escape sequences and
+// bidi controls off the operator's terminal.
+
 // writeChecklist prints a run as a checklist: done, current, failed, undone
 // and pending steps, the consent URL while it waits, and the outcome.
 func writeChecklist(w io.Writer, s snapshot, ui string) {
@@ -68,7 +74,7 @@ func writeChecklist(w io.Writer, s snapshot, ui string) {
 			line += " (" + durationText(d) + " so far)"
 		}
 		if p.Message != "" {
-			line += " — " + p.Message
+			line += " — " + inert.Text(p.Message)
 		}
 		fmt.Fprintln(w, line)
 	case !s.running() && p.Status != workflows.StatusCompleted:
@@ -97,12 +103,12 @@ func writeFailure(w io.Writer, p workflows.Progress) {
 	if step == "" {
 		step = "onboarding"
 	}
-	fmt.Fprintf(w, "  %s %s: %s\n", markFailed, step, p.Error)
+	fmt.Fprintf(w, "  %s %s: %s\n", markFailed, step, inert.Text(p.Error))
 	for _, u := range p.Compensation {
 		if u.OK {
 			fmt.Fprintf(w, "  %s undone %s (%s)\n", markUndone, u.Step, u.Undo)
 		} else {
-			fmt.Fprintf(w, "  %s undo of %s FAILED (%s): %s — clean it up by hand\n", markFailed, u.Step, u.Undo, u.Error)
+			fmt.Fprintf(w, "  %s undo of %s FAILED (%s): %s — clean it up by hand\n", markFailed, u.Step, u.Undo, inert.Text(u.Error))
 		}
 	}
 }
@@ -115,7 +121,7 @@ func writeValidation(w io.Writer, checks []activities.Check) {
 			continue
 		}
 		failed++
-		fmt.Fprintf(w, "  %s check: %s: %s\n", markFailed, c.Name, c.Reason)
+		fmt.Fprintf(w, "  %s check: %s: %s\n", markFailed, c.Name, inert.Text(c.Reason))
 	}
 	if len(checks) > 0 && failed == 0 {
 		fmt.Fprintf(w, "%s validation passed\n", markDone)
@@ -165,7 +171,7 @@ func (l *live) update(p workflows.Progress) {
 	}
 	current := p.Step != "" && !l.done[p.Step] && p.Step != workflows.StepCompleted && p.Step != workflows.StepFailed
 	if current && (p.Step != l.step || p.Message != l.message) && p.Message != "" {
-		fmt.Fprintf(l.w, "  %s %s — %s\n", markCurrent, p.Step, p.Message)
+		fmt.Fprintf(l.w, "  %s %s — %s\n", markCurrent, p.Step, inert.Text(p.Message))
 	}
 	l.step, l.message = p.Step, p.Message
 	if p.ConsentURL != "" && !p.ConsentVerified && !l.consent {
