@@ -111,8 +111,9 @@ type dataverseAPI interface {
 	DisassociateRole(ctx context.Context, userID, roleID string) error
 	UserRoles(ctx context.Context, userID string) ([]dataverse.Role, error)
 	MarketoConfig(ctx context.Context) (dataverse.MarketoConfig, error)
-	SetMarketoConfigUser(ctx context.Context, configID, userID string) error
-	ClearMarketoConfigUser(ctx context.Context, configID string) error
+	MarketoUserNavigation(ctx context.Context) (string, error)
+	SetMarketoConfigUser(ctx context.Context, configID, nav, userID string) error
+	ClearMarketoConfigUser(ctx context.Context, configID, nav string) error
 	PublishAllXml(ctx context.Context) error
 	EnsureBooleanColumn(ctx context.Context, entityLogicalName, schemaName, displayName string) (bool, error)
 }

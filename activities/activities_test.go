@@ -160,7 +160,8 @@ func TestPreflight(t *testing.T) {
 		out, err := newFakeActivities(g, seededDataverse(), nil, nil).Preflight(context.Background(), preflightIn())
 		require.NoError(t, err)
 		assert.Equal(t, PreflightResult{TenantName: "Contoso", OrganizationID: "org-1", SolutionVersion: "4.0.0.16", BusinessUnitID: "bu-root",
-			RoleID: "role-1", ConfigID: "cfg-1", ConfigUserID: "previous-user", FederatedDomains: []string{"contoso.com"}}, out)
+			RoleID: "role-1", ConfigID: "cfg-1", ConfigUserID: "previous-user", UserLookupNavigation: "mkto_MarketoUserId",
+			FederatedDomains: []string{"contoso.com"}}, out)
 	})
 
 	failures := []struct {
@@ -177,6 +178,9 @@ func TestPreflight(t *testing.T) {
 		{"no config", func(_ *fakeGraph, d *dvState, _ *PreflightInput, _ *Activities) {
 			d.errs = map[string]error{"MarketoConfig": &msapi.Error{Service: "dataverse", Kind: msapi.NotFound, Status: 404}}
 		}, `Marketo Config record "Default" does not exist`},
+		{"no user lookup on the config table", func(_ *fakeGraph, d *dvState, _ *PreflightInput, _ *Activities) {
+			d.errs = map[string]error{"MarketoUserNavigation": &msapi.Error{Service: "dataverse", Kind: msapi.NotFound, Status: 404}}
+		}, "dataverse.marketoConfig.userLookup to the Marketo User lookup's logical name"},
 		{"org outside allowed suffixes", func(_ *fakeGraph, _ *dvState, _ *PreflightInput, a *Activities) {
 			a.deps.AllowedOrgSuffixes = []string{".crm4.dynamics.com"}
 		}, "not in microsoft.allowedOrgSuffixes"},

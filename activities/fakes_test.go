@@ -272,13 +272,20 @@ func (f *fakeDataverse) MarketoConfig(context.Context) (dataverse.MarketoConfig,
 	return f.state.config, nil
 }
 
-func (f *fakeDataverse) SetMarketoConfigUser(_ context.Context, _ string, userID string) error {
+func (f *fakeDataverse) MarketoUserNavigation(context.Context) (string, error) {
+	if err := f.state.errs["MarketoUserNavigation"]; err != nil {
+		return "", err
+	}
+	return "mkto_MarketoUserId", nil
+}
+
+func (f *fakeDataverse) SetMarketoConfigUser(_ context.Context, _, _ string, userID string) error {
 	f.state.calls = append(f.state.calls, "SetMarketoConfigUser "+userID)
 	f.state.config.UserID = userID
 	return nil
 }
 
-func (f *fakeDataverse) ClearMarketoConfigUser(context.Context, string) error {
+func (f *fakeDataverse) ClearMarketoConfigUser(context.Context, string, string) error {
 	f.state.calls = append(f.state.calls, "ClearMarketoConfigUser")
 	f.state.config.UserID = ""
 	return nil

@@ -63,14 +63,18 @@ type PreflightInput struct {
 }
 
 type PreflightResult struct {
-	TenantName       string   `json:"tenantName"`
-	OrganizationID   string   `json:"organizationId"`
-	SolutionVersion  string   `json:"solutionVersion"`
-	BusinessUnitID   string   `json:"businessUnitId"`
-	RoleID           string   `json:"roleId"`
-	ConfigID         string   `json:"configId"`
-	ConfigUserID     string   `json:"configUserId,omitempty"` // the Marketo user before onboarding, restored on undo
-	FederatedDomains []string `json:"federatedDomains,omitempty"`
+	TenantName      string `json:"tenantName"`
+	OrganizationID  string `json:"organizationId"`
+	SolutionVersion string `json:"solutionVersion"`
+	BusinessUnitID  string `json:"businessUnitId"`
+	RoleID          string `json:"roleId"`
+	ConfigID        string `json:"configId"`
+	ConfigUserID    string `json:"configUserId,omitempty"` // the Marketo user before onboarding, restored on undo
+	// UserLookupNavigation is the navigation property of the Marketo
+	// Config's user lookup, read from the table's metadata (its casing
+	// matters); ConfigureMarketoSolution binds through it.
+	UserLookupNavigation string   `json:"userLookupNavigation,omitempty"`
+	FederatedDomains     []string `json:"federatedDomains,omitempty"`
 }
 
 // Preflight only reads. Anything missing fails it for good, before a single
@@ -189,7 +193,39 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (Prefligh
 		return out, preflightMapped(ctx, "read the Marketo Config", err, fix{permission: permDataverse, invalid: "check the dataverse.marketoConfig.* names"})
 	}
 	out.ConfigID, out.ConfigUserID = cfg.ID, cfg.UserID
+
+	nav, err := reread(ctx, dv.MarketoUserNavigation)
+	switch {
+	case msapi.IsKind(err, msapi.NotFound), msapi.IsKind(err, msapi.Invalid):
+		n := a.deps.ConfigNames
+		return out, preflightError("the Marketo Config table %q has no lookup column %q to the user table (%v); set dataverse.marketoConfig.entity to the table's logical name "+
+			"and dataverse.marketoConfig.userLookup to the Marketo User lookup's logical name (lower case), as Power Apps > Tables > Marketo Config > Columns shows them",
+			orDefault(n.Entity, dataverse.DefaultMarketoConfigNames().Entity), orDefault(n.UserLookup, dataverse.DefaultMarketoConfigNames().UserLookup), err)
+	case err != nil:
+		return out, preflightMapped(ctx, "read the Marketo Config table's metadata", err, fix{permission: permDataverse})
+	}
+	out.UserLookupNavigation = nav
 	return out, nil
+}
+
+// userNavigation is known, or read from the Marketo Config's metadata.
+func userNavigation(ctx context.Context, dv dataverseAPI, known string) (string, error) {
+	if known != "" {
+		return known, nil
+	}
+	nav, err := reread(ctx, dv.MarketoUserNavigation)
+	if err != nil {
+		return "", mapError(ctx, "read the Marketo Config user lookup's navigation property", err, asProvisioner,
+			fix{permission: permDataverse, invalid: "check dataverse.marketoConfig.entity and dataverse.marketoConfig.userLookup"})
+	}
+	return nav, nil
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
 }
 
 func (a *Activities) orgAllowed(host string) bool {
@@ -634,6 +670,9 @@ type ConfigureMarketoSolutionInput struct {
 	// PreviousUserID is the Marketo user preflight saw; it stands in when a
 	// retry finds the config already pointing at SystemUserID.
 	PreviousUserID string `json:"previousUserId,omitempty"`
+	// UserLookupNavigation is what preflight read from the metadata; empty
+	// (a history recorded before it was read) = read it now.
+	UserLookupNavigation string `json:"userLookupNavigation,omitempty"`
 }
 
 type ConfigureMarketoSolutionResult struct {
@@ -653,7 +692,11 @@ func (a *Activities) ConfigureMarketoSolution(ctx context.Context, in ConfigureM
 		prev = in.PreviousUserID
 	}
 	if cfg.UserID != in.SystemUserID {
-		if err := dv.SetMarketoConfigUser(ctx, cfg.ID, in.SystemUserID); err != nil {
+		nav, err := userNavigation(ctx, dv, in.UserLookupNavigation)
+		if err != nil {
+			return ConfigureMarketoSolutionResult{}, err
+		}
+		if err := dv.SetMarketoConfigUser(ctx, cfg.ID, nav, in.SystemUserID); err != nil {
 			return ConfigureMarketoSolutionResult{}, mapError(ctx, "set the Marketo Config user", err, asProvisioner,
 				fix{permission: permDataverse, invalid: "check dataverse.marketoConfig.userLookup"})
 		}

@@ -79,15 +79,19 @@ func (a *Activities) RestoreMarketoConfig(ctx context.Context, in RestoreMarketo
 	if cfg.UserID != in.SystemUserID {
 		return UndoResult{AlreadyGone: true, Note: "the Marketo Config no longer points at the onboarding's user; left as is"}, nil
 	}
+	nav, err := userNavigation(ctx, dv, "")
+	if err != nil {
+		return UndoResult{}, err
+	}
 	if in.PreviousUserID == "" {
-		err = dv.ClearMarketoConfigUser(ctx, cfg.ID)
+		err = dv.ClearMarketoConfigUser(ctx, cfg.ID, nav)
 	} else {
-		err = dv.SetMarketoConfigUser(ctx, cfg.ID, in.PreviousUserID)
+		err = dv.SetMarketoConfigUser(ctx, cfg.ID, nav, in.PreviousUserID)
 	}
 	if msapi.IsKind(err, msapi.Invalid) && in.PreviousUserID != "" {
 		// The previous user may have been deleted meanwhile; an empty
 		// lookup is the closest to the state before.
-		err = dv.ClearMarketoConfigUser(ctx, cfg.ID)
+		err = dv.ClearMarketoConfigUser(ctx, cfg.ID, nav)
 	}
 	return UndoResult{}, mapError(ctx, "restore the Marketo Config user", err, asProvisioner, fix{permission: permDataverse})
 }

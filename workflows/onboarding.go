@@ -318,6 +318,7 @@ func (r *run) execute(ctx workflow.Context) (OnboardingResult, error) {
 
 	if _, err := step(ctx, r, StepConfigureMarketoSolution, activities.ConfigureMarketoSolutionInput{
 		TenantID: tenant, OrgURL: orgURL, SystemUserID: ids.SystemUserID, PreviousUserID: pre.ConfigUserID,
+		UserLookupNavigation: pre.UserLookupNavigation,
 	}, func(c activities.ConfigureMarketoSolutionResult) error {
 		ids.ConfigID, ids.ConfigPreviousUserID = c.ConfigID, c.PreviousUserID
 		return nil

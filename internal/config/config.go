@@ -81,6 +81,7 @@ type Dataverse struct {
 // MarketoConfig names the Marketo solution's configuration table; Adobe does
 // not document them, so they are configurable (see dataverse.MarketoConfigNames).
 type MarketoConfig struct {
+	Entity      string `mapstructure:"entity"`
 	EntitySet   string `mapstructure:"entitySet"`
 	IDColumn    string `mapstructure:"idColumn"`
 	NameColumn  string `mapstructure:"nameColumn"`

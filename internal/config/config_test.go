@@ -50,7 +50,7 @@ func TestLoadDefaults(t *testing.T) {
 	assert.Equal(t, "https://login.microsoftonline.com", cfg.Microsoft.AuthorityHost)
 	assert.Equal(t, "https://graph.microsoft.com/v1.0", cfg.Microsoft.GraphBaseURL)
 	assert.Contains(t, cfg.Microsoft.AllowedOrgSuffixes, ".crm4.dynamics.com")
-	assert.Equal(t, MarketoConfig{"mkto_marketoconfigs", "mkto_marketoconfigid", "mkto_name", "Default", "mkto_marketouserid"},
+	assert.Equal(t, MarketoConfig{"mkto_marketoconfig", "mkto_marketoconfigs", "mkto_marketoconfigid", "mkto_name", "Default", "mkto_marketouserid"},
 		cfg.Dataverse.MarketoConfig)
 	assert.Equal(t, 10*time.Minute, cfg.Consent.RecheckInterval)
 	assert.Equal(t, 168*time.Hour, cfg.Consent.StateTTL)

@@ -57,6 +57,7 @@ func (c Config) Validate() error {
 
 	mc := c.Dataverse.MarketoConfig
 	for key, val := range map[string]string{
+		"dataverse.marketoConfig.entity":     mc.Entity,
 		"dataverse.marketoConfig.entitySet":  mc.EntitySet,
 		"dataverse.marketoConfig.idColumn":   mc.IDColumn,
 		"dataverse.marketoConfig.nameColumn": mc.NameColumn,

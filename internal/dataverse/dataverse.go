@@ -22,6 +22,17 @@ const (
 // applicationUserAccessMode is systemuser.accessmode "Non-interactive", the mode of application users.
 const applicationUserAccessMode = 4
 
+var navRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// navigationName checks a navigation property name before it goes into a
+// path or a property name: it comes from metadata, not from this program.
+func navigationName(op, nav string) error {
+	if navRE.MatchString(nav) {
+		return nil
+	}
+	return &msapi.Error{Service: "dataverse", Op: op, Kind: msapi.Invalid, Message: fmt.Sprintf("navigation property %q is not a name", nav)}
+}
+
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // request builds a Web API request with the OData headers Dataverse expects on every call.
@@ -353,8 +364,43 @@ func (c *Client) MarketoConfig(ctx context.Context) (MarketoConfig, error) {
 	return configs[0], nil
 }
 
-// SetMarketoConfigUser points the config record's Marketo user lookup at a user.
-func (c *Client) SetMarketoConfigUser(ctx context.Context, configID, userID string) error {
+// MarketoUserNavigation reads, from the Marketo Config table's metadata,
+// the navigation property of its user lookup (the many-to-one relationship
+// whose ReferencingAttribute is the lookup column). Dataverse binds a
+// lookup through that name, which carries the SchemaName's casing, so it
+// cannot be derived from the lower-case logical name.
+func (c *Client) MarketoUserNavigation(ctx context.Context) (string, error) {
+	n := c.names
+	req := request("marketoUserNavigation", http.MethodGet,
+		"/EntityDefinitions(LogicalName="+url.PathEscape(quote(n.Entity))+")/ManyToOneRelationships")
+	req.Query = url.Values{
+		"$select": {"ReferencingAttribute,ReferencingEntityNavigationPropertyName,ReferencedEntity"},
+		"$filter": {"ReferencingAttribute eq " + quote(n.UserLookup)},
+	}
+	type wireRelationship struct {
+		ReferencingAttribute string `json:"ReferencingAttribute"`
+		Navigation           string `json:"ReferencingEntityNavigationPropertyName"`
+		ReferencedEntity     string `json:"ReferencedEntity"`
+	}
+	rels, err := msapi.ListAll(ctx, c.api, req, func(w wireRelationship) wireRelationship { return w })
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rels {
+		if strings.EqualFold(r.ReferencingAttribute, n.UserLookup) && r.Navigation != "" {
+			if !strings.EqualFold(r.ReferencedEntity, "systemuser") {
+				return "", &msapi.Error{Service: "dataverse", Op: req.Op, Kind: msapi.Invalid,
+					Message: fmt.Sprintf("lookup %s of %s refers to %s, not systemuser", n.UserLookup, n.Entity, r.ReferencedEntity)}
+			}
+			return r.Navigation, nil
+		}
+	}
+	return "", notFound(req.Op, fmt.Sprintf("a lookup column %q on table %s", n.UserLookup, n.Entity))
+}
+
+// SetMarketoConfigUser points the config record's Marketo user lookup,
+// bound through its navigation property nav, at a user.
+func (c *Client) SetMarketoConfigUser(ctx context.Context, configID, nav, userID string) error {
 	req := request("setMarketoConfigUser", http.MethodPatch, "/"+c.names.EntitySet+"("+configID+")")
 	if err := guid(req.Op, "config ID", configID); err != nil {
 		return err
@@ -362,16 +408,23 @@ func (c *Client) SetMarketoConfigUser(ctx context.Context, configID, userID stri
 	if err := guid(req.Op, "user ID", userID); err != nil {
 		return err
 	}
+	if err := navigationName(req.Op, nav); err != nil {
+		return err
+	}
 	req.Header.Set("If-Match", "*")
-	req.Body = map[string]string{c.names.UserLookup + "@odata.bind": "/systemusers(" + userID + ")"}
+	req.Body = map[string]string{nav + "@odata.bind": "/systemusers(" + userID + ")"}
 	_, err := c.api.Do(ctx, req, nil)
 	return err
 }
 
-// ClearMarketoConfigUser empties the config record's Marketo user lookup.
-func (c *Client) ClearMarketoConfigUser(ctx context.Context, configID string) error {
-	req := request("clearMarketoConfigUser", http.MethodDelete, "/"+c.names.EntitySet+"("+configID+")/"+c.names.UserLookup+"/$ref")
+// ClearMarketoConfigUser empties the config record's Marketo user lookup
+// (navigation property nav).
+func (c *Client) ClearMarketoConfigUser(ctx context.Context, configID, nav string) error {
+	req := request("clearMarketoConfigUser", http.MethodDelete, "/"+c.names.EntitySet+"("+configID+")/"+nav+"/$ref")
 	if err := guid(req.Op, "config ID", configID); err != nil {
+		return err
+	}
+	if err := navigationName(req.Op, nav); err != nil {
 		return err
 	}
 	_, err := c.api.Do(ctx, req, nil)

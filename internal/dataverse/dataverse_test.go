@@ -186,22 +186,39 @@ func TestUserLifecycleCalls(t *testing.T) {
 }
 
 func TestMarketoConfigWithCustomNames(t *testing.T) {
-	names := MarketoConfigNames{EntitySet: "acme_configs", IDColumn: "acme_configid", NameColumn: "acme_name", DefaultName: "Main", UserLookup: "acme_userid"}
+	names := MarketoConfigNames{Entity: "acme_config", EntitySet: "acme_configs", IDColumn: "acme_configid", NameColumn: "acme_name", DefaultName: "Main", UserLookup: "acme_userid"}
 	w, c := newWire(t, names)
 	ctx := context.Background()
 	w.On("GET "+base+"/acme_configs", reply(200, `{"value":[{"acme_configid":"`+cfgID+`","acme_name":"Main","_acme_userid_value":null}]}`))
+	w.On("GET "+base+"/EntityDefinitions(LogicalName='acme_config')/ManyToOneRelationships", reply(200, `{"value":[
+		{"ReferencingAttribute":"acme_userid","ReferencingEntityNavigationPropertyName":"acme_UserId","ReferencedEntity":"systemuser","MetadataId":"x"}]}`))
 	w.On("PATCH "+base+"/acme_configs("+cfgID+")", reply(204, ""))
-	w.On("DELETE "+base+"/acme_configs("+cfgID+")/acme_userid/$ref", reply(204, ""))
+	w.On("DELETE "+base+"/acme_configs("+cfgID+")/acme_UserId/$ref", reply(204, ""))
 
 	cfg, err := c.MarketoConfig(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, MarketoConfig{ID: cfgID, Name: "Main"}, cfg)
 	assert.Equal(t, "$filter=acme_name%20eq%20'Main'&$select=acme_configid,acme_name,_acme_userid_value", w.Last().RawQuery)
 
-	require.NoError(t, c.SetMarketoConfigUser(ctx, cfgID, userID))
-	assert.Equal(t, map[string]any{"acme_userid@odata.bind": "/systemusers(" + userID + ")"}, w.Last().Body)
+	nav, err := c.MarketoUserNavigation(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "acme_UserId", nav, "the navigation property keeps the SchemaName's casing")
+	assert.Equal(t, "$filter=ReferencingAttribute%20eq%20'acme_userid'&$select=ReferencingAttribute,ReferencingEntityNavigationPropertyName,ReferencedEntity",
+		w.Last().RawQuery)
+
+	require.NoError(t, c.SetMarketoConfigUser(ctx, cfgID, nav, userID))
+	assert.Equal(t, map[string]any{"acme_UserId@odata.bind": "/systemusers(" + userID + ")"}, w.Last().Body)
 	assert.Equal(t, "*", w.Last().Header.Get("If-Match"))
-	require.NoError(t, c.ClearMarketoConfigUser(ctx, cfgID))
+	require.NoError(t, c.ClearMarketoConfigUser(ctx, cfgID, nav))
+	assert.Error(t, c.SetMarketoConfigUser(ctx, cfgID, "x@odata.bind\"", userID), "a name from metadata is checked before use")
+
+	w.On("GET "+base+"/EntityDefinitions(LogicalName='acme_config')/ManyToOneRelationships", reply(200, `{"value":[
+		{"ReferencingAttribute":"acme_userid","ReferencingEntityNavigationPropertyName":"acme_UserId","ReferencedEntity":"team"}]}`))
+	_, err = c.MarketoUserNavigation(ctx)
+	assert.True(t, msapi.IsKind(err, msapi.Invalid), "a lookup to another table: %v", err)
+	w.On("GET "+base+"/EntityDefinitions(LogicalName='acme_config')/ManyToOneRelationships", reply(200, `{"value":[]}`))
+	_, err = c.MarketoUserNavigation(ctx)
+	assert.True(t, msapi.IsKind(err, msapi.NotFound), "%v", err)
 
 	w.On("GET "+base+"/acme_configs", reply(200, `{"value":[]}`))
 	_, err = c.MarketoConfig(ctx)

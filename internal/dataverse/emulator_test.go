@@ -164,11 +164,19 @@ func TestEmulatedRoleAndMarketoConfig(t *testing.T) {
 
 	cfg, err := c.MarketoConfig(ctx)
 	require.NoError(t, err)
-	require.NoError(t, c.SetMarketoConfigUser(ctx, cfg.ID, user.ID))
+	// The lookup's navigation property has the SchemaName's casing, and
+	// Dataverse (like the emulator) refuses the lower-case logical name.
+	nav, err := c.MarketoUserNavigation(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "mkto_MarketoUserId", nav)
+	err = c.SetMarketoConfigUser(ctx, cfg.ID, "mkto_marketouserid", user.ID)
+	assert.True(t, msapi.IsKind(err, msapi.Invalid), "the logical name is not the navigation property: %v", err)
+	assert.True(t, msapi.IsKind(c.ClearMarketoConfigUser(ctx, cfg.ID, "mkto_marketouserid"), msapi.NotFound))
+	require.NoError(t, c.SetMarketoConfigUser(ctx, cfg.ID, nav, user.ID))
 	cfg, err = c.MarketoConfig(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, user.ID, cfg.UserID)
-	require.NoError(t, c.ClearMarketoConfigUser(ctx, cfg.ID))
+	require.NoError(t, c.ClearMarketoConfigUser(ctx, cfg.ID, nav))
 	cfg, err = c.MarketoConfig(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, cfg.UserID)

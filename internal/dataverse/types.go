@@ -11,16 +11,23 @@ import (
 
 // MarketoConfigNames are the Marketo solution's (undocumented) table and column names.
 type MarketoConfigNames struct {
+	Entity      string // table logical name, default "mkto_marketoconfig"
 	EntitySet   string // default "mkto_marketoconfigs"
 	IDColumn    string // default "mkto_marketoconfigid"
 	NameColumn  string // default "mkto_name"
 	DefaultName string // default "Default"
-	UserLookup  string // navigation property, default "mkto_marketouserid"; bound as "<UserLookup>@odata.bind", read as "_<UserLookup>_value"
+	// UserLookup is the lookup column's logical name (lower case), default
+	// "mkto_marketouserid", read as "_<UserLookup>_value". Binding it takes
+	// the navigation property, which keeps the lookup's SchemaName casing
+	// (mkto_MarketoUserId) and is case-sensitive: MarketoUserNavigation
+	// reads it from the table's metadata.
+	UserLookup string
 }
 
 // DefaultMarketoConfigNames returns the names the emulator serves and the README documents.
 func DefaultMarketoConfigNames() MarketoConfigNames {
 	return MarketoConfigNames{
+		Entity:      "mkto_marketoconfig",
 		EntitySet:   "mkto_marketoconfigs",
 		IDColumn:    "mkto_marketoconfigid",
 		NameColumn:  "mkto_name",
@@ -39,6 +46,9 @@ type Client struct {
 // orgURL + "/api/data/v9.2". Empty fields of names take their defaults.
 func New(orgURL string, hc *http.Client, tokens msapi.TokenSource, names MarketoConfigNames) *Client {
 	d := DefaultMarketoConfigNames()
+	if names.Entity == "" {
+		names.Entity = d.Entity
+	}
 	if names.EntitySet == "" {
 		names.EntitySet = d.EntitySet
 	}

@@ -28,6 +28,11 @@ var (
 		"_businessunitid_value": tGUID, "isdisabled": tBool, "accessmode": tInt, "azureactivedirectoryobjectid": tGUID,
 	}
 	attrSchema = map[string]colType{"LogicalName": tString, "SchemaName": tString, "AttributeType": tString, "MetadataId": tGUID}
+	relSchema  = map[string]colType{
+		"SchemaName": tString, "ReferencingEntity": tString, "ReferencingAttribute": tString, "ReferencedEntity": tString,
+		"ReferencedAttribute": tString, "ReferencingEntityNavigationPropertyName": tString,
+		"ReferencedEntityNavigationPropertyName": tString, "MetadataId": tGUID,
+	}
 )
 
 var (
@@ -134,6 +139,8 @@ func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
 		case len(segs) == 2 && segs[1] == "Attributes":
 			add(http.MethodGet, "dataverse.listAttributes", func(w http.ResponseWriter, r *http.Request, c *call) { s.dListAttrs(w, r, c, entity) })
 			add(http.MethodPost, "dataverse.createAttribute", func(w http.ResponseWriter, r *http.Request, c *call) { s.dCreateAttr(w, r, c, entity) })
+		case len(segs) == 2 && segs[1] == "ManyToOneRelationships":
+			add(http.MethodGet, "dataverse.listManyToOneRelationships", func(w http.ResponseWriter, r *http.Request, c *call) { s.dManyToOne(w, r, c, entity) })
 		case len(segs) == 2 && nameRE.MatchString(segs[1]) && nameRE.FindStringSubmatch(segs[1])[1] == "Attributes":
 			attr := strings.ToLower(nameRE.FindStringSubmatch(segs[1])[2])
 			add(http.MethodGet, "dataverse.getAttribute", func(w http.ResponseWriter, r *http.Request, c *call) { s.dGetAttr(w, c, entity, attr) })
@@ -559,9 +566,17 @@ func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, 
 		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "Error identified in Payload provided by the user for Entity :'"+n.EntitySet+"'.")
 		return
 	}
-	bindKey := n.UserLookup + "@odata.bind"
+	// A lookup is bound through its navigation property, case-sensitively:
+	// the logical name (or any other casing) is an undeclared property.
+	bindKey := n.UserLookupNavigation + "@odata.bind"
 	var bind *string
 	for k, v := range in {
+		if nav, ok := strings.CutSuffix(k, "@odata.bind"); ok && k != bindKey {
+			s.dvErr(w, c, http.StatusBadRequest, "0x80060888", fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload "+
+				"but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be "+
+				"represented as properties without values.", nav))
+			return
+		}
 		switch k {
 		case bindKey:
 			if err := json.Unmarshal(v, &bind); err != nil {
@@ -607,7 +622,7 @@ func (s *Server) dClearConfigRef(w http.ResponseWriter, c *call, id, nav string)
 	if !s.requireAdmin(w, c, "prvWrite"+c.org.cfgNames.EntitySet) {
 		return
 	}
-	if nav != c.org.cfgNames.UserLookup {
+	if nav != c.org.cfgNames.UserLookupNavigation {
 		s.dvErr(w, c, http.StatusNotFound, "0x80060888", "Resource not found for the segment '"+nav+"'.")
 		return
 	}
@@ -620,6 +635,45 @@ func (s *Server) dClearConfigRef(w http.ResponseWriter, c *call, id, nav string)
 	}
 	cfg.userID = ""
 	noContent(w, c)
+}
+
+// dManyToOne serves EntityDefinitions(LogicalName='…')/ManyToOneRelationships
+// (OneToManyRelationshipMetadata seen from the referencing table) for the
+// Marketo Config table: its user lookup and the createdby every table has,
+// so a query must filter to find the right one.
+func (s *Server) dManyToOne(w http.ResponseWriter, r *http.Request, c *call, entity string) {
+	q, ok := s.dvQuery(w, r, c, "OneToManyRelationshipMetadata", relSchema)
+	if !ok {
+		return
+	}
+	n := c.org.cfgNames
+	rel := func(schema, attr, nav, target, targetKey, id string) map[string]any {
+		return map[string]any{
+			"SchemaName": schema, "ReferencingEntity": entity, "ReferencingAttribute": attr, "ReferencedEntity": target,
+			"ReferencedAttribute": targetKey, "ReferencingEntityNavigationPropertyName": nav,
+			"ReferencedEntityNavigationPropertyName": schema, "MetadataId": id,
+		}
+	}
+	var recs []map[string]any
+	switch {
+	case entity == n.Entity:
+		recs = []map[string]any{
+			rel("lk_"+entity+"_createdby", "createdby", "createdby", "systemuser", "systemuserid", "7a6f0b1e-0000-4000-8000-000000000001"),
+			rel(n.Entity+"_"+n.UserLookup, n.UserLookup, n.UserLookupNavigation, "systemuser", "systemuserid", "7a6f0b1e-0000-4000-8000-000000000002"),
+		}
+	default:
+		s.mu.Lock()
+		_, known := c.org.entities[entity]
+		s.mu.Unlock()
+		if !known {
+			s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("Could not find an entity with the specified LogicalName '%s'.", entity))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"@odata.context": s.dvContext(c, "EntityDefinitions('"+entity+"')/ManyToOneRelationships"),
+		"value":          q.apply(recs, "MetadataId"),
+	})
 }
 
 func wireAttr(col column) map[string]any {

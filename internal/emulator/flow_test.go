@@ -125,7 +125,18 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 		cfg := e.do(http.MethodGet, e.dv(contosoHost, "/mkto_marketoconfigs?$filter=mkto_name%20eq%20'Default'"), dvTok, nil).json(t)["value"].([]any)
 		require.Len(t, cfg, 1)
 		cfgID := cfg[0].(map[string]any)["mkto_marketoconfigid"].(string)
+		// The lookup binds through its navigation property, found in the
+		// table's metadata in the SchemaName's casing; the logical name is refused.
+		rels := e.do(http.MethodGet, e.dv(contosoHost, "/EntityDefinitions(LogicalName='mkto_marketoconfig')/ManyToOneRelationships"+
+			"?$select=ReferencingEntityNavigationPropertyName&$filter=ReferencingAttribute%20eq%20'mkto_marketouserid'"), dvTok, nil)
+		require.Equal(t, http.StatusOK, rels.status, string(rels.body))
+		relVals := rels.json(t)["value"].([]any)
+		require.Len(t, relVals, 1, "the filter picks the user lookup out of the table's relationships")
+		assert.Equal(t, "mkto_MarketoUserId", relVals[0].(map[string]any)["ReferencingEntityNavigationPropertyName"])
 		p := e.do(http.MethodPatch, e.dv(contosoHost, "/mkto_marketoconfigs("+cfgID+")"), dvTok, map[string]any{"mkto_marketouserid@odata.bind": "/systemusers(" + userID + ")"})
+		require.Equal(t, http.StatusBadRequest, p.status, "the logical name is no navigation property: %s", p.body)
+		assert.Contains(t, string(p.body), "undeclared property 'mkto_marketouserid'")
+		p = e.do(http.MethodPatch, e.dv(contosoHost, "/mkto_marketoconfigs("+cfgID+")"), dvTok, map[string]any{"mkto_MarketoUserId@odata.bind": "/systemusers(" + userID + ")"})
 		require.Equal(t, http.StatusNoContent, p.status, string(p.body))
 		assert.Equal(t, http.StatusNoContent, e.do(http.MethodPost, e.dv(contosoHost, "/PublishAllXml"), dvTok, nil).status)
 

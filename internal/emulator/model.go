@@ -272,6 +272,8 @@ func buildWorld(seed *Seed, now time.Time) (map[string]*tenant, map[string]*org,
 		mc.IDColumn = orDefault(mc.IDColumn, "mkto_marketoconfigid")
 		mc.NameColumn = orDefault(mc.NameColumn, "mkto_name")
 		mc.UserLookup = orDefault(mc.UserLookup, "mkto_marketouserid")
+		mc.Entity = strings.ToLower(orDefault(mc.Entity, "mkto_marketoconfig"))
+		mc.UserLookupNavigation = orDefault(mc.UserLookupNavigation, "mkto_MarketoUserId")
 		o := &org{
 			host: strings.ToLower(so.Host), tenantID: strings.ToLower(so.TenantID),
 			organizationID: strings.ToLower(orDefault(so.OrganizationID, newGUID())),

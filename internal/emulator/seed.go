@@ -108,11 +108,15 @@ type SeedRole struct {
 
 // SeedMarketoConfig names the Marketo Config entity and lists its records.
 type SeedMarketoConfig struct {
-	EntitySet  string             `yaml:"entitySet"`
-	IDColumn   string             `yaml:"idColumn"`
-	NameColumn string             `yaml:"nameColumn"`
-	UserLookup string             `yaml:"userLookup"`
-	Records    []SeedConfigRecord `yaml:"records"`
+	Entity     string `yaml:"entity"` // logical name, default mkto_marketoconfig
+	EntitySet  string `yaml:"entitySet"`
+	IDColumn   string `yaml:"idColumn"`
+	NameColumn string `yaml:"nameColumn"`
+	UserLookup string `yaml:"userLookup"`
+	// UserLookupNavigation is the lookup's navigation property, in its
+	// SchemaName's casing (default mkto_MarketoUserId): binds must use it.
+	UserLookupNavigation string             `yaml:"userLookupNavigation"`
+	Records              []SeedConfigRecord `yaml:"records"`
 }
 
 // SeedConfigRecord is one Marketo Config record.

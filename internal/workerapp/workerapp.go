@@ -236,6 +236,7 @@ func activityDeps(cfg config.Config) (activities.Deps, error) {
 		ConsentSigner:      signer,
 		Provisioner:        cred,
 		ConfigNames: dataverse.MarketoConfigNames{
+			Entity:      mc.Entity,
 			EntitySet:   mc.EntitySet,
 			IDColumn:    mc.IDColumn,
 			NameColumn:  mc.NameColumn,
