@@ -294,7 +294,7 @@ service_latency_sum{namespace="default",operation="QueryWorkflow",service_name="
 `
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(body)) }))
 	defer srv.Close()
-	n, err := serverQueries(t.Context(), srv.URL)
+	n, err := serverCount(t.Context(), srv.URL, "QueryWorkflow")
 	require.NoError(t, err)
 	assert.Equal(t, 9, n)
 }

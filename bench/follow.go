@@ -32,6 +32,9 @@ type followResult struct {
 	RecheckEvery  string  `json:"recheckInterval"`
 	// Queries the server answered in the window (its QueryWorkflow count).
 	Queries int `json:"queries"`
+	// Heartbeats the server recorded in the window (an action each when
+	// the consent re-checks run inside one heartbeating activity).
+	Heartbeats int `json:"heartbeats"`
 	// Rechecks are the consent re-check timers that fired in the window.
 	Rechecks int `json:"rechecks"`
 	// Actions the onboarding's history recorded in the window.
@@ -98,7 +101,11 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 	before := h.Events
 	// Let the starter print the waiting state before the window opens.
 	time.Sleep(time.Second)
-	q0, err := serverQueries(ctx, st.metricsURL)
+	q0, err := serverCount(ctx, st.metricsURL, "QueryWorkflow")
+	if err != nil {
+		return r, err
+	}
+	hb0, err := serverCount(ctx, st.metricsURL, "RecordActivityTaskHeartbeat")
 	if err != nil {
 		return r, err
 	}
@@ -106,12 +113,16 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 	if err := ctxtime.Sleep(ctx, window); err != nil {
 		return r, err
 	}
-	q1, err := serverQueries(ctx, st.metricsURL)
+	q1, err := serverCount(ctx, st.metricsURL, "QueryWorkflow")
+	if err != nil {
+		return r, err
+	}
+	hb1, err := serverCount(ctx, st.metricsURL, "RecordActivityTaskHeartbeat")
 	if err != nil {
 		return r, err
 	}
 	r.WindowSeconds = time.Since(t0).Seconds()
-	r.Queries = q1 - q0
+	r.Queries, r.Heartbeats = q1-q0, hb1-hb0
 	var acts actionCount
 	n := 0
 	if err := readHistory(ctx, st.plain.WorkflowService(), st.namespace, exec, func(e *historypb.HistoryEvent) {
@@ -134,24 +145,31 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 		r.QueriesPerHour = float64(r.Queries) / float64(r.Rechecks) * perHour
 		r.ActionsPerWaitingDay = float64(r.Actions) / float64(r.Rechecks) * perHour * 24
 	} else {
+		// No re-check moved the workflow: the terminal's queries do not
+		// depend on the interval, and the wait's own cost is its heartbeats.
 		r.QueriesPerHour = float64(r.Queries) / r.WindowSeconds * 3600
 	}
-	progress("follow: %d queries and %d re-checks in %.0f s: %.1f queries an hour at the default %s re-check",
-		r.Queries, r.Rechecks, r.WindowSeconds, r.QueriesPerHour, r.DefaultRecheck)
+	progress("follow: %d queries, %d heartbeats and %d re-check timers in %.0f s: %.1f queries an hour at the default %s re-check",
+		r.Queries, r.Heartbeats, r.Rechecks, r.WindowSeconds, r.QueriesPerHour, r.DefaultRecheck)
 	return r, nil
 }
 
 func (f *followResult) markdown() string {
-	return fmt.Sprintf("`starter start --wait` on an onboarding waiting for consent (re-check every %s for the measurement): "+
-		"%d queries in %.0f s with %d re-checks, so **%.1f queries an hour** at the default %s re-check (the 250 ms loop it replaced: %.0f); "+
-		"the waiting onboarding's own history: %d actions in the window, **%.0f actions per waiting day** at the default re-check.\n",
+	s := fmt.Sprintf("`starter start --wait` on an onboarding waiting for consent (re-check every %s for the measurement): "+
+		"%d queries in %.0f s with %d re-check timers fired, so **%.1f queries an hour** at the default %s re-check (the 250 ms loop it replaced: %.0f). "+
+		"The waiting onboarding itself, in the window: %d actions in its history and %d activity heartbeats (an action each)",
 		f.RecheckEvery, f.Queries, f.WindowSeconds, f.Rechecks, f.QueriesPerHour, f.DefaultRecheck, f.OldLoopQueriesPerHour,
-		f.Actions, f.ActionsPerWaitingDay)
+		f.Actions, f.Heartbeats)
+	if f.Rechecks > 0 {
+		s += fmt.Sprintf("; **%.0f history actions per waiting day** at the default re-check", f.ActionsPerWaitingDay)
+	}
+	return s + ".\n"
 }
 
-// serverQueries is the number of QueryWorkflow calls the server's frontend
-// has answered (its service_latency_count for the operation).
-func serverQueries(ctx context.Context, metricsURL string) (int, error) {
+// serverCount is the number of calls of a frontend operation (QueryWorkflow,
+// RecordActivityTaskHeartbeat) the server has answered: its
+// service_latency_count for the operation.
+func serverCount(ctx context.Context, metricsURL, operation string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return 0, err
@@ -166,7 +184,7 @@ func serverQueries(ctx context.Context, metricsURL string) (int, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "service_latency_count{") || !strings.Contains(line, `operation="QueryWorkflow"`) ||
+		if !strings.HasPrefix(line, "service_latency_count{") || !strings.Contains(line, `operation="`+operation+`"`) ||
 			!strings.Contains(line, `service_name="frontend"`) {
 			continue
 		}

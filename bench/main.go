@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&o.stackNamespace, "stack-namespace", "default", "with -stack: the namespace (TenantId, OrgHost and OnboardingStep registered)")
 	flag.StringVar(&o.stackProcs, "stack-procs", "temporal-server,server,postgres", "with -stack: process names (/proc/<pid>/comm) measured together as the server")
 	flag.StringVar(&o.stackMetrics, "stack-metrics", "", "with -stack: the server's Prometheus endpoint, for the follow phase's query count (empty = no follow phase)")
-	flag.DurationVar(&o.follow, "follow", 40*time.Second, "watch `starter start --wait` on a waiting onboarding this long and count its queries (0 = skip)")
+	flag.DurationVar(&o.follow, "follow", 70*time.Second, "watch `starter start --wait` on a waiting onboarding this long and count its queries (0 = skip)")
 	flag.IntVar(&o.warmup, "warmup", 3, "onboardings and bare chains run first, not measured (the first onboarding's history sets the bare chain's shape)")
 	flag.IntVar(&o.parallel, "parallel", 32, "start and signal calls in flight at once")
 	flag.StringVar(&o.out, "out", "bench/out", "directory for the report, logs and the worker binary")
