@@ -3,9 +3,11 @@ package workflows
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 )
 
 // A workflow started by any Temporal client, not only `starter start`,
@@ -40,4 +42,28 @@ func TestInputRefusesControlCharactersInTheAppName(t *testing.T) {
 	}
 	require.NoError(t, OnboardingInput{TenantID: "11111111-1111-1111-1111-111111111111", OrgURL: "https://contoso.crm.dynamics.com",
 		AppDisplayName: "Marketo Integration – Müller"}.WithDefaults().Validate())
+}
+
+// A signal's sender is outside text: in the UI's current details (Markdown)
+// it shows as literal characters, never as a link, an image or formatting.
+func TestCurrentDetailsShowOutsideTextInert(t *testing.T) {
+	h := newHarness(t)
+	h.mock()
+	var details string
+	h.signal(time.Minute, ConsentSignal{Granted: true, By: "[click here](https://evil.example) ![x](https://evil.example/x.png) \x1b[2J"})
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow("__temporal_workflow_metadata")
+		require.NoError(t, err)
+		var md sdkpb.WorkflowMetadata
+		require.NoError(t, v.Get(&md))
+		details = md.GetCurrentDetails()
+	}, 2*time.Minute)
+	h.grantAndSignal(3 * time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	require.NoError(t, h.env.GetWorkflowError())
+
+	assert.Contains(t, details, `\[click here\]\(https\:\/\/evil\.example\)`, "the sender is shown escaped: %s", details)
+	assert.NotContains(t, details, "[click here](")
+	assert.NotContains(t, details, "![x](")
+	assert.NotContains(t, details, "\x1b")
 }
