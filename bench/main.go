@@ -15,10 +15,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -114,7 +116,11 @@ func run(o options) error {
 		return errors.New("-n, -warmup, -parallel and -scale-window must be at least 1, -scale and -sticky-cache at least 0")
 	}
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	// Ctrl-C or SIGTERM ends the run cleanly: the deferred stop takes the
+	// dev server, the emulator and the workers down with it.
+	sctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sctx, o.timeout)
 	defer cancel()
 	root, err := moduleRoot(ctx)
 	if err != nil {
