@@ -37,6 +37,8 @@ type Deps struct {
 	// AllowedOrgSuffixes restricts the Dynamics org hosts the worker will
 	// touch (e.g. ".crm.dynamics.com"); empty allows every host.
 	AllowedOrgSuffixes []string
+	// Webhook receives the consent hand-off notifications; nil = none.
+	Webhook *Webhook
 	// Now is the clock for secret end dates; nil means time.Now.
 	Now func() time.Time
 }

@@ -95,6 +95,10 @@ type Consent struct {
 	CallbackKey     string        `mapstructure:"callbackKey"` // base64 of >= 32 bytes; see CallbackKeyBytes
 	StateTTL        time.Duration `mapstructure:"stateTTL"`
 	CallbackListen  string        `mapstructure:"callbackListen"`
+	// WebhookURL receives the consent hand-off notifications (a Teams or
+	// Slack incoming webhook); it usually embeds a token, so it is secret.
+	WebhookURL     string        `mapstructure:"webhookURL"`
+	ReminderBefore time.Duration `mapstructure:"reminderBefore"`
 }
 
 type Log struct {

@@ -88,6 +88,8 @@ func Keys() []Key {
 		{"consent.callbackKey", nil, true, "HMAC key that signs the consent link's state, so the consent callback accepts only links this installation issued: base64 of at least 32 random bytes (`openssl rand -base64 32`). The worker and `starter serve` need the same key; without it consent links are unsigned and no callback can be served."},
 		{"consent.stateTTL", DefaultStateTTL, false, "How long a signed consent link is accepted by the callback. Must be at least the longest `--consent-timeout` you start onboardings with (`starter start` refuses a longer one), or the link expires while the onboarding still waits."},
 		{"consent.callbackListen", DefaultCallbackListen, false, "Address of the consent callback (`starter serve`); `consent.redirectURI` must reach it, e.g. through your reverse proxy."},
+		{"consent.webhookURL", nil, true, "Optional https URL (a Teams or Slack incoming webhook) that gets a JSON message with the tenant, the consent link and its expiry when an onboarding starts waiting for consent, and a reminder before the wait times out. Sent by the worker, with retries; it usually embeds a token, so it is treated as a secret."},
+		{"consent.reminderBefore", 24 * time.Hour, false, "How long before the consent wait times out the webhook reminder is sent (the `start` command passes it to the onboarding)."},
 		{"log.level", "info", false, "debug, info, warn or error."},
 		{"log.format", "json", false, "json or text."},
 		{"codecServer.listen", DefaultCodecListen, false, "Address of the codec endpoint for the Temporal UI (starter codec-server)."},

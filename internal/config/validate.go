@@ -74,6 +74,15 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.Consent.RedirectURI); err != nil || !u.IsAbs() || u.Host == "" {
 		p.add("consent.redirectURI", "%q is not an absolute URL; use e.g. %s", c.Consent.RedirectURI, DefaultRedirectURI)
 	}
+	if u := c.Consent.WebhookURL; u != "" {
+		if problem := webhookProblem(u); problem != "" {
+			// Never echo the URL: it usually embeds the webhook's token.
+			p.add("consent.webhookURL", "%s", problem)
+		}
+	}
+	if c.Consent.ReminderBefore <= 0 {
+		p.add("consent.reminderBefore", "%s must be positive, e.g. 24h", c.Consent.ReminderBefore)
+	}
 	if c.Consent.RecheckInterval <= 0 {
 		p.add("consent.recheckInterval", "%s must be positive, e.g. 10m", c.Consent.RecheckInterval)
 	}
@@ -300,4 +309,20 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// webhookProblem says what is wrong with a webhook URL: it must be https,
+// or http to a loopback address (tests, a local relay).
+func webhookProblem(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return "not an absolute URL; paste the incoming webhook URL of your Teams or Slack channel"
+	}
+	if u.Scheme == "https" {
+		return ""
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Scheme == "http" && (u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())) {
+		return ""
+	}
+	return "must be an https URL (http only to localhost); the message carries the consent link"
 }

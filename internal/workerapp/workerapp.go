@@ -244,7 +244,18 @@ func activityDeps(cfg config.Config) (activities.Deps, error) {
 			UserLookup:  mc.UserLookup,
 		},
 		AllowedOrgSuffixes: m.AllowedOrgSuffixes,
+		Webhook:            webhook(cfg.Consent),
 	}, nil
+}
+
+// webhook is the consent hand-off webhook, nil when none is configured.
+// Its own client: the Microsoft one trusts the emulator's CA and dials
+// overrides meant for Microsoft hosts only.
+func webhook(c config.Consent) *activities.Webhook {
+	if c.WebhookURL == "" {
+		return nil
+	}
+	return &activities.Webhook{URL: c.WebhookURL, HTTP: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // NewConsentSigner builds the signer of consent links from
