@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/inert"
 )
 
 // Error types of the workflow's own failures (activity failures keep theirs).
@@ -164,7 +165,9 @@ func (r *run) details(ctx workflow.Context) {
 		fmt.Fprintf(&b, "**Provisioner access:** %s in `%s` (environment `%s`), until %s\n\n", pa.Holds, pa.OrgURL, pa.Environment, pa.Until)
 	}
 	if r.progress.Message != "" {
-		b.WriteString(r.progress.Message + "\n")
+		// The message quotes outside text (a signal's sender, Microsoft's
+		// reasons): as Markdown it could render as a link or an image.
+		b.WriteString(inert.Markdown(r.progress.Message) + "\n")
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
 }
