@@ -467,5 +467,16 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 		assert.Equal(t, []string{newKey}, d.secrets(t, res.ClientID), "exactly one secret left, the new one")
 		assert.Equal(t, http.StatusOK, tokenStatus(t, st, d.tenantID, res.ClientID, newSecret))
 		assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, d.tenantID, res.ClientID, res.ClientSecret), "the old secret is refused")
+
+		// A rotation that stopped starts again from its last run's input
+		// (the live secret is the rotated one, not the onboarding's).
+		require.NoError(t, c.TerminateWorkflow(ctx, d.rotationID, "", "test: the rotation stops"))
+		stdout, _, err = d.run(ctx, t, "rotate", "--now", "--by", "tester")
+		require.NoError(t, err, stdout)
+		p = d.rotation(ctx, t, "the restarted rotation adds a secret at once", func(p workflows.RotationProgress) bool {
+			return p.Phase == workflows.PhaseAwaitingMarketo && p.NewKeyID != "" && !strings.EqualFold(p.NewKeyID, newKey)
+		})
+		assert.Equal(t, newKey, strings.ToLower(p.OldKeyID), "restarted from the stopped rotation's live secret")
+		assert.Equal(t, 1, p.Cycle, "the cycle count carries over")
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -117,27 +116,38 @@ func notOffboarded(ctx context.Context, c client.Client, t target) error {
 	return nil
 }
 
-// rotateNow signals the running rotation. When none ever ran (an
-// onboarding completed before rotations existed), it starts one from the
-// onboarding's result with the signal already delivered. A rotation that
-// ran and stopped is not restarted from the onboarding's result: that
-// secret may be gone.
+// rotateNow signals the running rotation. A rotation that ran and stopped
+// (failed, terminated) starts again from its last run's input, which holds
+// the live secret and any new one still waiting for Marketo (the
+// onboarding's result may hold a secret long gone). When none ever ran (an
+// onboarding completed before rotations existed), one starts from the
+// onboarding's result. Either way the rotate-now signal is delivered with
+// the start.
 func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig workflows.OperatorSignal) error {
 	id := t.rotationID()
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
-	var nf *serviceerror.NotFound
+	last, found, err := lifecycle.Latest(ctx, c, id)
 	switch {
-	case err == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		info := desc.GetWorkflowExecutionInfo()
-		return fmt.Errorf("the rotation %s stopped (%s at %s) and is not restarted from the onboarding's result, whose secret may be gone; "+
-			"see why in the UI: %s", id, executionStatus(info.GetStatus()), info.GetCloseTime().AsTime().UTC().Format(time.RFC3339), a.workflowLink(id))
-	case err == nil:
+	case err != nil:
+		return err
+	case found && last.Running():
 		if err := c.SignalWorkflow(ctx, id, "", workflows.SignalRotateNow, sig); err != nil {
 			return fmt.Errorf("signal %s to %s: %w", workflows.SignalRotateNow, id, rotationMissing(err, id))
 		}
 		return nil
-	case !errors.As(err, &nf):
-		return fmt.Errorf("describe %s: %w", id, err)
+	case found:
+		opts, err := workerapp.ClientOptions(a.cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		var in workflows.RotationInput
+		if err := lifecycle.StartInput(ctx, c, opts.DataConverter, id, last.RunID, &in); err != nil {
+			return err
+		}
+		if _, err := c.SignalWithStartWorkflow(ctx, id, workflows.SignalRotateNow, sig, lifecycle.RotationOptions(in.TenantID, t.orgHost()),
+			workflows.RotationWorkflowType, in); err != nil {
+			return fmt.Errorf("restart %s: %w", id, err)
+		}
+		return nil
 	}
 	s, err := fetch(ctx, c, t.workflowID())
 	if err != nil {
