@@ -24,10 +24,15 @@ import (
 // pki is the emulator's CA and the server certificate it signed.
 type pki struct {
 	caPEM  []byte
+	caKey  *ecdsa.PrivateKey // in memory only: nothing can sign with this CA once the emulator stops
 	server tls.Certificate
 }
 
-// newPKI generates a fresh CA and server certificate and writes the CA (and its key, 0600) to dir.
+// newPKI generates a fresh CA and server certificate and writes the CA
+// certificate (never its key) to dir. The CA is name-constrained to loopback
+// names and addresses, so even a client that trusts it (microsoft.caFile left
+// set in production adds it to the system roots) accepts no certificate of it
+// for login.microsoftonline.com, graph.microsoft.com or an org's host.
 func newPKI(dir string, hosts []string) (*pki, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -43,6 +48,13 @@ func newPKI(dir string, hosts []string) (*pki, error) {
 		BasicConstraintsValid: true,
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		// "localhost" permits localhost and every name under it (RFC 5280 4.2.1.10).
+		PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains:         []string{"localhost"},
+		PermittedIPRanges: []*net.IPNet{
+			{IP: net.IPv4(127, 0, 0, 0).To4(), Mask: net.CIDRMask(8, 32)},
+			{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)},
+		},
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
@@ -71,22 +83,17 @@ func newPKI(dir string, hosts []string) (*pki, error) {
 		return nil, fmt.Errorf("create server certificate: %w", err)
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	keyDER, err := x509.MarshalECPrivateKey(caKey)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), caPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("write CA: %w", err)
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(filepath.Join(dir, "ca-key.pem"), keyPEM, 0o600); err != nil {
-		return nil, fmt.Errorf("write CA key: %w", err)
-	}
+	// A key left by an emulator that wrote it: nothing reads it, and it could sign for any host.
+	_ = os.Remove(filepath.Join(dir, "ca-key.pem"))
 	return &pki{
 		caPEM:  caPEM,
+		caKey:  caKey,
 		server: tls.Certificate{Certificate: [][]byte{srvDER, caDER}, PrivateKey: srvKey},
 	}, nil
 }
@@ -103,7 +110,9 @@ func certNames(hosts []string) []string {
 	seen := map[string]bool{}
 	for _, h := range hosts {
 		h = strings.ToLower(strings.TrimSuffix(h, "."))
-		if h == "" || seen[h] || coveredByWildcard(h) {
+		// The CA may sign only names under localhost; one other name would
+		// make the whole certificate fail its name constraints.
+		if h == "" || seen[h] || coveredByWildcard(h) || !strings.HasSuffix(h, ".localhost") {
 			continue
 		}
 		seen[h] = true

@@ -24,7 +24,7 @@ import (
 // Options configure Start.
 type Options struct {
 	Addr    string       // default "127.0.0.1:8443"; tests use "127.0.0.1:0"
-	DataDir string       // where ca.pem and ca-key.pem go; created if missing
+	DataDir string       // where ca.pem goes (the CA's key stays in memory); created if missing
 	Seed    *Seed        // nil = DefaultSeed()
 	Logger  *slog.Logger // nil = discard
 	Out     io.Writer    // where Run prints its banner; nil = os.Stdout
