@@ -35,6 +35,10 @@ type followResult struct {
 	// Heartbeats the server recorded in the window (an action each when
 	// the consent re-checks run inside one heartbeating activity).
 	Heartbeats int `json:"heartbeats"`
+	// Retries: activity attempts that ended "not yet" in the window
+	// (RespondActivityTaskFailed; a polling activity retried by the server
+	// leaves no event until its last attempt, and each retry is an action).
+	Retries int `json:"retries"`
 	// Rechecks are the consent re-check timers that fired in the window.
 	Rechecks int `json:"rechecks"`
 	// Actions the onboarding's history recorded in the window.
@@ -109,6 +113,10 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 	if err != nil {
 		return r, err
 	}
+	rt0, err := serverCount(ctx, st.metricsURL, "RespondActivityTaskFailed")
+	if err != nil {
+		return r, err
+	}
 	t0 := time.Now()
 	if err := ctxtime.Sleep(ctx, window); err != nil {
 		return r, err
@@ -121,6 +129,11 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 	if err != nil {
 		return r, err
 	}
+	rt1, err := serverCount(ctx, st.metricsURL, "RespondActivityTaskFailed")
+	if err != nil {
+		return r, err
+	}
+	r.Retries = rt1 - rt0
 	r.WindowSeconds = time.Since(t0).Seconds()
 	r.Queries, r.Heartbeats = q1-q0, hb1-hb0
 	var acts actionCount
@@ -146,11 +159,14 @@ func measureFollow(ctx context.Context, st *stack, i int, window time.Duration) 
 		r.ActionsPerWaitingDay = float64(r.Actions) / float64(r.Rechecks) * perHour * 24
 	} else {
 		// No re-check moved the workflow: the terminal's queries do not
-		// depend on the interval, and the wait's own cost is its heartbeats.
+		// depend on the interval. The wait's own cost is its activity
+		// attempts and heartbeats, one set per re-check period.
 		r.QueriesPerHour = float64(r.Queries) / r.WindowSeconds * 3600
+		periods := r.WindowSeconds / followRecheck.Seconds()
+		r.ActionsPerWaitingDay = float64(r.Actions+r.Retries+r.Heartbeats) / periods * perHour * 24
 	}
-	progress("follow: %d queries, %d heartbeats and %d re-check timers in %.0f s: %.1f queries an hour at the default %s re-check",
-		r.Queries, r.Heartbeats, r.Rechecks, r.WindowSeconds, r.QueriesPerHour, r.DefaultRecheck)
+	progress("follow: %d queries, %d heartbeats, %d retries and %d re-check timers in %.0f s: %.1f queries an hour, %.0f actions per waiting day at the default %s re-check",
+		r.Queries, r.Heartbeats, r.Retries, r.Rechecks, r.WindowSeconds, r.QueriesPerHour, r.ActionsPerWaitingDay, r.DefaultRecheck)
 	return r, nil
 }
 
@@ -160,10 +176,8 @@ func (f *followResult) markdown() string {
 		"The waiting onboarding itself, in the window: %d actions in its history and %d activity heartbeats (an action each)",
 		f.RecheckEvery, f.Queries, f.WindowSeconds, f.Rechecks, f.QueriesPerHour, f.DefaultRecheck, f.OldLoopQueriesPerHour,
 		f.Actions, f.Heartbeats)
-	if f.Rechecks > 0 {
-		s += fmt.Sprintf("; **%.0f history actions per waiting day** at the default re-check", f.ActionsPerWaitingDay)
-	}
-	return s + ".\n"
+	s += fmt.Sprintf(", %d activity attempts that answered \"not yet\" (a retry each)", f.Retries)
+	return s + fmt.Sprintf("; scaled per re-check, **%.0f actions per waiting day** at the default re-check.\n", f.ActionsPerWaitingDay)
 }
 
 // serverCount is the number of calls of a frontend operation (QueryWorkflow,
