@@ -23,6 +23,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"gopkg.in/yaml.v3"
 )
 
 // EnvBinary overrides where the Temporal CLI binary is found.
@@ -68,9 +69,10 @@ type Server struct {
 	// MetricsURL is the Prometheus endpoint when Options.MetricsPort was set.
 	MetricsURL string
 
-	binary string
-	logger *slog.Logger
-	dev    *testsuite.DevServer
+	binary  string
+	logger  *slog.Logger
+	dev     *testsuite.DevServer
+	envFile string // holds the UI's codec endpoint; removed by Stop
 }
 
 // Start launches the dev server and returns once its frontend answers and the
@@ -120,8 +122,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		LogLevel:   o.LogLevel,
 		Stdout:     o.Output,
 		Stderr:     o.Output,
-		ExtraArgs:  extraArgs(o),
 	}
+	args, envFile, err := extraArgs(o)
+	if err != nil {
+		return nil, err
+	}
+	dopts.ExtraArgs, s.envFile = args, envFile
 	// Only the keys matter: the SDK turns each into --search-attribute Name=Keyword.
 	updates := make([]temporal.SearchAttributeUpdate, 0, len(SearchAttributes))
 	for _, name := range SearchAttributes {
@@ -143,6 +149,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	o.Logger.Info("starting Temporal dev server", "binary", bin, "address", addr, "ui", s.UIURL, "db", o.DBFile)
 	dev, err := testsuite.StartDevServer(ctx, dopts)
 	if err != nil {
+		s.removeEnvFile()
 		return nil, fmt.Errorf("devserver: start %s: %w", bin, err)
 	}
 	s.dev = dev
@@ -153,8 +160,16 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
-func extraArgs(o Options) []string {
-	args := []string{
+// uiEnvName is the Temporal CLI environment whose settings file carries the
+// UI's codec endpoint.
+const uiEnvName = "mktos2s-ui"
+
+// extraArgs are the CLI's arguments. The UI's codec endpoint carries the
+// codec token, so it goes in a 0600 settings file of the CLI (--env-file,
+// read for any flag of the command), never in an argument that `ps` and the
+// SDK's start log show to every user of the machine.
+func extraArgs(o Options) (args []string, envFile string, err error) {
+	args = []string{
 		// One history shard polls its transfer queue 20 times a second by
 		// default, which adds ≈50 ms to every activity dispatch (DESIGN.md).
 		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
@@ -164,12 +179,32 @@ func extraArgs(o Options) []string {
 		args = append(args, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
 	}
 	if o.UI && o.CodecEndpoint != "" {
-		args = append(args, "--ui-codec-endpoint", o.CodecEndpoint)
+		b, err := yaml.Marshal(map[string]any{"env": map[string]map[string]string{uiEnvName: {"ui-codec-endpoint": o.CodecEndpoint}}})
+		if err != nil {
+			return nil, "", fmt.Errorf("devserver: codec endpoint settings: %w", err)
+		}
+		f, err := os.CreateTemp("", "mktos2s-temporal-ui-*.yaml") // 0600
+		if err != nil {
+			return nil, "", fmt.Errorf("devserver: codec endpoint settings: %w", err)
+		}
+		_, werr := f.Write(b)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			_ = os.Remove(f.Name())
+			return nil, "", fmt.Errorf("devserver: codec endpoint settings: %w", err)
+		}
+		envFile = f.Name()
+		args = append(args, "--env-file", envFile, "--env", uiEnvName)
 	}
 	if o.MetricsPort > 0 {
 		args = append(args, "--metrics-port", strconv.Itoa(o.MetricsPort))
 	}
-	return args
+	return args, envFile, nil
+}
+
+func (s *Server) removeEnvFile() {
+	if s.envFile != "" {
+		_ = os.Remove(s.envFile)
+	}
 }
 
 // Client is a plain client of the server (no payload codec): enough for
@@ -178,6 +213,7 @@ func (s *Server) Client() client.Client { return s.dev.Client() }
 
 // Stop interrupts the server and waits for it to exit.
 func (s *Server) Stop() error {
+	defer s.removeEnvFile()
 	s.dev.Client().Close()
 	if err := s.dev.Stop(); err != nil {
 		var exit *exec.ExitError
