@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +84,7 @@ func TestFleetViewAndExitCodes(t *testing.T) {
 	t.Run("running at a step", func(t *testing.T) {
 		st.Emulator.SetFaults(emulator.Faults{Routes: map[string]emulator.RouteFaults{"graph": {LatencyMs: 1500}}})
 		defer st.Emulator.SetFaults(emulator.Faults{})
-		c, out := code(append([]string{"start"}, targetOf(st, fleetSlow)...)...)
+		c, out := code(append([]string{"start", "--link-wait", "0"}, targetOf(st, fleetSlow)...)...)
 		require.Equal(t, cli.ExitOK, c, out)
 		row := fleetRow(ctx, t, st, fleetSlow, lifecycle.StateRunning)
 		assert.NotEmpty(t, row.Step)
@@ -87,14 +94,56 @@ func TestFleetViewAndExitCodes(t *testing.T) {
 	})
 
 	t.Run("waiting for consent, then cancelled", func(t *testing.T) {
-		c, out := code(append([]string{"start"}, targetOf(st, fleetWait)...)...)
+		var stdout, stderr bytes.Buffer
+		c := cli.Run(ctx, append([]string{"--config", st.cfgFile, "start", "--json"}, targetOf(st, fleetWait)...), &stdout, &stderr)
+		require.Equal(t, cli.ExitOK, c, stdout.String()+stderr.String())
+		var link struct {
+			ConsentURL string    `json:"consentUrl"`
+			ExpiresAt  time.Time `json:"expiresAt"`
+			TenantID   string    `json:"tenantId"`
+		}
+		require.NoError(t, json.Unmarshal(stdout.Bytes(), &link), "start --json prints only the link: %s", stdout.String())
+		assert.Contains(t, link.ConsentURL, "/"+fleetWait.ID+"/adminconsent?")
+		assert.WithinDuration(t, time.Now().Add(workflows.DefaultConsentTimeout), link.ExpiresAt, time.Minute, "the wait's timeout")
+		assert.Equal(t, fleetWait.ID, link.TenantID)
+
+		eml := filepath.Join(t.TempDir(), "admin.eml")
+		c, out := code(append([]string{"consent-link", "--eml", eml, "--to", "admin@fleetwait.example", "--contact", "Jane <jane@msp.example>"}, targetOf(st, fleetWait)...)...)
 		require.Equal(t, cli.ExitOK, c, out)
+		for _, want := range []string{link.ConsentURL, "Global Administrator", fleetWait.ID, workflows.DefaultAppDisplayName, "user_impersonation",
+			link.ExpiresAt.UTC().Format(time.RFC1123), "Jane <jane@msp.example>"} {
+			assert.Contains(t, out, want)
+		}
+		f, err := os.Open(eml)
+		require.NoError(t, err)
+		defer f.Close()
+		msg, err := mail.ReadMessage(f)
+		require.NoError(t, err)
+		assert.Equal(t, "admin@fleetwait.example", msg.Header.Get("To"))
+		mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+		require.NoError(t, err)
+		assert.Equal(t, "multipart/alternative", mt)
+		mr := multipart.NewReader(msg.Body, params["boundary"])
+		var types []string
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			body, _ := io.ReadAll(part)
+			types = append(types, part.Header.Get("Content-Type"))
+			assert.Contains(t, string(body), strings.ReplaceAll(link.ConsentURL, "&", map[bool]string{true: "&amp;", false: "&"}[strings.HasPrefix(part.Header.Get("Content-Type"), "text/html")]))
+		}
+		assert.Equal(t, []string{"text/plain; charset=utf-8", "text/html; charset=utf-8"}, types)
+
 		row := fleetRow(ctx, t, st, fleetWait, lifecycle.StateWaitingConsent)
 		assert.Equal(t, workflows.StepAwaitingAdminConsent, row.Step)
 		assert.False(t, row.Since.IsZero())
 		assert.True(t, row.Since.After(row.Onboarding.Started), "waiting since the wait began, not since the start")
 		c, out = code(append([]string{"start"}, targetOf(st, fleetWait)...)...)
 		assert.Equal(t, cli.ExitConflict, c, "a second start is refused: %s", out)
+		c, out = code(append([]string{"consent-link"}, targetOf(st, fleetFail)...)...)
+		assert.Equal(t, cli.ExitNotFound, c, out)
 		c, out = code(append([]string{"consent", "--wait", "1s"}, targetOf(st, fleetWait)...)...)
 		assert.Equal(t, cli.ExitWaiting, c, "no grant in Entra yet: %s", out)
 
@@ -107,6 +156,8 @@ func TestFleetViewAndExitCodes(t *testing.T) {
 		c, out = code(append([]string{"consent"}, targetOf(st, fleetWait)...)...)
 		assert.Equal(t, cli.ExitConflict, c, out)
 		assert.Contains(t, out, "is not waiting for consent")
+		c, out = code(append([]string{"consent-link"}, targetOf(st, fleetWait)...)...)
+		assert.Equal(t, cli.ExitConflict, c, out)
 		assert.NotContains(t, out, "workflow execution already completed")
 		c, out = code(append([]string{"cancel"}, targetOf(st, fleetWait)...)...)
 		assert.Equal(t, cli.ExitConflict, c, out)

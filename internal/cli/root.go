@@ -70,7 +70,7 @@ precedence. Command flags can also be set in the environment:
 
 	root.AddCommand(
 		a.startCmd(), a.consentCmd(), a.statusCmd(), a.cancelCmd(), a.listCmd(), a.credentialsCmd(),
-		a.codecServerCmd(), a.serveCmd(), a.rotateCmd(), a.offboardCmd(), a.versionCmd(), a.exitCodesCmd(),
+		a.codecServerCmd(), a.serveCmd(), a.rotateCmd(), a.offboardCmd(), a.consentLinkCmd(), a.versionCmd(), a.exitCodesCmd(),
 	)
 	for _, e := range extra {
 		root.AddCommand(e(App{a}))

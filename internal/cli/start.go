@@ -34,8 +34,9 @@ type startFlags struct {
 
 func (a *app) startCmd() *cobra.Command {
 	var (
-		f  startFlags
-		bf batchFlags
+		f        startFlags
+		bf       batchFlags
+		linkWait time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "start --tenant-id ID --org-url URL",
@@ -69,12 +70,15 @@ the rows.`,
 				return err
 			}
 			defer c.Close()
-			if _, err := a.start(cmd.Context(), c, out(cmd), in); err != nil {
+			w := out(cmd)
+			if bf.asJSON {
+				w = errOut(cmd) // stdout carries only the JSON
+			}
+			if _, err := a.start(cmd.Context(), c, w, in); err != nil {
 				return err
 			}
 			if !f.wait {
-				fmt.Fprintf(out(cmd), "Follow it with: starter status --tenant-id %s --org-url %s\n", in.TenantID, in.OrgURL)
-				return nil
+				return a.printLink(cmd, c, in, linkWait, bf.asJSON)
 			}
 			s, err := a.follow(cmd.Context(), c, out(cmd), in.WorkflowID())
 			if err != nil {
@@ -97,7 +101,8 @@ the rows.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan and what each step would create; change nothing")
 	fl.StringVar(&bf.from, "from", "", "onboard every tenant of this CSV or YAML file (columns: tenantId, orgUrl and the settings above)")
 	fl.IntVar(&bf.concurrency, "concurrency", 5, "with --from: at most this many onboardings provisioning at once")
-	fl.BoolVar(&bf.asJSON, "json", false, "with --from: print the rows (or the dry-run plan) as JSON")
+	fl.BoolVar(&bf.asJSON, "json", false, "print the consent link as JSON (see consent-link --json); with --from, the rows (or the dry-run plan)")
+	fl.DurationVar(&linkWait, "link-wait", 30*time.Second, "without --wait: how long to wait for the consent link to print it (0: do not wait)")
 	return cmd
 }
 
