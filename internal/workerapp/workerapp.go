@@ -26,6 +26,7 @@ import (
 	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/inert"
 	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/msapi"
@@ -69,7 +70,7 @@ func NewLogger(l config.Log, w io.Writer) (*slog.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	ho := &slog.HandlerOptions{Level: level}
+	ho := &slog.HandlerOptions{Level: level, ReplaceAttr: inertAttr}
 	switch l.Format {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, ho)), nil
@@ -78,6 +79,22 @@ func NewLogger(l config.Log, w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log.format %q: want json or text", l.Format)
 	}
+}
+
+// inertAttr strips control and bidi characters from every logged text (the
+// message, string values, errors): log lines quote Microsoft's messages and
+// signal texts, and encoding/json leaves a bidi override or a C1 control in a
+// JSON line raw for whoever reads it in a terminal.
+func inertAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		a.Value = slog.StringValue(inert.Text(a.Value.String()))
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			a.Value = slog.StringValue(inert.Text(err.Error()))
+		}
+	}
+	return a
 }
 
 // NewCodec builds the payload codec from codec.keys and codec.activeKeyId.
