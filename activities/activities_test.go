@@ -508,6 +508,23 @@ func TestRemoveApplicationUserDisablesThenDeletes(t *testing.T) {
 	assert.Contains(t, ae.Message(), "System Administrator")
 }
 
+// Dataverse may refuse to delete an application user whose Entra app still
+// exists (0x80048359). The undo then ends in a defined state: disabled, no
+// role left, recorded as such, and not a failed compensation.
+func TestRemoveApplicationUserDisabledNotDeletedWhenRefused(t *testing.T) {
+	d := seededDataverse()
+	d.user = &dataverse.SystemUser{ID: "u1", ApplicationID: "app"}
+	d.errs = map[string]error{"DeleteUser": &msapi.Error{Service: "dataverse", Op: "deleteUser", Kind: msapi.Invalid, Status: 400,
+		Code: dataverse.CodeUserDeleteRefused, Message: "cannot be deleted"}}
+	a := newFakeActivities(&fakeGraph{}, d, []dataverse.Role{{ID: "role-1", Name: "Marketo Sync User"}, {ID: "role-2", Name: "Basic User"}}, nil)
+	res, err := a.RemoveApplicationUser(context.Background(), RemoveApplicationUserInput{SystemUserID: "u1"})
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(res.Note, DisabledNotDeleted), res.Note)
+	assert.False(t, res.AlreadyGone)
+	assert.Equal(t, []string{"SetUserDisabled u1 true", "DeleteUser u1", "DisassociateRole u1 role-1", "DisassociateRole u1 role-2"}, d.calls)
+	assert.True(t, d.user.IsDisabled)
+}
+
 // TestRemovedMeanwhileIsGone: removePassword refuses an unknown keyId with
 // a 400, so a secret removed between the list and the removal (a concurrent
 // attempt, an admin) is recognised by listing again instead of failing the

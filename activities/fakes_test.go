@@ -317,6 +317,11 @@ func (f *fakeDataverse) SetUserDisabled(_ context.Context, userID string, disabl
 	return nil
 }
 
+func (f *fakeDataverse) DisassociateRole(_ context.Context, userID, roleID string) error {
+	f.state.calls = append(f.state.calls, "DisassociateRole "+userID+" "+roleID)
+	return nil
+}
+
 func (f *fakeDataverse) DeleteUser(_ context.Context, userID string) error {
 	f.state.calls = append(f.state.calls, "DeleteUser "+userID)
 	if err := f.state.errs["DeleteUser"]; err != nil {

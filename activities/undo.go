@@ -2,9 +2,11 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 )
@@ -102,8 +104,16 @@ type RemoveApplicationUserInput struct {
 	SystemUserID string `json:"systemUserId"`
 }
 
+// DisabledNotDeleted starts the note of an application user that Dataverse
+// would not delete: it is disabled and holds no security role, which is
+// the defined end state (it cannot sign in, and could do nothing if it did).
+const DisabledNotDeleted = "disabled, not deleted"
+
 // RemoveApplicationUser disables the user first: Dataverse deletes only
 // disabled users, and a disabled user is harmless if the delete fails.
+// When Dataverse refuses the delete because the user's Entra identity still
+// exists (0x80048359), the user's roles are removed too and the undo ends
+// there, recorded as "disabled, not deleted", instead of failing for good.
 func (a *Activities) RemoveApplicationUser(ctx context.Context, in RemoveApplicationUserInput) (UndoResult, error) {
 	dv := a.provisioned(in.TenantID, in.OrgURL)
 	err := dv.SetUserDisabled(ctx, in.SystemUserID, true)
@@ -116,6 +126,19 @@ func (a *Activities) RemoveApplicationUser(ctx context.Context, in RemoveApplica
 	err = dv.DeleteUser(ctx, in.SystemUserID)
 	if isGone(err) {
 		return UndoResult{AlreadyGone: true}, nil
+	}
+	if dataverse.DeleteRefused(err) {
+		roles, rerr := dv.UserRoles(ctx, in.SystemUserID)
+		if rerr != nil && !isGone(rerr) {
+			return UndoResult{}, mapError(ctx, "read the disabled application user's roles", rerr, asProvisioner, fix{permission: permDataverse})
+		}
+		for _, r := range roles {
+			if derr := dv.DisassociateRole(ctx, in.SystemUserID, r.ID); derr != nil && !isGone(derr) {
+				return UndoResult{}, mapError(ctx, "remove a role of the disabled application user", derr, asProvisioner, fix{permission: permDataverse})
+			}
+		}
+		return UndoResult{Note: fmt.Sprintf("%s: Dataverse refused to delete application user %s while its app exists in Entra (%s); it is disabled and holds no role",
+			DisabledNotDeleted, in.SystemUserID, dataverse.CodeUserDeleteRefused)}, nil
 	}
 	return UndoResult{}, mapError(ctx, "delete the application user", err, asProvisioner, fix{permission: permDataverse})
 }

@@ -91,6 +91,7 @@ type OffboardingAction struct {
 	Done        bool   `json:"done"`
 	AlreadyGone bool   `json:"alreadyGone,omitempty"`
 	Error       string `json:"error,omitempty"`
+	Note        string `json:"note,omitempty"` // e.g. the user was disabled, not deleted
 
 	fn any
 	in any
@@ -202,7 +203,7 @@ func Offboarding(ctx workflow.Context, in OffboardingInput) (OffboardingResult, 
 		for _, act := range actions {
 			var u activities.UndoResult
 			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, undoOptions()), act.fn, act.in).Get(ctx, &u)
-			act.Done, act.AlreadyGone = err == nil, u.AlreadyGone
+			act.Done, act.AlreadyGone, act.Note = err == nil, u.AlreadyGone, u.Note
 			if err != nil {
 				act.Error = errorMessage(err)
 				failed = append(failed, act.Activity+" "+act.Target+": "+act.Error)

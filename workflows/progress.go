@@ -66,6 +66,7 @@ type UndoOutcome struct {
 	Undo  string `json:"undo"` // the undo activity
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	Note  string `json:"note,omitempty"` // e.g. the user was disabled, not deleted
 }
 
 // Progress is what the progress query returns. It never holds the secret.

@@ -34,7 +34,7 @@ func (r *run) compensate(ctx workflow.Context, cause error) error {
 		var res activities.UndoResult
 		in := u.undoInput(r.in.TenantID, r.in.OrgURL, r.progress.Resources)
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, undoOptions()), u.undo, in).Get(dctx, &res)
-		o := UndoOutcome{Step: u.step, Undo: activityName(u.undo), OK: err == nil}
+		o := UndoOutcome{Step: u.step, Undo: activityName(u.undo), OK: err == nil, Note: res.Note}
 		if err != nil {
 			o.Error = errorMessage(err)
 			failedUndos = append(failedUndos, o.Undo+": "+o.Error)

@@ -17,6 +17,10 @@ import (
 const (
 	// codeDuplicateRecord is "Cannot insert duplicate key": for an association, it is already there.
 	codeDuplicateRecord = "0x80040237"
+	// CodeUserDeleteRefused is reported when Dataverse refuses to delete an
+	// application user whose Entra identity still exists: the user can
+	// only be disabled.
+	CodeUserDeleteRefused = "0x80048359"
 )
 
 // applicationUserAccessMode is systemuser.accessmode "Non-interactive", the mode of application users.
@@ -290,6 +294,13 @@ func (c *Client) SetUserDisabled(ctx context.Context, userID string, disabled bo
 	req.Body = map[string]any{"isdisabled": disabled}
 	_, err := c.api.Do(ctx, req, nil)
 	return err
+}
+
+// DeleteRefused reports whether err is Dataverse refusing to delete a user
+// whose Entra identity still exists (CodeUserDeleteRefused).
+func DeleteRefused(err error) bool {
+	e, ok := msapi.AsError(err)
+	return ok && strings.EqualFold(e.Code, CodeUserDeleteRefused)
 }
 
 // DeleteUser deletes a user.

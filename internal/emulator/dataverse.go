@@ -450,6 +450,11 @@ func (s *Server) dDeleteUser(w http.ResponseWriter, c *call, id string) {
 		s.dvErr(w, c, http.StatusBadRequest, "0x80040225", "Only disabled users can be deleted; set isdisabled to true first.")
 		return
 	}
+	if u := o.users[i]; o.refuseAppUserDelete && u.applicationID != "" && s.tenants[o.tenantID].appByAppID(u.applicationID) != nil {
+		s.dvErr(w, c, http.StatusBadRequest, "0x80048359",
+			fmt.Sprintf("The user with id %s cannot be deleted: its application %s still exists in Microsoft Entra ID.", id, u.applicationID))
+		return
+	}
 	for _, cfg := range o.configs {
 		if cfg.userID == id {
 			cfg.userID = ""

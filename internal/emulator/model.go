@@ -111,6 +111,7 @@ type org struct {
 	configs                        []*marketoConfig
 	users                          []*systemUser
 	publishCount                   int
+	refuseAppUserDelete            bool
 	environmentID                  string          // Power Platform environment name (powerplatform.go)
 	appUsers                       appUserSettings // how addAppUser behaves for this environment
 	pendingAppUsers                []pendingAppUser
@@ -276,13 +277,14 @@ func buildWorld(seed *Seed, now time.Time) (map[string]*tenant, map[string]*org,
 		mc.UserLookupNavigation = orDefault(mc.UserLookupNavigation, "mkto_MarketoUserId")
 		o := &org{
 			host: strings.ToLower(so.Host), tenantID: strings.ToLower(so.TenantID),
-			organizationID: strings.ToLower(orDefault(so.OrganizationID, newGUID())),
-			rootBU:         SeedBusinessUnit{ID: strings.ToLower(orDefault(so.RootBusinessUnit.ID, newGUID())), Name: orDefault(so.RootBusinessUnit.Name, so.Host)},
-			solutions:      append([]SeedSolution(nil), so.Solutions...),
-			entities:       map[string]map[string]column{},
-			cfgNames:       mc,
-			environmentID:  strings.ToLower(orDefault(so.EnvironmentID, newGUID())),
-			appUsers:       appUserSettings{delay: time.Duration(so.AddAppUserDelayMs) * time.Millisecond, ignored: so.AddAppUserIgnored},
+			organizationID:      strings.ToLower(orDefault(so.OrganizationID, newGUID())),
+			rootBU:              SeedBusinessUnit{ID: strings.ToLower(orDefault(so.RootBusinessUnit.ID, newGUID())), Name: orDefault(so.RootBusinessUnit.Name, so.Host)},
+			solutions:           append([]SeedSolution(nil), so.Solutions...),
+			entities:            map[string]map[string]column{},
+			cfgNames:            mc,
+			refuseAppUserDelete: so.RefuseAppUserDelete,
+			environmentID:       strings.ToLower(orDefault(so.EnvironmentID, newGUID())),
+			appUsers:            appUserSettings{delay: time.Duration(so.AddAppUserDelayMs) * time.Millisecond, ignored: so.AddAppUserIgnored},
 		}
 		for i := range o.solutions {
 			o.solutions[i].ID = orDefault(o.solutions[i].ID, newGUID())

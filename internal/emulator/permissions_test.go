@@ -66,3 +66,23 @@ func TestGraphPermissionsFollowMicrosoftsTables(t *testing.T) {
 		assert.Empty(t, claims.Roles, "Graph permissions are not roles of Dataverse")
 	})
 }
+
+func TestRefusedAppUserDeleteWhileTheAppExists(t *testing.T) {
+	seed := DefaultSeed()
+	seed.Orgs[0].RefuseAppUserDelete = true
+	e := start(t, seed)
+	tok, dvTok := e.provGraph(contosoID), e.provDV(contosoID, contosoHost)
+	appID, objID, _, _ := e.onboard(tok, "mktos2s-refuse")
+	r := e.do(http.MethodPost, e.dv(contosoHost, "/systemusers"), dvTok, map[string]any{"applicationid": appID,
+		"businessunitid@odata.bind": "/businessunits(" + e.s.orgs[contosoHost].rootBU.ID + ")", "accessmode": 4}, "Prefer", "return=representation")
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	uid := r.json(t)["systemuserid"].(string)
+	require.Equal(t, http.StatusNoContent, e.do(http.MethodPatch, e.dv(contosoHost, "/systemusers("+uid+")"), dvTok, map[string]any{"isdisabled": true}).status)
+
+	r = e.do(http.MethodDelete, e.dv(contosoHost, "/systemusers("+uid+")"), dvTok, nil)
+	require.Equal(t, http.StatusBadRequest, r.status)
+	assert.Equal(t, "0x80048359", r.errCode(t))
+	require.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, e.graph("/applications/"+objID), tok, nil).status)
+	assert.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, e.dv(contosoHost, "/systemusers("+uid+")"), dvTok, nil).status,
+		"once the app is gone from Entra the user can be deleted")
+}

@@ -84,6 +84,10 @@ type SeedOrg struct {
 	Entities          []string          `yaml:"entities"`
 	MarketoConfig     SeedMarketoConfig `yaml:"marketoConfig"`
 	Users             []SeedUser        `yaml:"users"`
+	// RefuseAppUserDelete makes the org refuse to delete an application
+	// user whose Entra app still exists (400 0x80048359), as orgs are
+	// reported to do; the user can only be disabled.
+	RefuseAppUserDelete bool `yaml:"refuseAppUserDelete"`
 }
 
 // SeedBusinessUnit is the org's root business unit.
