@@ -35,25 +35,35 @@ type signaler interface {
 // already closed; either way retrying cannot help.
 func consentSignaler(c signaler) consent.Signaler {
 	return consent.SignalerFunc(func(ctx context.Context, s consent.Signal) error {
-		d, err := c.DescribeWorkflowExecution(ctx, s.WorkflowID, "")
+		run, err := runOfLink(ctx, c, s.WorkflowID, s.RunID)
 		if err != nil {
-			return temporalSignalError(s.WorkflowID, err)
-		}
-		info := d.GetWorkflowExecutionInfo()
-		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			return fmt.Errorf("%w: its latest run is %s", consent.ErrUnknownWorkflow, info.GetStatus())
-		}
-		if s.RunID != "" && s.RunID != info.GetFirstRunId() {
-			return fmt.Errorf("%w: the link is for run %s, the running onboarding started as run %s", consent.ErrOtherRun, s.RunID, info.GetFirstRunId())
+			return err
 		}
 		// The run just described, so that one started meanwhile is not signalled.
-		err = c.SignalWorkflow(ctx, s.WorkflowID, info.GetExecution().GetRunId(), workflows.SignalAdminConsent,
+		err = c.SignalWorkflow(ctx, s.WorkflowID, run, workflows.SignalAdminConsent,
 			workflows.ConsentSignal{Granted: s.Granted, By: s.By, Note: s.Note})
 		if err != nil {
 			return temporalSignalError(s.WorkflowID, err)
 		}
 		return nil
 	})
+}
+
+// runOfLink is the running run of workflowID, provided its chain started as
+// linkRunID (the first run a consent or session link was made for; "" = any).
+func runOfLink(ctx context.Context, c signaler, workflowID, linkRunID string) (string, error) {
+	d, err := c.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return "", temporalSignalError(workflowID, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return "", fmt.Errorf("%w: its latest run is %s", consent.ErrUnknownWorkflow, info.GetStatus())
+	}
+	if linkRunID != "" && linkRunID != info.GetFirstRunId() {
+		return "", fmt.Errorf("%w: the link is for run %s, the running onboarding started as run %s", consent.ErrOtherRun, linkRunID, info.GetFirstRunId())
+	}
+	return info.GetExecution().GetRunId(), nil
 }
 
 func temporalSignalError(workflowID string, err error) error {
@@ -147,6 +157,9 @@ endpoint (starter codec-server) on the same address.`,
 			defer c.Close()
 			h, path, err := callbackHandler(a.cfg.Consent, c, logger.With("component", "consent-callback"), next)
 			if err != nil {
+				return err
+			}
+			if h, err = withSessionCallback(a.cfg, c, logger.With("component", "admin-session-callback"), h); err != nil {
 				return err
 			}
 			ln, err := net.Listen("tcp", a.cfg.Consent.CallbackListen)

@@ -48,8 +48,20 @@ type ConsentHook func(ctx context.Context, c client.Client, workflowID, consentU
 // waits for consent and prints the step-3 package with the secret masked.
 // It fails unless the onboarding completed.
 func (x App) RunOnboarding(ctx context.Context, w io.Writer, tenantID, orgURL string, atConsent ConsentHook) error {
+	return x.runOnboarding(ctx, w, tenantID, orgURL, false, atConsent)
+}
+
+// RunSessionOnboarding is RunOnboarding in the customer-admin session mode
+// (start --admin-session): atLink gets the one link for the customer's admin,
+// whose browser session also reaches the Marketo app's consent.
+func (x App) RunSessionOnboarding(ctx context.Context, w io.Writer, tenantID, orgURL string, atLink ConsentHook) error {
+	return x.runOnboarding(ctx, w, tenantID, orgURL, true, atLink)
+}
+
+func (x App) runOnboarding(ctx context.Context, w io.Writer, tenantID, orgURL string, session bool, atConsent ConsentHook) error {
 	a := x.a
 	in, err := a.input(startFlags{
+		adminSession:       session,
 		target:             target{tenantID: tenantID, orgURL: orgURL},
 		appName:            workflows.DefaultAppDisplayName,
 		secretMonths:       workflows.DefaultSecretLifetimeMonths,
@@ -73,11 +85,15 @@ func (x App) RunOnboarding(ctx context.Context, w io.Writer, tenantID, orgURL st
 	}
 	consented := false
 	s, err := a.followWith(ctx, c, w, in.WorkflowID(), func(p workflows.Progress) error {
-		if consented || atConsent == nil || p.Status != workflows.StatusWaitingConsent || p.ConsentURL == "" {
+		link := p.ConsentURL
+		if session {
+			link = p.SessionURL
+		}
+		if consented || atConsent == nil || p.Status != workflows.StatusWaitingConsent || link == "" {
 			return nil
 		}
 		consented = true
-		return atConsent(ctx, c, in.WorkflowID(), p.ConsentURL)
+		return atConsent(ctx, c, in.WorkflowID(), link)
 	})
 	if err != nil {
 		return err
@@ -99,6 +115,12 @@ func CodecHandler(cfg config.Config) (http.Handler, error) { return codecHTTPHan
 func CallbackHandler(cfg config.Consent, c client.Client, logger *slog.Logger) (http.Handler, error) {
 	h, _, err := callbackHandler(cfg, c, logger, nil)
 	return h, err
+}
+
+// WithSessionCallback puts the admin-session callback (customer-admin
+// session mode, …/consent/session) in front of next, as `starter serve` does.
+func WithSessionCallback(cfg config.Config, c client.Client, logger *slog.Logger, next http.Handler) (http.Handler, error) {
+	return withSessionCallback(cfg, c, logger, next)
 }
 
 // codecHTTPHandler is the codec endpoint for cfg.

@@ -43,8 +43,11 @@ func newRunWatch(c client.Client, workflowID string, minBackoff time.Duration) *
 func (w *runWatch) next(ctx context.Context, runID string) error {
 	if runID != w.runID || w.iter == nil {
 		if runID != w.runID || w.seen == 0 {
-			// The caller's last read already reflects the events so far:
-			// start watching after them.
+			// The caller's last read reflects the events before it, but a
+			// workflow task may have completed between that read and this
+			// count (a run that then only waits would never be read again):
+			// watch from the last progress-changing event, so it is
+			// delivered once more.
 			w.runID = runID
 			n, err := w.count(ctx)
 			if err != nil {
@@ -88,17 +91,22 @@ func (w *runWatch) pause(ctx context.Context) error {
 	return err
 }
 
-// count reads the run's history as it is now (no long poll).
+// count reads the run's history as it is now (no long poll) and returns
+// how many events come before its last progress-changing one.
 func (w *runWatch) count(ctx context.Context) (int, error) {
 	it := w.c.GetWorkflowHistory(ctx, w.workflowID, w.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
+	n, last := 0, 0
 	for it.HasNext() {
-		if _, err := it.Next(); err != nil {
+		e, err := it.Next()
+		if err != nil {
 			return 0, err
+		}
+		if changesProgress(e.GetEventType()) {
+			last = n
 		}
 		n++
 	}
-	return n, nil
+	return last, nil
 }
 
 // changesProgress is true for the events after which the progress query

@@ -81,7 +81,10 @@ func TestFollowQueriesOnlyWhenTheRunMoves(t *testing.T) {
 	// Three seconds of waiting: the old loop sent 12 queries here.
 	time.Sleep(3 * time.Second)
 	idle := counter.n.Load()
-	assert.LessOrEqual(t, idle, int64(1), "queries while the onboarding only waited for consent")
+	// The first read, and one more for the last workflow task, which may
+	// have completed between that read and the start of the watch (a run
+	// that then only waits, like the admin session's, was never read again).
+	assert.LessOrEqual(t, idle, int64(2), "queries while the onboarding only waited for consent")
 
 	require.NoError(t, env.Consent(ctx, c, in.WorkflowID(), time.Minute))
 	var r result

@@ -83,6 +83,7 @@ func writeChecklist(w io.Writer, s snapshot, ui string) {
 	if p.ConsentURL != "" && !p.ConsentVerified && s.running() {
 		fmt.Fprintf(w, "    consent URL (open it as a Global or Privileged Role Administrator of the tenant):\n    %s\n", p.ConsentURL)
 	}
+	writeSession(w, p, s.running())
 	if s.running() {
 		for _, step := range pendingSteps(p) {
 			fmt.Fprintf(w, "  %s %s\n", markPending, step)
@@ -158,6 +159,8 @@ type live struct {
 	step    string
 	message string
 	consent bool
+	session bool // the session link was printed
+	access  string
 }
 
 func newLive(w io.Writer) *live { return &live{w: w, done: map[string]bool{}} }
@@ -177,5 +180,24 @@ func (l *live) update(p workflows.Progress) {
 	if p.ConsentURL != "" && !p.ConsentVerified && !l.consent {
 		l.consent = true
 		fmt.Fprintf(l.w, "    consent URL (open it as a Global or Privileged Role Administrator of the tenant):\n    %s\n", p.ConsentURL)
+	}
+	if p.SessionURL != "" && p.ProvisionerAccess == nil && !l.session {
+		l.session = true
+		writeSession(l.w, p, true)
+	}
+	if pa := p.ProvisionerAccess; pa != nil && pa.Until != l.access {
+		l.access = pa.Until
+		writeSession(l.w, p, false)
+	}
+}
+
+// writeSession shows the customer-admin session mode: the one link while
+// it is needed, and what the provisioner holds, where and until when.
+func writeSession(w io.Writer, p workflows.Progress, running bool) {
+	if p.SessionURL != "" && p.ProvisionerAccess == nil && running {
+		fmt.Fprintf(w, "    the customer admin's one link (a Power Platform administrator opens it, consents and signs in):\n    %s\n", p.SessionURL)
+	}
+	if pa := p.ProvisionerAccess; pa != nil {
+		fmt.Fprintf(w, "    provisioner access: %s in %s (environment %s, lent by %s), until %s\n", pa.Holds, pa.OrgURL, pa.Environment, pa.LentBy, pa.Until)
 	}
 }

@@ -30,6 +30,8 @@ type startFlags struct {
 	minSolutionVersion string
 	wait               bool
 	dryRun             bool
+	adminSession       bool
+	keepAccess         bool
 }
 
 func (a *app) startCmd() *cobra.Command {
@@ -103,6 +105,9 @@ the rows.`,
 	fl.IntVar(&bf.concurrency, "concurrency", 5, "with --from: at most this many onboardings provisioning at once")
 	fl.BoolVar(&bf.asJSON, "json", false, "print the consent link as JSON (see consent-link --json); with --from, the rows (or the dry-run plan)")
 	fl.DurationVar(&linkWait, "link-wait", 30*time.Second, "without --wait: how long to wait for the consent link to print it (0: do not wait)")
+	fl.BoolVar(&f.adminSession, "admin-session", false, "customer-admin session mode: the provisioner is not consented nor a Dynamics user yet; "+
+		"one link has the customer's admin consent and sign in once, and the provisioner adds itself to this org only (README \"One action per customer\")")
+	fl.BoolVar(&f.keepAccess, "keep-provisioner-access", false, "with --admin-session: keep the provisioner's application user enabled after validation (default: disabled)")
 	return cmd
 }
 
@@ -120,6 +125,8 @@ func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
 		SyncFilterEntities:     f.syncFilter,
 		SolutionName:           f.solution,
 		MinSolutionVersion:     f.minSolutionVersion,
+		AdminSession:           f.adminSession,
+		KeepProvisionerAccess:  f.keepAccess,
 	}.WithDefaults()
 	// The flags carry the defaults already, so a 0 here was typed by the
 	// operator (or set in the environment): WithDefaults would silently turn

@@ -59,13 +59,15 @@ type Codec struct {
 }
 
 type Microsoft struct {
-	AuthorityHost      string            `mapstructure:"authorityHost"`
-	GraphBaseURL       string            `mapstructure:"graphBaseURL"`
-	CAFile             string            `mapstructure:"caFile"`
-	DialOverrides      map[string]string `mapstructure:"dialOverrides"`
-	RequestTimeout     time.Duration     `mapstructure:"requestTimeout"`
-	AllowedOrgSuffixes []string          `mapstructure:"allowedOrgSuffixes"`
-	Provisioner        Provisioner       `mapstructure:"provisioner"`
+	AuthorityHost string `mapstructure:"authorityHost"`
+	GraphBaseURL  string `mapstructure:"graphBaseURL"`
+	// PowerPlatformBaseURL is the Power Platform admin API (customer-admin session mode).
+	PowerPlatformBaseURL string            `mapstructure:"powerPlatformBaseURL"`
+	CAFile               string            `mapstructure:"caFile"`
+	DialOverrides        map[string]string `mapstructure:"dialOverrides"`
+	RequestTimeout       time.Duration     `mapstructure:"requestTimeout"`
+	AllowedOrgSuffixes   []string          `mapstructure:"allowedOrgSuffixes"`
+	Provisioner          Provisioner       `mapstructure:"provisioner"`
 }
 
 type Provisioner struct {

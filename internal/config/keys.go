@@ -39,10 +39,12 @@ const (
 	DefaultTemporalAddress = "127.0.0.1:7233"
 	DefaultAuthorityHost   = "https://login.microsoftonline.com"
 	DefaultGraphBaseURL    = "https://graph.microsoft.com/v1.0"
-	DefaultRedirectURI     = "https://login.microsoftonline.com/common/oauth2/nativeclient"
-	DefaultCodecListen     = "127.0.0.1:8081"
-	DefaultCORSOrigin      = "http://localhost:8233"
-	DefaultCallbackListen  = "127.0.0.1:8082"
+	// DefaultPowerPlatformBaseURL is the Power Platform admin API (BAP).
+	DefaultPowerPlatformBaseURL = "https://api.bap.microsoft.com"
+	DefaultRedirectURI          = "https://login.microsoftonline.com/common/oauth2/nativeclient"
+	DefaultCodecListen          = "127.0.0.1:8081"
+	DefaultCORSOrigin           = "http://localhost:8233"
+	DefaultCallbackListen       = "127.0.0.1:8082"
 	// DefaultRequestTimeout bounds one call to Microsoft; the slow ones set their own.
 	DefaultRequestTimeout = 30 * time.Second
 	// DefaultStateTTL equals the workflows' default consent timeout, so a
@@ -70,6 +72,7 @@ func Keys() []Key {
 		{"codec.activeKeyId", nil, false, "ID of the key that encrypts new payloads; optional when there is exactly one key. Other keys only decrypt (rotation)."},
 		{"microsoft.authorityHost", DefaultAuthorityHost, false, "Microsoft Entra authority host (the emulator: https://127.0.0.1:8443)."},
 		{"microsoft.graphBaseURL", DefaultGraphBaseURL, false, "Microsoft Graph base URL including the version."},
+		{"microsoft.powerPlatformBaseURL", DefaultPowerPlatformBaseURL, false, "Power Platform admin API base URL (customer-admin session mode: addAppUser with the admin's token)."},
 		{"microsoft.caFile", nil, false, "Extra PEM roots for Entra, Graph and Dataverse (the emulator's CA); empty = system roots."},
 		{"microsoft.dialOverrides", nil, false, "Host pattern → IP to dial instead of resolving (`*.localhost=127.0.0.1`); emulator only."},
 		{"microsoft.requestTimeout", DefaultRequestTimeout, false, "How long one request to Entra, Graph or Dataverse may take. Calls Microsoft documents as slow have their own, longer limit (PublishAllXml 10 min, column creation 5 min)."},

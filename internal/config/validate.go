@@ -207,6 +207,9 @@ func (c Config) validateMicrosoft(p *problems) {
 	if u, err := url.Parse(m.GraphBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		p.add("microsoft.graphBaseURL", "%q must be an https URL; use %s", m.GraphBaseURL, DefaultGraphBaseURL)
 	}
+	if u, err := url.Parse(m.PowerPlatformBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		p.add("microsoft.powerPlatformBaseURL", "%q must be an https URL; use %s", m.PowerPlatformBaseURL, DefaultPowerPlatformBaseURL)
+	}
 	checkFile(p, "microsoft.caFile", m.CAFile)
 	for _, pattern := range slices.Sorted(maps.Keys(m.DialOverrides)) {
 		if strings.TrimPrefix(pattern, "*.") == "" {

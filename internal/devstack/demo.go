@@ -24,8 +24,9 @@ const demoOrgHost = "contoso.crm.localhost"
 
 func demoCmd(x cli.App) *cobra.Command {
 	var (
-		f    stackFlags
-		exit bool
+		f       stackFlags
+		exit    bool
+		session bool
 	)
 	cmd := &cobra.Command{
 		Annotations: map[string]string{cli.AnnotWritesCA: "true"},
@@ -41,7 +42,11 @@ onboarding completed and validated.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withStack(x, cmd, f, func(st *Stack) (bool, error) {
-				err := runDemo(cmd.Context(), x, cmd.OutOrStdout(), st)
+				run := runDemo
+				if session {
+					run = runSessionDemo
+				}
+				err := run(cmd.Context(), x, cmd.OutOrStdout(), st)
 				if st.Temporal.UIURL != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "Temporal UI: %s\n", st.Temporal.UIURL)
 				}
@@ -51,6 +56,8 @@ onboarding completed and validated.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&exit, "exit", false, "stop when the onboarding ends; exit 0 only if it completed and validated (CI)")
+	cmd.Flags().BoolVar(&session, "admin-session", false, "onboard Northwind (northwind.crm.localhost) in the customer-admin session mode: "+
+		"the provisioner has no consent and no application user there; the admin's one browser session does everything")
 	return cmd
 }
 

@@ -153,6 +153,9 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 	}
 	// The worker below signs consent links with the same cfg.Consent.
 	callback, err := cli.CallbackHandler(cfg.Consent, st.client, o.Logger.With("component", "consent-callback"))
+	if err == nil {
+		callback, err = cli.WithSessionCallback(cfg, st.client, o.Logger.With("component", "admin-session-callback"), callback)
+	}
 	if err != nil {
 		_ = callbackLn.Close()
 		return st, err
@@ -178,6 +181,7 @@ func stackConfig(base config.Config, st *Stack) (config.Config, error) {
 	m := &cfg.Microsoft
 	m.AuthorityHost = st.Emulator.URL()
 	m.GraphBaseURL = st.Emulator.URL() + "/v1.0"
+	m.PowerPlatformBaseURL = st.Emulator.URL()
 	m.CAFile = st.Emulator.CAFile()
 	m.DialOverrides = map[string]string{"*.localhost": "127.0.0.1"}
 	m.AllowedOrgSuffixes = []string{".crm.localhost"}

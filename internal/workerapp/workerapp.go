@@ -245,13 +245,14 @@ func activityDeps(cfg config.Config) (activities.Deps, error) {
 	}
 	mc := cfg.Dataverse.MarketoConfig
 	return activities.Deps{
-		Auth:               msauth.New(msauth.Options{AuthorityHost: m.AuthorityHost, HTTPClient: hc}),
-		HTTP:               hc,
-		GraphBaseURL:       m.GraphBaseURL,
-		AuthorityHost:      m.AuthorityHost,
-		ConsentRedirectURI: cfg.Consent.RedirectURI,
-		ConsentSigner:      signer,
-		Provisioner:        cred,
+		Auth:                 msauth.New(msauth.Options{AuthorityHost: m.AuthorityHost, HTTPClient: hc}),
+		HTTP:                 hc,
+		GraphBaseURL:         m.GraphBaseURL,
+		PowerPlatformBaseURL: m.PowerPlatformBaseURL,
+		AuthorityHost:        m.AuthorityHost,
+		ConsentRedirectURI:   cfg.Consent.RedirectURI,
+		ConsentSigner:        signer,
+		Provisioner:          cred,
 		ConfigNames: dataverse.MarketoConfigNames{
 			Entity:      mc.Entity,
 			EntitySet:   mc.EntitySet,
