@@ -355,6 +355,7 @@ func TestDemoExitRunsEndToEnd(t *testing.T) {
 	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	for _, want := range []string{
 		"Temporal UI        http://127.0.0.1:",
+		"worker metrics     http://127.0.0.1:",
 		"→ Entra redirected to http://127.0.0.1:",
 		"/consent/callback, which signalled " + workflows.SignalAdminConsent,
 		"consent.callbackKey configured; consent links are signed with a key that lives only as long as this process",

@@ -120,6 +120,7 @@ type Worker struct {
 	StopTimeout                time.Duration `mapstructure:"stopTimeout"`
 	StickyCacheSize            int           `mapstructure:"stickyCacheSize"`
 	PprofListen                string        `mapstructure:"pprofListen"`
+	MetricsListen              string        `mapstructure:"metricsListen"`
 }
 
 // Options tell Load where to look.

@@ -102,6 +102,7 @@ func Keys() []Key {
 		{"worker.maxConcurrentWorkflowTasks", 0, false, "Workflow tasks a worker runs at once; 0 = Temporal SDK default (1000)."},
 		{"worker.stopTimeout", 30 * time.Second, false, "On shutdown, how long running activities may take to finish before they are abandoned (and retried elsewhere)."},
 		{"worker.stickyCacheSize", DefaultStickyCacheSize, false, "Workflows a worker keeps in memory between their tasks (Temporal's sticky cache, SDK default 10,000); one evicted is replayed from its history when it next has work. 0 turns the cache off: every workflow task replays."},
+		{"worker.metricsListen", nil, false, "Loopback host:port serving the worker's Prometheus metrics on `/metrics` (the Temporal SDK's and the product's, README \"Production\") and readiness on `/readyz`; empty = off."},
 		{"worker.pprofListen", nil, false, "Loopback host:port serving Go's `net/http/pprof` profiles of the worker (`go tool pprof http://127.0.0.1:6060/debug/pprof/profile`); empty = off."},
 	}
 }

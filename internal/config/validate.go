@@ -124,6 +124,12 @@ func (c Config) Validate() error {
 	if c.Worker.StickyCacheSize < 0 {
 		p.add("worker.stickyCacheSize", "%d is negative; use e.g. %d, or 0 to turn the cache off", c.Worker.StickyCacheSize, DefaultStickyCacheSize)
 	}
+	if l := c.Worker.MetricsListen; l != "" {
+		// Metrics name tenants' operations; scrape them through a sidecar or a tunnel, not the network.
+		if host, _, err := net.SplitHostPort(l); err != nil || !isLoopbackHost(host) {
+			p.add("worker.metricsListen", "%q is not a loopback host:port; use e.g. 127.0.0.1:9464", l)
+		}
+	}
 	if l := c.Worker.PprofListen; l != "" {
 		// Profiles show the worker's memory, secrets included: never off the machine.
 		if host, _, err := net.SplitHostPort(l); err != nil || !isLoopbackHost(host) {

@@ -59,6 +59,7 @@ type stackFlags struct {
 	noUI         bool
 	emulatorAddr string
 	codecListen  string
+	metrics      string
 	verbose      bool
 }
 
@@ -72,6 +73,7 @@ func (f *stackFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.noUI, "no-ui", false, "do not start the Temporal UI")
 	fl.StringVar(&f.emulatorAddr, "emulator-addr", "", "emulator host:port (default: the host of microsoft.authorityHost if it is loopback, else 127.0.0.1:8443)")
 	fl.StringVar(&f.codecListen, "codec-listen", "", "codec endpoint host:port (default: codecServer.listen)")
+	fl.StringVar(&f.metrics, "metrics-listen", "", "the worker's Prometheus metrics and /readyz (default: worker.metricsListen, else any free loopback port); off = none")
 	fl.String("callback-listen", "", "consent callback host:port (consent.callbackListen); 127.0.0.1:0 = any free port")
 	fl.BoolVar(&f.verbose, "verbose", false, "show the worker's, emulator's and Temporal server's logs")
 }
@@ -88,7 +90,7 @@ func stackOptions(cfg config.Config, f stackFlags, logTo io.Writer) (StackOption
 	}
 	o := StackOptions{
 		TemporalPort: f.temporalPort, UI: !f.noUI, UIPort: f.uiPort, DBFile: f.dbFile,
-		EmulatorAddr: f.emulatorAddr, DataDir: f.dataDir, Seed: seed, CodecListen: f.codecListen,
+		EmulatorAddr: f.emulatorAddr, DataDir: f.dataDir, Seed: seed, CodecListen: f.codecListen, MetricsListen: f.metrics,
 		ServerOutput: serverOut,
 		Logger:       slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: level})),
 	}
@@ -111,6 +113,14 @@ func stackOptions(cfg config.Config, f stackFlags, logTo io.Writer) (StackOption
 		o.CodecListen = cfg.CodecServer.Listen
 	}
 	o.CallbackListen = cfg.Consent.CallbackListen
+	switch {
+	case o.MetricsListen == "off":
+		o.MetricsListen = ""
+	case o.MetricsListen == "" && cfg.Worker.MetricsListen != "":
+		o.MetricsListen = cfg.Worker.MetricsListen
+	case o.MetricsListen == "":
+		o.MetricsListen = "127.0.0.1:0"
+	}
 	return o, nil
 }
 
@@ -169,6 +179,9 @@ func writeStack(w io.Writer, st *Stack) {
 	fmt.Fprintf(w, "  emulator           %s (CA %s, state %s/_emulator/state)\n", st.Emulator.URL(), st.Emulator.CAFile(), st.Emulator.URL())
 	fmt.Fprintf(w, "  consent callback   %s (accepts only consent links signed with consent.callbackKey)\n", st.CallbackURL)
 	fmt.Fprintf(w, "  worker             in this process\n")
+	if u := st.MetricsURL(); u != "" {
+		fmt.Fprintf(w, "  worker metrics     %s (readiness: /readyz)\n", u)
+	}
 	for _, og := range st.Seed.Orgs {
 		fmt.Fprintf(w, "  demo org           tenant %s, org URL %s\n", og.TenantID, st.Emulator.OrgURL(og.Host))
 	}

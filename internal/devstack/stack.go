@@ -28,6 +28,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
+	"github.com/mktos2s/mktos2s/internal/metrics"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 )
 
@@ -51,6 +52,8 @@ type StackOptions struct {
 	// CallbackListen is the consent callback's host:port; empty = a free
 	// loopback port.
 	CallbackListen string
+	// MetricsListen is the worker's worker.metricsListen; empty = off.
+	MetricsListen string
 	// ServerOutput receives the Temporal server's own output; nil = discarded.
 	ServerOutput io.Writer
 	// Logger is used by the worker, the emulator and the stack.
@@ -75,6 +78,7 @@ type Stack struct {
 
 	client  client.Client
 	worker  *workerapp.App
+	metrics *metrics.Metrics
 	servers []*http.Server
 }
 
@@ -147,7 +151,14 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 	}
 	st.serve(codecLn, codecHandler)
 
-	if st.client, err = workerapp.Dial(ctx, cfg, workerapp.WithLogger(o.Logger)); err != nil {
+	if o.MetricsListen != "" {
+		cfg.Worker.MetricsListen = o.MetricsListen
+		if st.metrics, err = metrics.New(); err != nil {
+			_ = callbackLn.Close()
+			return st, err
+		}
+	}
+	if st.client, err = workerapp.Dial(ctx, cfg, workerapp.WithLogger(o.Logger), workerapp.WithMetrics(st.metrics)); err != nil {
 		_ = callbackLn.Close()
 		return st, err
 	}
@@ -163,7 +174,7 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 	st.serve(callbackLn, callback)
 
 	if st.worker, err = workerapp.New(ctx, cfg, workerapp.WithLogger(o.Logger.With("component", "worker")),
-		workerapp.WithClient(st.client)); err != nil {
+		workerapp.WithClient(st.client), workerapp.WithMetrics(st.metrics)); err != nil {
 		return st, err
 	}
 	if err = st.worker.Start(); err != nil {
@@ -216,6 +227,14 @@ func randomToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// MetricsURL is the worker's /metrics, empty when off.
+func (st *Stack) MetricsURL() string {
+	if st.worker == nil || st.worker.MetricsAddr() == "" {
+		return ""
+	}
+	return "http://" + st.worker.MetricsAddr() + "/metrics"
 }
 
 func (st *Stack) serve(ln net.Listener, h http.Handler) {

@@ -113,7 +113,7 @@ func (c *Client) do(ctx context.Context, req Request, u string, out any) (*Respo
 		}
 		body = bytes.NewReader(buf)
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, u, body)
+	hr, err := http.NewRequestWithContext(withCall(ctx, c.Service, req.Op), req.Method, u, body)
 	if err != nil {
 		return nil, c.invalid(req.Op, err)
 	}

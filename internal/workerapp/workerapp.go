@@ -17,9 +17,11 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/consent"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/inert"
+	"github.com/mktos2s/mktos2s/internal/metrics"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -38,9 +41,15 @@ import (
 type Option func(*settings)
 
 type settings struct {
-	logger *slog.Logger
-	client client.Client
+	logger  *slog.Logger
+	client  client.Client
+	metrics *metrics.Metrics
 }
+
+// WithMetrics records the client's SDK metrics (Dial) and the worker's
+// (New) in m, instead of a registry New builds when worker.metricsListen
+// is set. A client passed WithClient must have been dialled with the same m.
+func WithMetrics(m *metrics.Metrics) Option { return func(s *settings) { s.metrics = m } }
 
 // WithLogger replaces the logger built from log.level and log.format.
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
@@ -175,6 +184,9 @@ func Dial(ctx context.Context, cfg config.Config, opts ...Option) (client.Client
 	if err != nil {
 		return nil, err
 	}
+	if s.metrics != nil {
+		co.MetricsHandler = s.metrics.SDKHandler()
+	}
 	c, err := client.DialContext(ctx, co)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.Temporal.Address, cfg.Temporal.Namespace, err)
@@ -191,6 +203,14 @@ type App struct {
 	ownsClient  bool
 	pprofListen string
 	pprof       *http.Server
+
+	// Metrics is nil unless worker.metricsListen is set or WithMetrics given.
+	Metrics       *metrics.Metrics
+	metricsListen string
+	metricsSrv    *http.Server
+	namespace     string
+	identity      string
+	started       atomic.Bool
 }
 
 // New validates cfg for a worker and builds the App without starting it.
@@ -202,36 +222,51 @@ func New(ctx context.Context, cfg config.Config, opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	deps, err := activityDeps(cfg)
+	if s.metrics == nil && cfg.Worker.MetricsListen != "" {
+		if s.metrics, err = metrics.New(); err != nil {
+			return nil, err
+		}
+	}
+	deps, err := activityDeps(cfg, s.metrics)
 	if err != nil {
 		return nil, err
 	}
 
-	app := &App{Client: s.client, Logger: s.logger, pprofListen: cfg.Worker.PprofListen}
+	app := &App{Client: s.client, Logger: s.logger, pprofListen: cfg.Worker.PprofListen,
+		Metrics: s.metrics, metricsListen: cfg.Worker.MetricsListen, namespace: cfg.Temporal.Namespace}
 	if app.Client == nil {
-		if app.Client, err = Dial(ctx, cfg, WithLogger(s.logger)); err != nil {
+		if app.Client, err = Dial(ctx, cfg, WithLogger(s.logger), WithMetrics(s.metrics)); err != nil {
 			return nil, err
 		}
 		app.ownsClient = true
 	}
+	if app.Metrics != nil {
+		app.Metrics.WatchWaiting(app.countWaiting)
+	}
 	// The SDK's cache is per process and sized when its first worker is
 	// created, so this must precede worker.New.
 	worker.SetStickyWorkflowCacheSize(cfg.Worker.StickyCacheSize)
+	app.identity = workerIdentity()
 	app.Worker = worker.New(app.Client, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflowTasks,
 		WorkerStopTimeout:                      cfg.Worker.StopTimeout,
+		Interceptors:                           []interceptor.WorkerInterceptor{metrics.Interceptor()},
+		Identity:                               app.identity,
 	})
 	workflows.Register(app.Worker)
 	activities.Register(app.Worker, activities.New(deps))
 	return app, nil
 }
 
-func activityDeps(cfg config.Config) (activities.Deps, error) {
+func activityDeps(cfg config.Config, mt *metrics.Metrics) (activities.Deps, error) {
 	m := cfg.Microsoft
 	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: m.CAFile, DialOverrides: m.DialOverrides, Timeout: m.RequestTimeout})
 	if err != nil {
 		return activities.Deps{}, fmt.Errorf("microsoft HTTP client: %w", err)
+	}
+	if mt != nil {
+		hc.Transport = msapi.Observed(hc.Transport, mt)
 	}
 	cred := msauth.Credential{ClientID: m.Provisioner.ClientID, Secret: m.Provisioner.ClientSecret}
 	if m.Provisioner.CertificateFile != "" {
@@ -300,10 +335,18 @@ func (a *App) Start() error {
 			return err
 		}
 	}
+	if a.metricsListen != "" && a.Metrics != nil {
+		if err := a.startMetrics(); err != nil {
+			a.stopPprof()
+			return err
+		}
+	}
 	if err := a.Worker.Start(); err != nil {
 		a.stopPprof()
+		a.stopMetrics()
 		return fmt.Errorf("start worker on %s: %w", workflows.TaskQueue, err)
 	}
+	a.started.Store(true)
 	a.Logger.Info("worker started", "taskQueue", workflows.TaskQueue)
 	return nil
 }
@@ -348,8 +391,10 @@ func (a *App) stopPprof() {
 // Stop stops polling, waits up to worker.stopTimeout for running activities,
 // and closes the client if the App dialled it.
 func (a *App) Stop() {
+	a.started.Store(false)
 	a.Worker.Stop()
 	a.stopPprof()
+	a.stopMetrics()
 	if a.ownsClient {
 		a.Client.Close()
 	}

@@ -156,12 +156,12 @@ func TestConsentSignerFromConfig(t *testing.T) {
 	cfg := testConfig(t, "127.0.0.1:1")
 	key := bytes.Repeat([]byte{4}, 32)
 
-	deps, err := activityDeps(cfg)
+	deps, err := activityDeps(cfg, nil)
 	require.NoError(t, err)
 	assert.Nil(t, deps.ConsentSigner, "no callback key: unsigned consent links")
 
 	cfg.Consent.CallbackKey = base64.StdEncoding.EncodeToString(key)
-	deps, err = activityDeps(cfg)
+	deps, err = activityDeps(cfg, nil)
 	require.NoError(t, err)
 	require.NotNil(t, deps.ConsentSigner)
 	state, err := deps.ConsentSigner.Sign("onboarding/tid/contoso.crm.localhost", "run-1")
@@ -182,7 +182,7 @@ func TestConsentSignerFromConfig(t *testing.T) {
 	assert.Error(t, err)
 
 	cfg.Consent.CallbackKey = base64.StdEncoding.EncodeToString(key[:20])
-	_, err = activityDeps(cfg)
+	_, err = activityDeps(cfg, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "consent.callbackKey")
 	assert.NotContains(t, err.Error(), cfg.Consent.CallbackKey)
