@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,4 +60,21 @@ func TestVersionNeedsNoConfiguration(t *testing.T) {
 	for _, c := range cli.ExitCodes {
 		assert.Contains(t, out, c.Meaning)
 	}
+}
+
+// TestMisspeltVariableIsBadInput: MKTOS2S_TEMPORAL_ADRESS was ignored
+// without a word; now every command refuses it and names the fix.
+func TestMisspeltVariableIsBadInput(t *testing.T) {
+	cfg := writeConfig(t, baseYAML(""))
+	t.Setenv("MKTOS2S_TEMPORAL_ADRESS", "localhost:7233")
+	code, out := runCode(t.Context(), t, "--config", cfg, "list")
+	assert.Equal(t, cli.ExitBadInput, code, out)
+	assert.Contains(t, out, "MKTOS2S_TEMPORAL_ADRESS: unknown environment variable; did you mean MKTOS2S_TEMPORAL_ADDRESS (temporal.address)?")
+
+	t.Setenv("MKTOS2S_TEMPORAL_ADRESS", "")
+	os.Unsetenv("MKTOS2S_TEMPORAL_ADRESS")
+	t.Setenv("MKTOS2S_CONSENT_RECHECKINTERVAL", "10 minutes")
+	code, out = runCode(t.Context(), t, "--config", cfg, "list")
+	assert.Equal(t, cli.ExitBadInput, code, out)
+	assert.Contains(t, out, `consent.recheckInterval (MKTOS2S_CONSENT_RECHECKINTERVAL): "10 minutes" is not a duration`)
 }

@@ -32,6 +32,8 @@ type app struct {
 	// started is set once the configuration loaded and a command runs:
 	// errors before that are bad input (exit code 2).
 	started bool
+	// hintFile is the config file printed hints name (App.UseConfigFile).
+	hintFile string
 }
 
 // NewRoot returns the starter command tree, with extra commands of another
@@ -96,7 +98,7 @@ func (a *app) load(cmd *cobra.Command) error {
 	if err := applyEnv(cmd.Flags(), a.getenv); err != nil {
 		return coded(ExitBadInput, err)
 	}
-	cfg, err := config.Load(config.Options{File: a.configFile, Flags: cmd.Flags(), FlagKeys: flagKeys()})
+	cfg, err := config.Load(config.Options{File: a.configFile, Flags: cmd.Flags(), FlagKeys: flagKeys(), EnvFlags: flagEnv(cmd.Root())})
 	if err != nil {
 		return coded(ExitBadInput, err)
 	}
@@ -111,6 +113,23 @@ func (a *app) load(cmd *cobra.Command) error {
 	a.cfg = cfg
 	a.started = true
 	return nil
+}
+
+// flagEnv lists the MKTOS2S_* variables of every flag of every command
+// (applyEnv reads them), so config.Validate knows them from typos.
+func flagEnv(root *cobra.Command) []string {
+	var out []string
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			out = append(out, config.EnvPrefix+"_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	return out
 }
 
 // applyEnv sets every flag the user did not give from MKTOS2S_<FLAG_NAME>,

@@ -35,7 +35,9 @@ type Config struct {
 	// File is the config file that was read, empty when none was found.
 	File string `mapstructure:"-"`
 
-	unknown []string // keys in the file that no code reads, likely typos
+	unknown    []string // keys in the file that no code reads, likely typos
+	unknownEnv []string // MKTOS2S_* variables that no key or flag reads
+	envFlags   []string
 }
 
 type Temporal struct {
@@ -133,6 +135,12 @@ type Options struct {
 	// ("address") to keys. Only flags the user set take effect.
 	Flags    *pflag.FlagSet
 	FlagKeys map[string]string
+	// EnvFlags are the MKTOS2S_* variables a program reads for its flags
+	// (the starter's MKTOS2S_TENANT_ID); any other MKTOS2S_* variable that
+	// is no key's is reported by Validate as a likely typo.
+	EnvFlags []string
+	// Environ is the environment to check; nil = os.Environ().
+	Environ []string
 }
 
 // Load reads the configuration. It does not validate it: call Validate or
@@ -176,6 +184,10 @@ func Load(o Options) (Config, error) {
 	}
 	cfg.File = v.ConfigFileUsed()
 	cfg.unknown = unknownKeys(v.AllKeys())
+	cfg.unknownEnv, cfg.envFlags = unknownEnv(environ(o), o.EnvFlags), o.EnvFlags
+	if p := unparsable(v); len(p) > 0 {
+		return Config{}, p.err()
+	}
 
 	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		stringToMapHook,

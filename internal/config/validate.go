@@ -50,6 +50,9 @@ func (c Config) Validate() error {
 	for _, k := range c.unknown {
 		p = append(p, fmt.Errorf("%s: unknown key in %s; check its spelling against the README's configuration table", k, c.File))
 	}
+	for _, name := range c.unknownEnv {
+		p = append(p, fmt.Errorf("%s: unknown environment variable; %s", name, envFix(name, c.envFlags)))
+	}
 	c.validateTemporal(&p)
 	c.validateCodec(&p)
 	c.validateMicrosoft(&p)
