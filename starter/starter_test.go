@@ -362,6 +362,7 @@ func TestDemoExitRunsEndToEnd(t *testing.T) {
 		"✓ " + workflows.StepAwaitingAdminConsent,
 		"✓ validation passed",
 		"Client Secret   ******** (hidden",
+		"Reveal the secret with: starter --config ",
 	} {
 		assert.Contains(t, stdout, want)
 	}

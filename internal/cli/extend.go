@@ -103,7 +103,7 @@ func (x App) runOnboarding(ctx context.Context, w io.Writer, tenantID, orgURL st
 	}
 	fmt.Fprintln(w)
 	writeCredentials(w, packageFrom(*s.Result, false))
-	fmt.Fprintf(w, "Reveal the secret with: starter credentials --tenant-id %s --org-url %s --reveal\n", in.TenantID, in.OrgURL)
+	fmt.Fprintf(w, "Reveal the secret with: starter %scredentials --tenant-id %s --org-url %s --reveal\n", a.configHint(), in.TenantID, in.OrgURL)
 	return nil
 }
 
@@ -130,4 +130,20 @@ func codecHTTPHandler(cfg config.Config) (http.Handler, error) {
 		return nil, err
 	}
 	return codec.NewHTTPHandler(c, codec.HTTPOptions{Token: cfg.CodecServer.Token, CORSOrigin: cfg.CodecServer.CORSOrigin})
+}
+
+// UseConfigFile names the file a second terminal's starter reads to reach
+// what this invocation runs (the local stack writes it); the hints the
+// commands print carry it as --config.
+func (x App) UseConfigFile(path string) { x.a.hintFile = path }
+
+// configHint is "--config FILE " when hints must name a config file.
+func (a *app) configHint() string {
+	switch {
+	case a.hintFile != "":
+		return "--config " + a.hintFile + " "
+	case a.configFile != "":
+		return "--config " + a.configFile + " "
+	}
+	return ""
 }

@@ -202,8 +202,8 @@ func (a *app) printLink(cmd *cobra.Command, c client.Client, in workflows.Onboar
 				fmt.Fprintf(out(cmd), " (valid until %s)", l.ExpiresAt.UTC().Format(time.RFC3339))
 			}
 			fmt.Fprintf(out(cmd), ":\n  %s\n", l.ConsentURL)
-			fmt.Fprintf(out(cmd), "A message to send them: starter consent-link %s [--eml admin.eml]\n", follow)
-			fmt.Fprintf(out(cmd), "Follow it with: starter status %s\n", follow)
+			fmt.Fprintf(out(cmd), "A message to send them: starter %sconsent-link %s [--eml admin.eml]\n", a.configHint(), follow)
+			fmt.Fprintf(out(cmd), "Follow it with: starter %sstatus %s\n", a.configHint(), follow)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -216,6 +216,6 @@ func (a *app) printLink(cmd *cobra.Command, c client.Client, in workflows.Onboar
 	if asJSON {
 		return writeJSON(out(cmd), consentLink{WorkflowID: in.WorkflowID(), TenantID: in.TenantID, OrgHost: in.OrgHost(), UI: a.workflowLink(in.WorkflowID())})
 	}
-	fmt.Fprintf(out(cmd), "The consent link is not ready yet; get it with: starter consent-link %s\nFollow it with: starter status %s\n", follow, follow)
+	fmt.Fprintf(out(cmd), "The consent link is not ready yet; get it with: starter %[1]sconsent-link %[2]s\nFollow it with: starter %[1]sstatus %[2]s\n", a.configHint(), follow)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -155,9 +156,18 @@ func withStack(x cli.App, cmd *cobra.Command, f stackFlags, fn func(*Stack) (kee
 		return err
 	}
 	defer st.Stop()
+	// Only now that every port is taken: a stack that did not start
+	// leaves no file pointing at it.
+	clientFile, err := writeClientConfig(o.DataDir, st.Config)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(clientFile)
 	writeStack(cmd.OutOrStdout(), st)
+	fmt.Fprintf(cmd.OutOrStdout(), "  other terminals    starter --config %s list   (this file reaches this stack)\n", clientFile)
 	// Commands run inside fn talk to the stack, whatever the config said.
 	x.UseConfig(st.Config)
+	x.UseConfigFile(clientFile)
 	keep, err := fn(st)
 	if !keep || err != nil {
 		return err
