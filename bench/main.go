@@ -68,7 +68,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 200, "workflows in the baseline and in the product phase")
 	flag.IntVar(&o.scale, "scale", 0, "onboardings started and left waiting in the scale phase, then drained (0 = skip; make bench-scale runs 10000)")
 	flag.BoolVar(&o.scaleOnly, "scale-only", false, "run only the warm-up, the product phase (the reference) and the scale phase")
-	flag.IntVar(&o.scaleWindow, "scale-window", 500, "scale phase: at most this many onboardings between start and the consent wait, and between signal and completion (consents arrive over time; keep it below -sticky-cache)")
+	flag.IntVar(&o.scaleWindow, "scale-window", 200, "scale phase: at most this many onboardings between start and the consent wait, and between signal and completion (consents arrive over time; keep it below -sticky-cache)")
 	flag.BoolVar(&o.stack, "stack", false, "run against the running production-shaped stack (make stack: Temporal cluster on PostgreSQL) instead of a dev server")
 	flag.StringVar(&o.stackAddress, "stack-address", "127.0.0.1:7233", "with -stack: the Temporal frontend")
 	flag.StringVar(&o.stackNamespace, "stack-namespace", "default", "with -stack: the namespace (TenantId, OrgHost and OnboardingStep registered)")

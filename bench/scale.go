@@ -10,6 +10,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/mktos2s/mktos2s/internal/ctxtime"
 )
 
 // scaleResult is the scale phase: many onboardings waiting at once, then drained.
@@ -106,7 +108,16 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 	// and its completion.
 	t1 := time.Now()
 	err = forEach(dctx, n, window, func(ctx context.Context, k int) error {
-		if err := grantAndSignal(ctx, st.product, st.consent, new(atomic.Int64), ids[k]); err != nil {
+		// A query is a workflow task on the worker; on a loaded machine it
+		// can outlast the client's deadline: ask again, a few times.
+		var err error
+		for attempt := range 5 {
+			if err = grantAndSignal(ctx, st.product, st.consent, new(atomic.Int64), ids[k]); err == nil || ctx.Err() != nil {
+				break
+			}
+			_ = ctxtime.Sleep(ctx, time.Duration(attempt+1)*time.Second)
+		}
+		if err != nil {
 			return err
 		}
 		o := watch(ctx, svc, st.namespace, ids[k], "", false, nil)
