@@ -30,6 +30,9 @@ type Deps struct {
 	ConsentRedirectURI string // registered on the app; the admin lands there after consenting
 	Provisioner        msauth.Credential
 	ConfigNames        dataverse.MarketoConfigNames
+	// SyncFilterSolution is the unmanaged solution the sync-filter columns
+	// join (besides Default); empty = Default only.
+	SyncFilterSolution string
 	ConsentSigner      *consent.Signer // signs consent URLs for the consent callback; nil = unsigned URLs, which no callback accepts
 	// PowerPlatformBaseURL is the Power Platform admin API (customer-admin
 	// session mode); "" = https://api.bap.microsoft.com.
@@ -117,7 +120,7 @@ type dataverseAPI interface {
 	SetMarketoConfigUser(ctx context.Context, configID, nav, userID string) error
 	ClearMarketoConfigUser(ctx context.Context, configID, nav string) error
 	PublishAllXml(ctx context.Context) error
-	EnsureBooleanColumn(ctx context.Context, entityLogicalName, schemaName, displayName string) (bool, error)
+	EnsureBooleanColumn(ctx context.Context, entityLogicalName, schemaName, displayName, solution string) (bool, error)
 }
 
 // provisioned is the Dataverse client authenticated as the provisioner.

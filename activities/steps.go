@@ -737,12 +737,12 @@ func (a *Activities) CreateSyncFilter(ctx context.Context, in CreateSyncFilterIn
 	for _, e := range in.Entities {
 		var created bool
 		err := whileHeartbeating(ctx, heartbeatEvery, func() (err error) {
-			created, err = dv.EnsureBooleanColumn(ctx, e, syncFilterSchemaName, "Sync to Marketo")
+			created, err = dv.EnsureBooleanColumn(ctx, e, syncFilterSchemaName, "Sync to Marketo", a.deps.SyncFilterSolution)
 			return err
 		})
 		if err != nil {
 			return out, mapError(ctx, "add the sync filter column to "+e, err, asProvisioner,
-				fix{permission: permDataverse, invalid: "check that entity " + e + " exists and is customizable"})
+				fix{permission: permDataverse, invalid: "check that entity " + e + " exists and is customizable, and that dataverse.syncFilterSolution (if set) is the unique name of an unmanaged solution"})
 		}
 		if created {
 			out.Created = append(out.Created, e)

@@ -79,7 +79,8 @@ type Provisioner struct {
 }
 
 type Dataverse struct {
-	MarketoConfig MarketoConfig `mapstructure:"marketoConfig"`
+	MarketoConfig      MarketoConfig `mapstructure:"marketoConfig"`
+	SyncFilterSolution string        `mapstructure:"syncFilterSolution"`
 }
 
 // MarketoConfig names the Marketo solution's configuration table; Adobe does

@@ -80,6 +80,7 @@ func Keys() []Key {
 		{"microsoft.provisioner.clientId", nil, false, "Application (client) ID of the provisioner app that mktos2s signs in as in each customer tenant."},
 		{"microsoft.provisioner.clientSecret", nil, true, "Client secret of the provisioner app (or use certificateFile)."},
 		{"microsoft.provisioner.certificateFile", nil, false, "PEM file with the provisioner's certificate and private key (instead of a secret)."},
+		{"dataverse.syncFilterSolution", nil, false, "Unique name of an unmanaged solution of the customer's (Power Apps > Solutions) that the opt-in sync-filter columns join; empty = the Default solution only, where they are not exported with any solution."},
 		{"dataverse.marketoConfig.entity", "mkto_marketoconfig", false, "Logical name of the Marketo Config table; the preflight reads its user lookup's navigation property from this table's metadata."},
 		{"dataverse.marketoConfig.entitySet", "mkto_marketoconfigs", false, "Entity set of the Marketo Config table in Dataverse."},
 		{"dataverse.marketoConfig.idColumn", "mkto_marketoconfigid", false, "Primary key column of the Marketo Config table."},

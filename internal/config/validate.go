@@ -70,6 +70,9 @@ func (c Config) Validate() error {
 			p.add(key, "%q is not a Dataverse logical name; use letters, digits and _ (see the README for the defaults)", val)
 		}
 	}
+	if s := c.Dataverse.SyncFilterSolution; s != "" && !identifierPattern.MatchString(s) {
+		p.add("dataverse.syncFilterSolution", "%q is not a solution unique name; use letters, digits and _ (Power Apps > Solutions > Name)", s)
+	}
 	if mc.DefaultName == "" {
 		p.add("dataverse.marketoConfig.defaultName", "empty; set the name of the Marketo Config record (default \"Default\")")
 	}

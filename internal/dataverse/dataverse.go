@@ -459,8 +459,10 @@ func (c *Client) PublishAllXml(ctx context.Context) error {
 }
 
 // EnsureBooleanColumn creates a Boolean (two options) column on a table unless a column with
-// that logical name (the schema name in lower case) is already there.
-func (c *Client) EnsureBooleanColumn(ctx context.Context, entityLogicalName, schemaName, displayName string) (bool, error) {
+// that logical name (the schema name in lower case) is already there. A new column goes into
+// the Default solution, and also into the unmanaged solution named by solution when set
+// (header MSCRM.SolutionUniqueName), so that it travels with the customer's own solution.
+func (c *Client) EnsureBooleanColumn(ctx context.Context, entityLogicalName, schemaName, displayName, solution string) (bool, error) {
 	entity := "/EntityDefinitions(LogicalName=" + url.PathEscape(quote(entityLogicalName)) + ")"
 	get := request("getColumn", http.MethodGet, entity+"/Attributes(LogicalName="+url.PathEscape(quote(strings.ToLower(schemaName)))+")")
 	get.Query = url.Values{"$select": {"LogicalName"}}
@@ -474,6 +476,9 @@ func (c *Client) EnsureBooleanColumn(ctx context.Context, entityLogicalName, sch
 	post := request("createBooleanColumn", http.MethodPost, entity+"/Attributes")
 	post.Body = booleanAttribute(schemaName, displayName)
 	post.Timeout = createColumnTimeout
+	if solution != "" {
+		post.Header.Set("MSCRM.SolutionUniqueName", solution)
+	}
 	if _, err := c.api.Do(ctx, post, nil); err != nil {
 		return false, err
 	}

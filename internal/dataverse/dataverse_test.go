@@ -237,14 +237,14 @@ func TestEnsureBooleanColumn(t *testing.T) {
 	ctx := context.Background()
 	attr := "GET " + base + "/EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_synctomkto')"
 	w.On(attr, reply(200, `{"LogicalName":"new_synctomkto"}`))
-	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo")
+	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo", "")
 	require.NoError(t, err)
 	assert.False(t, created)
 	assert.Len(t, w.Requests(), 1)
 
 	w.On(attr, reply(404, `{"error":{"code":"0x80040217","message":"Could not find attribute"}}`))
 	w.On("POST "+base+"/EntityDefinitions(LogicalName='lead')/Attributes", reply(204, ""))
-	created, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo")
+	created, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo", "")
 	require.NoError(t, err)
 	assert.True(t, created)
 	body := w.Last().Body
@@ -257,7 +257,12 @@ func TestEnsureBooleanColumn(t *testing.T) {
 	labels := body["DisplayName"].(map[string]any)["LocalizedLabels"].([]any)
 	assert.Equal(t, "Sync to Marketo", labels[0].(map[string]any)["Label"])
 
+	assert.Empty(t, w.Last().Header.Get("MSCRM.SolutionUniqueName"), "no solution named: Default only")
+	_, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo", "ContosoCustomizations")
+	require.NoError(t, err)
+	assert.Equal(t, "ContosoCustomizations", w.Last().Header.Get("MSCRM.SolutionUniqueName"))
+
 	w.On(attr, reply(403, `{"error":{"code":"0x80040220","message":"no privilege"}}`))
-	_, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo")
+	_, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo", "")
 	assert.True(t, msapi.IsKind(err, msapi.PermissionDenied))
 }

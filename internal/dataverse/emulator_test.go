@@ -186,10 +186,10 @@ func TestEmulatedBooleanColumn(t *testing.T) {
 	e := emutest.StartEmulator(t)
 	c := provisionerOrg(e)
 	ctx := context.Background()
-	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo")
+	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo", "")
 	require.NoError(t, err)
 	assert.True(t, created)
-	created, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo")
+	created, err = c.EnsureBooleanColumn(ctx, "lead", "new_SyncToMkto", "Sync to Marketo", "")
 	require.NoError(t, err)
 	assert.False(t, created, "the column is there now")
 }
@@ -228,7 +228,7 @@ func TestEmulatedSlowCallsOutliveTheClientTimeout(t *testing.T) {
 		"dataverse.whoAmI":          {LatencyMs: 1000},
 	}})
 	require.NoError(t, c.PublishAllXml(ctx))
-	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SlowColumn", "Slow")
+	created, err := c.EnsureBooleanColumn(ctx, "lead", "new_SlowColumn", "Slow", "")
 	require.NoError(t, err)
 	assert.True(t, created)
 	_, err = c.WhoAmI(ctx)

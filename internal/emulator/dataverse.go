@@ -75,7 +75,7 @@ func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
 		add(http.MethodGet, "dataverse.listSolutions", s.dList(solutionSchema, "solutionid", func(o *org) []map[string]any {
 			var out []map[string]any
 			for _, x := range o.solutions {
-				out = append(out, map[string]any{"solutionid": strings.ToLower(x.ID), "uniquename": x.UniqueName, "friendlyname": x.FriendlyName, "version": x.Version, "ismanaged": true})
+				out = append(out, map[string]any{"solutionid": strings.ToLower(x.ID), "uniquename": x.UniqueName, "friendlyname": x.FriendlyName, "version": x.Version, "ismanaged": !x.Unmanaged})
 			}
 			return out
 		}))
@@ -773,12 +773,26 @@ func (s *Server) dCreateAttr(w http.ResponseWriter, r *http.Request, c *call, en
 	if cols == nil {
 		return
 	}
+	// MSCRM.SolutionUniqueName adds the column to that unmanaged solution
+	// as well as to the Default one (CreateAttributeRequest.SolutionUniqueName).
+	sol := r.Header.Get("MSCRM.SolutionUniqueName")
+	if sol != "" {
+		i := slices.IndexFunc(c.org.solutions, func(x SeedSolution) bool { return strings.EqualFold(x.UniqueName, sol) })
+		switch {
+		case i < 0:
+			s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("solution With UniqueName = %s Does Not Exist", sol))
+			return
+		case !c.org.solutions[i].Unmanaged:
+			s.dvErr(w, c, http.StatusBadRequest, "0x80048033", fmt.Sprintf("Cannot add a component to the managed solution %s; name an unmanaged solution.", sol))
+			return
+		}
+	}
 	ln := strings.ToLower(in.SchemaName)
 	if _, ok := cols[ln]; ok {
 		s.dvErr(w, c, http.StatusBadRequest, "0x80047013", fmt.Sprintf("An attribute with the name %s already exists on entity %s.", ln, entity))
 		return
 	}
-	col := column{logicalName: ln, schemaName: in.SchemaName, displayName: in.DisplayName.LocalizedLabels[0].Label, metadataID: newGUID()}
+	col := column{logicalName: ln, schemaName: in.SchemaName, displayName: in.DisplayName.LocalizedLabels[0].Label, metadataID: newGUID(), solution: sol}
 	cols[ln] = col
 	w.Header().Set("OData-EntityId", fmt.Sprintf("%s%s/EntityDefinitions(LogicalName='%s')/Attributes(%s)", s.OrgURL(c.org.host), dvBase, entity, col.metadataID))
 	noContent(w, c)

@@ -119,6 +119,7 @@ type org struct {
 
 type column struct {
 	logicalName, schemaName, displayName, metadataID string
+	solution                                         string // unique name of the unmanaged solution it was added to; "" = Default only
 }
 
 type marketoConfig struct {

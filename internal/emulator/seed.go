@@ -102,6 +102,9 @@ type SeedSolution struct {
 	UniqueName   string `yaml:"uniqueName"`
 	FriendlyName string `yaml:"friendlyName"`
 	Version      string `yaml:"version"`
+	// Unmanaged marks a solution an org's customizer owns; only those take
+	// new components (the Marketo solution is managed).
+	Unmanaged bool `yaml:"unmanaged"`
 }
 
 // SeedRole is a security role of the root business unit.

@@ -91,19 +91,21 @@ type HRDPolicyState struct {
 
 // OrgState is one Dataverse environment.
 type OrgState struct {
-	Host            string               `json:"host"`
-	TenantID        string               `json:"tenantId"`
-	OrganizationID  string               `json:"organizationId"`
-	BusinessUnitID  string               `json:"businessUnitId"`
-	Roles           []RoleState          `json:"roles"`
-	Users           []UserState          `json:"users"`
-	MarketoConfigs  []ConfigState        `json:"marketoConfigs"`
-	Columns         map[string][]string  `json:"columns"` // entity -> created column logical names
-	PublishCount    int                  `json:"publishCount"`
-	Solutions       []SeedSolutionState  `json:"solutions"`
-	ConfigNames     SeedConfigNamesState `json:"marketoConfigNames"`
-	EnvironmentID   string               `json:"environmentId"`   // Power Platform environment name
-	PendingAppUsers int                  `json:"pendingAppUsers"` // added with addAppUser, not replicated yet
+	Host           string              `json:"host"`
+	TenantID       string              `json:"tenantId"`
+	OrganizationID string              `json:"organizationId"`
+	BusinessUnitID string              `json:"businessUnitId"`
+	Roles          []RoleState         `json:"roles"`
+	Users          []UserState         `json:"users"`
+	MarketoConfigs []ConfigState       `json:"marketoConfigs"`
+	Columns        map[string][]string `json:"columns"` // entity -> created column logical names
+	// SolutionComponents lists, per unmanaged solution, the columns added to it ("entity.column").
+	SolutionComponents map[string][]string  `json:"solutionComponents,omitempty"`
+	PublishCount       int                  `json:"publishCount"`
+	Solutions          []SeedSolutionState  `json:"solutions"`
+	ConfigNames        SeedConfigNamesState `json:"marketoConfigNames"`
+	EnvironmentID      string               `json:"environmentId"`   // Power Platform environment name
+	PendingAppUsers    int                  `json:"pendingAppUsers"` // added with addAppUser, not replicated yet
 }
 
 // RoleState is a security role.
@@ -222,8 +224,14 @@ func (s *Server) State() State {
 		}
 		for e, cols := range o.entities {
 			names := []string{}
-			for ln := range cols {
+			for ln, col := range cols {
 				names = append(names, ln)
+				if col.solution != "" {
+					if os.SolutionComponents == nil {
+						os.SolutionComponents = map[string][]string{}
+					}
+					os.SolutionComponents[col.solution] = append(os.SolutionComponents[col.solution], e+"."+ln)
+				}
 			}
 			sort.Strings(names)
 			os.Columns[e] = names

@@ -297,6 +297,7 @@ func activityDeps(cfg config.Config, mt *metrics.Metrics) (activities.Deps, erro
 			UserLookup:  mc.UserLookup,
 		},
 		AllowedOrgSuffixes: m.AllowedOrgSuffixes,
+		SyncFilterSolution: cfg.Dataverse.SyncFilterSolution,
 		Webhook:            webhook(cfg.Consent),
 	}, nil
 }
