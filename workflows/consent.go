@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -11,16 +13,36 @@ import (
 	"github.com/mktos2s/mktos2s/activities"
 )
 
-// ConsentSignal is the payload of the admin-consent signal.
+// ConsentSignal is the payload of the admin-consent signal. Source and
+// RunID are optional (contract C1): payloads without them still decode.
 type ConsentSignal struct {
 	Granted bool   `json:"granted"`
 	By      string `json:"by"`
 	Note    string `json:"note"`
+	// Source says who sends it: ConsentSourceCallback (the consent page's
+	// redirect), ConsentSourceOperator (`starter consent`) or empty.
+	Source string `json:"source,omitempty"`
+	// RunID is the first run ID the consent link was made for; a signal for
+	// another run's link is recorded and ignored.
+	RunID string `json:"runId,omitempty"`
 }
 
+// Sources of an admin-consent signal. Only an operator's denial ends the
+// wait: the consent page reports a denial when the admin pressed Cancel or
+// signed in with the wrong account, which another try can still fix.
+const (
+	ConsentSourceCallback = "callback"
+	ConsentSourceOperator = "operator"
+)
+
+// changeConsentPoll moved the consent wait's re-checks from a timer per
+// interval (about 11 history events each) into one heartbeating activity
+// (no events per re-check); it also brought contract C1's handling of
+// denials and of signals for another run.
+const changeConsentPoll = "consent-wait-poll-activity"
+
 // awaitConsent waits for the admin-consent signal and verifies the grant
-// through Graph; a timer re-checks so consent given without a signal is
-// noticed too.
+// through Graph; re-checks notice a consent given without a signal too.
 func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 	r.enter(ctx, StepAwaitingAdminConsent)
 	u, err := call[activities.BuildConsentURLResult](ctx, StepAwaitingAdminConsent, a.BuildConsentURL,
@@ -30,7 +52,128 @@ func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 	}
 	r.progress.ConsentURL = u.URL
 	r.progress.Status = StatusWaitingConsent
+	if workflow.GetVersion(ctx, changeConsentPoll, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return r.awaitConsentByTimer(ctx, spID)
+	}
+	return r.awaitConsentByPoll(ctx, spID)
+}
 
+// awaitConsentByPoll races the AwaitConsent activity, which re-checks the
+// grant every interval until the deadline, against the admin-consent
+// signal. The history holds the activity's three events however long the
+// wait, plus about ten per signal received.
+func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string) error {
+	in := r.in
+	deadline := workflow.Now(ctx).Add(in.ConsentTimeout)
+	pollCtx, stopPoll := workflow.WithCancel(ctx)
+	defer stopPoll() // a grant seen through a signal leaves the poll nothing to do
+	poll := workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentPollOptions(in.ConsentTimeout, in.ConsentRecheckInterval)),
+		a.AwaitConsent, activities.AwaitConsentInput{
+			TenantID: in.TenantID, ServicePrincipalID: spID, Interval: in.ConsentRecheckInterval, Until: deadline,
+			HeartbeatEvery: consentHeartbeatEvery(in.ConsentRecheckInterval),
+		})
+	waiting := fmt.Sprintf("waiting for admin consent: open the consent URL as a Global or Privileged Role Administrator; "+
+		"the grant is re-checked every %s until %s", in.ConsentRecheckInterval, deadline.UTC().Format(time.RFC3339))
+	r.say(ctx, waiting)
+	signals := workflow.GetSignalChannel(ctx, SignalAdminConsent)
+	firstRun := workflow.GetInfo(ctx).FirstRunID
+	if firstRun == "" { // the SDK's test environment leaves it empty
+		firstRun = workflow.GetInfo(ctx).WorkflowExecution.RunID
+	}
+	for {
+		var (
+			polled  bool
+			res     activities.AwaitConsentResult
+			pollErr error
+			sig     *ConsentSignal
+			bad     string
+		)
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(poll, func(f workflow.Future) { polled, pollErr = true, f.Get(ctx, &res) })
+		sel.AddReceive(signals, func(c workflow.ReceiveChannel, _ bool) {
+			var raw converter.RawValue
+			c.Receive(ctx, &raw)
+			sig, bad = decodeConsent(raw)
+		})
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			return temporal.NewCanceledError("cancelled while waiting for admin consent")
+		}
+		now := workflow.Now(ctx).UTC().Format(time.RFC3339)
+		switch {
+		case polled && pollErr == nil && res.Granted:
+			r.consentVerified(ctx, fmt.Sprintf("re-check %d", res.Checks))
+			return nil
+		case polled && (pollErr == nil || isTimeout(pollErr)):
+			return r.consentTimedOut()
+		case polled:
+			return pollErr
+		case bad != "":
+			workflow.GetLogger(ctx).Warn("ignored a malformed admin-consent signal", "problem", bad)
+			r.sayOutside(ctx, "ignored a malformed admin-consent signal at "+now+" (%s); send {\"granted\": true|false, \"by\": \"...\", \"note\": \"...\"}. "+waiting, bad)
+		case sig.RunID != "" && sig.RunID != firstRun:
+			r.sayOutside(ctx, "ignored an admin-consent signal at "+now+" from %s: it is for the link of another run (%s), not this onboarding's. "+waiting,
+				orUnknown(sig.By), sig.RunID)
+		case !sig.Granted && sig.Source == ConsentSourceOperator:
+			return consentDenied(sig)
+		case !sig.Granted:
+			r.progress.ConsentDenial = fmt.Sprintf("%s by %s: %s", now, orUnknown(sig.By), sig.Note)
+			r.sayOutside(ctx, "denial reported by the consent page at "+now+" (%s: %s); the wait goes on: the admin can open the consent URL again, "+
+				"or an operator ends it with `starter consent --denied`. "+waiting, orUnknown(sig.By), sig.Note)
+		default:
+			ok, err := r.verifyConsent(ctx, spID, "signalled by "+orUnknown(sig.By))
+			if ok || err != nil {
+				return err
+			}
+			r.sayOutside(ctx, "consent was signalled by %s at "+now+" but the grant is not visible in Entra yet; "+waiting, orUnknown(sig.By))
+		}
+	}
+}
+
+// verifyConsent checks the grant once, for a signal.
+func (r *run) verifyConsent(ctx workflow.Context, spID, trigger string) (bool, error) {
+	v, err := call[activities.VerifyConsentResult](ctx, StepAwaitingAdminConsent, a.VerifyConsent,
+		activities.VerifyConsentInput{TenantID: r.in.TenantID, ServicePrincipalID: spID})
+	if err != nil || !v.Granted {
+		return false, err
+	}
+	r.consentVerified(ctx, trigger)
+	return true, nil
+}
+
+func (r *run) consentVerified(ctx workflow.Context, trigger string) {
+	r.progress.ConsentVerified = true
+	r.progress.Status = StatusRunning
+	r.sayOutside(ctx, "admin consent verified (%s)", trigger)
+}
+
+func (r *run) consentTimedOut() error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("admin consent was not granted within %s; start again and have an admin open the consent URL", r.in.ConsentTimeout),
+		activities.ErrConsentNotGranted, nil)
+}
+
+func consentDenied(sig *ConsentSignal) error {
+	reason := "admin consent was denied"
+	if sig.By != "" {
+		reason += " by " + sig.By
+	}
+	if sig.Note != "" {
+		reason += ": " + sig.Note
+	}
+	return temporal.NewNonRetryableApplicationError(reason, activities.ErrConsentNotGranted, nil)
+}
+
+func isTimeout(err error) bool {
+	var te *temporal.TimeoutError
+	return errors.As(err, &te)
+}
+
+// awaitConsentByTimer is the wait of runs that started before
+// changeConsentPoll, kept as it was so that they replay: a timer and a
+// VerifyConsent activity per re-check interval.
+func (r *run) awaitConsentByTimer(ctx workflow.Context, spID string) error {
 	verify := func(trigger string) (bool, error) {
 		v, err := call[activities.VerifyConsentResult](ctx, StepAwaitingAdminConsent, a.VerifyConsent,
 			activities.VerifyConsentInput{TenantID: r.in.TenantID, ServicePrincipalID: spID})
@@ -40,7 +183,7 @@ func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 		if v.Granted {
 			r.progress.ConsentVerified = true
 			r.progress.Status = StatusRunning
-			r.say(ctx, "admin consent verified ("+trigger+")")
+			r.sayOutside(ctx, "admin consent verified (%s)", trigger)
 			return true, nil
 		}
 		r.say(ctx, fmt.Sprintf("waiting for admin consent (%s): %s; open the consent URL as a Global or Privileged Role Administrator, re-checking every %s",
@@ -86,23 +229,16 @@ func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 		switch {
 		case bad != "":
 			workflow.GetLogger(ctx).Warn("ignored a malformed admin-consent signal", "problem", bad)
-			r.say(ctx, "ignored a malformed admin-consent signal ("+bad+`); send {"granted": true|false, "by": "...", "note": "..."}`)
+			r.sayOutside(ctx, `ignored a malformed admin-consent signal (%s); send {"granted": true|false, "by": "...", "note": "..."}`, bad)
 		case sig != nil && !sig.Granted:
-			reason := "admin consent was denied"
-			if sig.By != "" {
-				reason += " by " + sig.By
-			}
-			if sig.Note != "" {
-				reason += ": " + sig.Note
-			}
-			return temporal.NewNonRetryableApplicationError(reason, activities.ErrConsentNotGranted, nil)
+			return consentDenied(sig)
 		case sig != nil:
 			ok, err := verify("signalled by " + orUnknown(sig.By))
 			if ok || err != nil {
 				return err
 			}
-			r.say(ctx, fmt.Sprintf("consent was signalled by %s but the grant is not visible in Entra yet; still waiting, re-checking every %s",
-				orUnknown(sig.By), r.in.ConsentRecheckInterval))
+			r.sayOutside(ctx, "consent was signalled by %s but the grant is not visible in Entra yet; still waiting, re-checking every "+
+				r.in.ConsentRecheckInterval.String(), orUnknown(sig.By))
 		case recheck:
 			if ok, err := verify("periodic re-check"); ok || err != nil {
 				return err
@@ -144,12 +280,12 @@ func decodeConsent(raw converter.RawValue) (*ConsentSignal, string) {
 	for _, f := range []struct {
 		name string
 		into *string
-	}{{"by", &sig.By}, {"note", &sig.Note}} {
+	}{{"by", &sig.By}, {"note", &sig.Note}, {"source", &sig.Source}, {"runId", &sig.RunID}} {
 		if v, ok := fields[f.name]; ok && string(v) != "null" && json.Unmarshal(v, f.into) != nil {
 			return nil, `"` + f.name + `" must be a string`
 		}
 	}
-	sig.By, sig.Note = truncate(sig.By), truncate(sig.Note)
+	sig.By, sig.Note, sig.RunID = truncate(sig.By), truncate(sig.Note), truncate(sig.RunID)
 	return &sig, ""
 }
 

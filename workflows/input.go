@@ -34,6 +34,14 @@ const (
 	DefaultSolutionName           = "Marketo Lead Management"
 	DefaultMinSolutionVersion     = "4.0.0.14"
 	DefaultSecurityRoleName       = "Marketo Sync User"
+	// MaxConsentTimeout bounds how long an app and service principal wait
+	// in the customer's tenant for an admin.
+	MaxConsentTimeout = 30 * 24 * time.Hour
+	// MaxConsentChecks bounds the re-checks of one consent wait
+	// (consentTimeout / consentRecheckInterval), two Graph reads each: the
+	// one cost of a wait that still grows with its length. Every second for
+	// a week fits; every second for 30 days (2.6 million) does not.
+	MaxConsentChecks = 1_000_000
 )
 
 // OnboardingInput is what the operator asks for.
@@ -151,8 +159,43 @@ func (e *ValidationError) Error() string {
 }
 
 // Validate checks the input after WithDefaults. The returned error is a
-// *ValidationError naming each bad field and its fix.
+// *ValidationError naming each bad field and its fix. Clients call it
+// before they start a run; the workflow applies the same rules versioned
+// (onboardingInputProblems), so a rule added here never fails a run that
+// is already going.
 func (in OnboardingInput) Validate() error {
+	errs := append(in.problems(), in.consentBudgetProblems()...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: errs}
+}
+
+// consentBudgetProblems refuses a consent wait whose re-checks could
+// exceed MaxConsentChecks, or that is longer than MaxConsentTimeout.
+func (in OnboardingInput) consentBudgetProblems() []FieldError {
+	var errs []FieldError
+	if in.ConsentTimeout > MaxConsentTimeout {
+		errs = append(errs, FieldError{"consentTimeout", in.ConsentTimeout.String(),
+			"is too long; use at most 720h (30 days) and start again if the admin needs longer"})
+	}
+	if in.ConsentRecheckInterval > 0 && in.ConsentTimeout > 0 && int64(in.ConsentTimeout/in.ConsentRecheckInterval) > MaxConsentChecks {
+		exact := in.ConsentTimeout / MaxConsentChecks
+		minInterval := exact.Truncate(time.Second)
+		if minInterval < exact {
+			minInterval += time.Second
+		}
+		errs = append(errs, FieldError{"consentRecheckInterval", in.ConsentRecheckInterval.String(), fmt.Sprintf(
+			"re-checks %d times within consentTimeout %s, more than the %d a wait may make; use a consentRecheckInterval of at least %s or a consentTimeout of at most %s",
+			in.ConsentTimeout/in.ConsentRecheckInterval, in.ConsentTimeout, MaxConsentChecks, minInterval, in.ConsentRecheckInterval*MaxConsentChecks)})
+	}
+	return errs
+}
+
+// problems are the rules of the first version of the workflow. They are
+// never tightened in place: a new rule goes into a function of its own that
+// the workflow applies behind workflow.GetVersion.
+func (in OnboardingInput) problems() []FieldError {
 	var errs []FieldError
 	bad := func(field, value, fix string) { errs = append(errs, FieldError{field, value, fix}) }
 
@@ -211,10 +254,7 @@ func (in OnboardingInput) Validate() error {
 	if in.Rotation != nil {
 		errs = append(errs, in.Rotation.WithDefaults().problems("rotation.", in.SecretLifetimeMonths)...)
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return &ValidationError{Fields: errs}
+	return errs
 }
 
 func isControlOrBidi(r rune) bool {

@@ -34,7 +34,7 @@ func Onboarding(ctx workflow.Context, in OnboardingInput) (OnboardingResult, err
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.snapshot(), nil }); err != nil {
 		return OnboardingResult{}, err
 	}
-	if err := in.Validate(); err != nil {
+	if err := onboardingInputProblems(ctx, in); err != nil {
 		r.progress.Step, r.progress.Status, r.progress.Error = StepFailed, StatusFailed, err.Error()
 		r.progress.UpdatedAt = workflow.Now(ctx)
 		return OnboardingResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, nil)
@@ -55,6 +55,25 @@ func Onboarding(ctx workflow.Context, in OnboardingInput) (OnboardingResult, err
 	return OnboardingResult{}, r.compensate(ctx, err)
 }
 
+// changeConsentBudget added consentBudgetProblems to the rules the
+// workflow applies; the version is only asked for when an input breaks
+// them, so runs that keep within the budget carry no marker.
+const changeConsentBudget = "input-consent-budget"
+
+// onboardingInputProblems applies Validate's rules with the version of each
+// rule: a run replays with the rules it started under.
+func onboardingInputProblems(ctx workflow.Context, in OnboardingInput) error {
+	errs := in.problems()
+	if budget := in.consentBudgetProblems(); len(budget) > 0 &&
+		workflow.GetVersion(ctx, changeConsentBudget, workflow.DefaultVersion, 1) >= 1 {
+		errs = append(errs, budget...)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: errs}
+}
+
 // run is the state of one onboarding. Everything in it is replayed
 // deterministically from history.
 type run struct {
@@ -69,6 +88,9 @@ type run struct {
 	lean   bool
 	failed string // step that failed
 	checks []activities.Check
+	// detailsMessage is progress.Message for the UI's Markdown details:
+	// the same words, with outside text escaped (sayOutside).
+	detailsMessage string
 }
 
 func (r *run) snapshot() Progress {
@@ -138,7 +160,7 @@ func (r *run) enter(ctx workflow.Context, step string) {
 	// the secret is being added). Completion keeps the last word, which
 	// says whether the secret rotation was scheduled.
 	if step != r.progress.Step && step != StepCompleted {
-		r.progress.Message = ""
+		r.progress.Message, r.detailsMessage = "", ""
 	}
 	r.progress.Step = step
 	r.progress.UpdatedAt = workflow.Now(ctx)
@@ -164,16 +186,31 @@ func (r *run) details(ctx workflow.Context) {
 	if pa := r.progress.ProvisionerAccess; pa != nil {
 		fmt.Fprintf(&b, "**Provisioner access:** %s in `%s` (environment `%s`), until %s\n\n", pa.Holds, pa.OrgURL, pa.Environment, pa.Until)
 	}
-	if r.progress.Message != "" {
-		// The message quotes outside text (a signal's sender, Microsoft's
-		// reasons): as Markdown it could render as a link or an image.
-		b.WriteString(inert.Markdown(r.progress.Message) + "\n")
+	if r.detailsMessage != "" {
+		b.WriteString(r.detailsMessage + "\n")
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
 }
 
+// say sets the progress message, escaped whole in the details; sayOutside
+// keeps the product's own Markdown and escapes only what came from outside.
 func (r *run) say(ctx workflow.Context, msg string) {
-	r.progress.Message = msg
+	// The message may quote outside text (a signal's sender, Microsoft's
+	// reasons): as Markdown it could render as a link or an image.
+	r.progress.Message, r.detailsMessage = msg, inert.Markdown(msg)
+	r.progress.UpdatedAt = workflow.Now(ctx)
+	r.details(ctx)
+}
+
+// sayOutside is say for a message with text from outside (a signal's
+// sender and note, Microsoft's words) in place of each %s of format: one
+// line without control characters in progress, escaped in the Markdown.
+func (r *run) sayOutside(ctx workflow.Context, format string, outside ...string) {
+	plain, md := make([]any, len(outside)), make([]any, len(outside))
+	for i, s := range outside {
+		plain[i], md[i] = inert.Text(s), inert.Markdown(s)
+	}
+	r.progress.Message, r.detailsMessage = fmt.Sprintf(format, plain...), fmt.Sprintf(format, md...)
 	r.progress.UpdatedAt = workflow.Now(ctx)
 	r.details(ctx)
 }

@@ -79,17 +79,24 @@ type harness struct {
 	invalid   bool   // validation returns a failed check
 	slowCheck time.Duration
 	rotations []RotationInput // inputs of the SecretRotation children started
+
+	// The AwaitConsent mock re-checks like the real activity: at its start
+	// and every interval after, until grantAt or its deadline.
+	t0        time.Time
+	grantAt   time.Time // when the grant becomes visible; zero: never
+	poll      activities.AwaitConsentInput
+	pollStart time.Time
+	polls     int
 }
 
+var harnessStart = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t}
+	h := &harness{t: t, t0: harnessStart}
 	h.env = h.NewTestWorkflowEnvironment()
+	h.env.SetStartTime(harnessStart)
 	Register(h.env) // a completed onboarding starts its rotation as a child (mocked in mock)
-	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.started = append(h.started, info.ActivityType.Name)
-	})
+	h.env.SetOnActivityStartedListener(h.started1)
 	// Preflight runs as a local activity (changeLeanHistory): it is a step all the same.
 	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
 		h.mu.Lock()
@@ -97,6 +104,41 @@ func newHarness(t *testing.T) *harness {
 		h.started = append(h.started, info.ActivityType.Name)
 	})
 	return h
+}
+
+// started1 records a started activity (and the consent poll's input).
+func (h *harness) started1(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.started = append(h.started, info.ActivityType.Name)
+	if info.ActivityType.Name == "AwaitConsent" {
+		require.NoError(h.t, args.Get(&h.poll))
+		h.pollStart = h.env.Now()
+		h.polls++
+	}
+}
+
+// pollWait is how long the AwaitConsent mock runs from now: to the first
+// re-check at or after grantAt, or to its deadline.
+func (h *harness) pollWait() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failAt == "AwaitConsent" {
+		return 0
+	}
+	now, in := h.env.Now(), h.poll
+	end := in.Until
+	if !h.grantAt.IsZero() {
+		at := now
+		if h.grantAt.After(now) {
+			n := (h.grantAt.Sub(now) + in.Interval - 1) / in.Interval
+			at = now.Add(n * in.Interval)
+		}
+		if !at.After(end) {
+			end = at
+		}
+	}
+	return max(end.Sub(now), 0)
 }
 
 func permanent(msg string) error {
@@ -142,6 +184,20 @@ func (h *harness) mock() {
 				return activities.VerifyConsentResult{Granted: true}, nil
 			}
 			return activities.VerifyConsentResult{Reason: "no grant yet"}, nil
+		})
+	env.OnActivity(a.AwaitConsent, mock.Anything, mock.Anything).AfterFn(h.pollWait).Return(
+		func(_ context.Context, in activities.AwaitConsentInput) (activities.AwaitConsentResult, error) {
+			if err := fail("AwaitConsent"); err != nil {
+				return activities.AwaitConsentResult{Checks: 1}, err
+			}
+			h.mu.Lock()
+			started := h.pollStart
+			h.mu.Unlock()
+			checks := int(env.Now().Sub(started)/in.Interval) + 1
+			if h.consent.Load() {
+				return activities.AwaitConsentResult{Granted: true, Checks: checks}, nil
+			}
+			return activities.AwaitConsentResult{Checks: checks, Reason: "no grant yet"}, nil
 		})
 	env.OnActivity(a.AddClientSecret, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.AddClientSecretInput) (activities.AddClientSecretResult, error) {
@@ -251,10 +307,16 @@ func (h *harness) signal(after time.Duration, payload any) {
 
 // grantAndSignal makes the grant visible and signals it, as an admin would.
 func (h *harness) grantAndSignal(after time.Duration) {
-	h.env.RegisterDelayedCallback(func() {
-		h.consent.Store(true)
-		h.env.SignalWorkflow(SignalAdminConsent, ConsentSignal{Granted: true, By: "admin@contoso"})
-	}, after)
+	h.grant(after)
+	h.signal(after, ConsentSignal{Granted: true, By: "admin@contoso"})
+}
+
+// grant makes the grant visible after the given time, without a signal.
+func (h *harness) grant(after time.Duration) {
+	h.mu.Lock()
+	h.grantAt = h.t0.Add(after)
+	h.mu.Unlock()
+	h.env.RegisterDelayedCallback(func() { h.consent.Store(true) }, after)
 }
 
 func (h *harness) progress() Progress {
@@ -306,7 +368,8 @@ func TestOnboardingHappyPath(t *testing.T) {
 	}, res)
 
 	// Consent is verified once at entry (not yet) and once on the signal.
-	assert.Equal(t, []string{"Preflight", "RegisterApplication", "CreateServicePrincipal", "BuildConsentURL", "VerifyConsent",
+	// The poll re-checks in the background; the signal is verified once.
+	assert.Equal(t, []string{"Preflight", "RegisterApplication", "CreateServicePrincipal", "BuildConsentURL", "AwaitConsent",
 		"VerifyConsent", "AddClientSecret", "CreateApplicationUser", "AssignSecurityRole", "ConfigureMarketoSolution",
 		"PublishCustomizations", "CreateSyncFilter", "ValidateConnection"}, h.startedActivities())
 	assert.Empty(t, h.undos())
@@ -319,7 +382,7 @@ func TestOnboardingHappyPath(t *testing.T) {
 	assert.Equal(t, Resources{AppObjectID: "app-obj", AppID: "app-id", ServicePrincipalID: "sp-1", RoleID: "role-1", ConfigID: "cfg-1"},
 		waiting.Resources)
 	assert.False(t, waiting.ConsentVerified)
-	assert.Contains(t, waiting.Message, "no grant yet")
+	assert.Contains(t, waiting.Message, "re-checked every 10m0s until 2026-03-09T09:00:00Z")
 
 	done := h.progress()
 	assert.Equal(t, StepCompleted, done.Step)
@@ -369,7 +432,7 @@ func TestOnboardingProgressJSONFieldNames(t *testing.T) {
 func TestConsentDeniedCompensatesEverything(t *testing.T) {
 	h := newHarness(t)
 	h.mock()
-	h.signal(time.Hour, ConsentSignal{Granted: false, By: "ciso@contoso", Note: "not this quarter"})
+	h.signal(time.Hour, ConsentSignal{Granted: false, By: "ciso@contoso", Note: "not this quarter", Source: ConsentSourceOperator})
 	h.env.ExecuteWorkflow(Onboarding, input())
 
 	err := h.env.GetWorkflowError()
@@ -405,20 +468,17 @@ func TestConsentTimeoutCompensates(t *testing.T) {
 	assert.Equal(t, activities.ErrConsentNotGranted, appErr(t, err).Type())
 	assert.Contains(t, err.Error(), "not granted within 1h0m0s")
 	assert.Equal(t, []string{"RemoveServicePrincipal", "RemoveApplication"}, h.undos())
-	// One check at entry plus one per re-check interval within the hour.
-	verifies := 0
-	for _, s := range h.startedActivities() {
-		if s == "VerifyConsent" {
-			verifies++
-		}
-	}
-	assert.Equal(t, 1+6, verifies)
+	// One poll re-checked for the whole hour; nothing else was scheduled.
+	assert.Equal(t, 1, h.polls)
+	assert.NotContains(t, h.startedActivities(), "VerifyConsent")
+	assert.Equal(t, 10*time.Minute, h.poll.Interval)
+	assert.Equal(t, harnessStart.Add(time.Hour), h.poll.Until)
 }
 
 func TestConsentNoticedByRecheckWithoutSignal(t *testing.T) {
 	h := newHarness(t)
 	h.mock()
-	h.env.RegisterDelayedCallback(func() { h.consent.Store(true) }, 25*time.Minute)
+	h.grant(25 * time.Minute)
 	h.env.ExecuteWorkflow(Onboarding, input())
 	require.NoError(t, h.env.GetWorkflowError())
 	assert.Contains(t, h.progress().CompletedSteps, StepValidateConnection)
@@ -430,12 +490,12 @@ func TestSignalBeforeGrantVisibleKeepsWaiting(t *testing.T) {
 	var afterSignal Progress
 	h.signal(time.Minute, ConsentSignal{Granted: true, By: "admin@contoso"}) // grant not visible yet
 	h.queryAt(2*time.Minute, &afterSignal)
-	h.env.RegisterDelayedCallback(func() { h.consent.Store(true) }, 5*time.Minute)
+	h.grant(5 * time.Minute)
 	h.env.ExecuteWorkflow(Onboarding, input())
 
 	require.NoError(t, h.env.GetWorkflowError())
 	assert.Equal(t, StepAwaitingAdminConsent, afterSignal.Step)
-	assert.Contains(t, afterSignal.Message, "signalled by admin@contoso but the grant is not visible")
+	assert.Contains(t, afterSignal.Message, "signalled by admin@contoso at 2026-03-02T09:01:00Z but the grant is not visible")
 	assert.False(t, afterSignal.ConsentVerified)
 }
 
@@ -730,4 +790,20 @@ func TestCurrentDetailsShowTheConsentAddress(t *testing.T) {
 	assert.Contains(t, details, "**Step:** "+StepAwaitingAdminConsent)
 	assert.Contains(t, details, "("+waiting.ConsentURL+")", "the link")
 	assert.Contains(t, details, "`"+waiting.ConsentURL+"`", "the address as text")
+}
+
+// currentDetails is what the Temporal UI shows as the run's current details.
+func (h *harness) currentDetails() string {
+	v, err := h.env.QueryWorkflow("__temporal_workflow_metadata")
+	require.NoError(h.t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(h.t, v.Get(&md))
+	return md.GetCurrentDetails()
+}
+
+func rawOf(t *testing.T, v any) converter.RawValue {
+	t.Helper()
+	p, err := converter.GetDefaultDataConverter().ToPayload(v)
+	require.NoError(t, err)
+	return converter.NewRawValue(p)
 }

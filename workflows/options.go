@@ -73,3 +73,28 @@ func findOptions() workflow.ActivityOptions {
 	o.RetryPolicy.MaximumAttempts = 10
 	return o
 }
+
+// consentPollOptions let one AwaitConsent attempt run the whole wait. Its
+// heartbeats tell a live worker from a dead one, whose attempt is retried
+// within the heartbeat timeout; the retries do not add history events.
+func consentPollOptions(wait, interval time.Duration) workflow.ActivityOptions {
+	budget := wait + interval + 2*time.Minute // the last check may start at the deadline
+	return workflow.ActivityOptions{
+		StartToCloseTimeout:    budget,
+		ScheduleToCloseTimeout: budget,
+		HeartbeatTimeout:       2*consentHeartbeatEvery(interval) + 30*time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	}
+}
+
+// consentHeartbeatEvery spaces the poll's heartbeats: every Temporal Cloud
+// heartbeat is a billable action, so at most one a minute (one per re-check
+// when re-checks are rarer), and at least one per ten minutes so a dead
+// worker's wait resumes within about twenty.
+func consentHeartbeatEvery(interval time.Duration) time.Duration {
+	return min(max(interval, time.Minute), 10*time.Minute)
+}

@@ -71,18 +71,21 @@ type UndoOutcome struct {
 
 // Progress is what the progress query returns. It never holds the secret.
 type Progress struct {
-	Step            string        `json:"step"`
-	Status          string        `json:"status"`
-	ConsentURL      string        `json:"consentUrl"`
-	CompletedSteps  []string      `json:"completedSteps"`
-	Resources       Resources     `json:"resources"`
-	Error           string        `json:"error"`
-	UpdatedAt       time.Time     `json:"updatedAt"`
-	ConsentVerified bool          `json:"consentVerified"`
-	Message         string        `json:"message,omitempty"`
-	Federated       bool          `json:"federated"`
-	FailedStep      string        `json:"failedStep,omitempty"`
-	Compensation    []UndoOutcome `json:"compensation,omitempty"`
+	Step            string    `json:"step"`
+	Status          string    `json:"status"`
+	ConsentURL      string    `json:"consentUrl"`
+	CompletedSteps  []string  `json:"completedSteps"`
+	Resources       Resources `json:"resources"`
+	Error           string    `json:"error"`
+	UpdatedAt       time.Time `json:"updatedAt"`
+	ConsentVerified bool      `json:"consentVerified"`
+	Message         string    `json:"message,omitempty"`
+	Federated       bool      `json:"federated"`
+	FailedStep      string    `json:"failedStep,omitempty"`
+	// ConsentDenial is the last denial the consent page reported (when, by
+	// whom, why: outside text, shown inert); it does not end the wait.
+	ConsentDenial string        `json:"consentDenial,omitempty"`
+	Compensation  []UndoOutcome `json:"compensation,omitempty"`
 	// RotationWorkflowID is the SecretRotation started on completion.
 	RotationWorkflowID string `json:"rotationWorkflowId,omitempty"`
 	// SessionURL is the one link of the customer-admin session mode.

@@ -125,6 +125,7 @@ func tokenWith(ctx context.Context, env *testenv.Env, tenantID, appID, secret st
 // by the token endpoint; then offboards and finds nothing left. A second
 // tenant is offboarded while its onboarding still waits for consent.
 func TestDay2OnTheDevServer(t *testing.T) {
+	t.Parallel() // overlaps the two-minute consent wait of TestLongConsentWaitOnTheDevServer
 	env, c := day2Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

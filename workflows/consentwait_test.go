@@ -1,0 +1,145 @@
+package workflows
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
+)
+
+// The counter's bound holds on every history recorded from a real run:
+// never below the real count, and close enough to mean something.
+func TestEventCounterBoundsRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.json")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	opts, err := testcodec.ClientOptions(client.Options{})
+	require.NoError(t, err)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			h, err := client.HistoryFromJSON(bytes.NewReader(b), client.HistoryJSONOptions{})
+			require.NoError(t, err)
+			c := &eventCounter{}
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				DataConverter: opts.DataConverter, FailureConverter: opts.FailureConverter,
+				Interceptors: []interceptor.WorkerInterceptor{c},
+			})
+			require.NoError(t, err)
+			Register(r)
+			require.NoError(t, r.ReplayWorkflowHistory(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)), h))
+			real := len(h.GetEvents())
+			t.Logf("%s: %d events, counted at most %d", filepath.Base(f), real, c.count())
+			assert.GreaterOrEqual(t, c.count(), real, "the counter must bound the history from above")
+			// An open run's count includes what its pending timer and its
+			// close will add (up to 5 events).
+			assert.LessOrEqual(t, c.count(), real+real/4+5, "a bound this loose would prove little")
+		})
+	}
+}
+
+// consentWait runs an onboarding whose admin consents (and signals) after
+// wait, re-checked every minute, and returns the bound on its history and
+// the activities it started.
+func consentWait(t *testing.T, wait time.Duration) (int, []string) {
+	h := newHarness(t)
+	c := &eventCounter{}
+	h.env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{c}})
+	h.mock()
+	in := input()
+	in.ConsentTimeout = 8 * 24 * time.Hour
+	in.ConsentRecheckInterval = time.Minute
+	require.NoError(t, in.WithDefaults().Validate())
+	h.grantAndSignal(wait)
+	h.env.ExecuteWorkflow(Onboarding, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	p := h.progress()
+	require.Equal(t, StepCompleted, p.Step)
+	require.Contains(t, p.CompletedSteps, StepValidateConnection)
+	require.Equal(t, 1, h.polls)
+	assert.Equal(t, time.Minute, h.poll.Interval, "re-checked every minute")
+	assert.Equal(t, harnessStart.Add(in.ConsentTimeout), h.poll.Until)
+	return c.count(), h.startedActivities()
+}
+
+// A week of waiting for consent, re-checked every minute, ends in a
+// completed onboarding whose one run's history stays far below Temporal's
+// limits and is no longer than after a day's wait.
+func TestWeekLongConsentWaitKeepsTheHistoryBounded(t *testing.T) {
+	day, dayActs := consentWait(t, 24*time.Hour)
+	week, weekActs := consentWait(t, 7*24*time.Hour)
+	t.Logf("history bound: %d events after a 1-day wait, %d after a 7-day wait", day, week)
+	assert.Less(t, week, 1000)
+	assert.Equal(t, day, week, "the history does not grow with the wait")
+	assert.Equal(t, dayActs, weekActs)
+}
+
+// A timeout after a long wait still undoes everything the onboarding made.
+func TestConsentTimeoutAfterALongWaitCompensates(t *testing.T) {
+	h := newHarness(t)
+	c := &eventCounter{}
+	h.env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{c}})
+	h.mock()
+	in := input()
+	in.ConsentTimeout = 30 * 24 * time.Hour
+	in.ConsentRecheckInterval = time.Minute
+	var mid Progress
+	h.queryAt(20*24*time.Hour, &mid)
+	h.env.ExecuteWorkflow(Onboarding, in)
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not granted within 720h0m0s")
+	assert.Contains(t, err.Error(), "compensation undid all 2 steps")
+	assert.Equal(t, []string{"RemoveServicePrincipal", "RemoveApplication"}, h.undos())
+	assert.Equal(t, StatusWaitingConsent, mid.Status, "still waiting after 20 days")
+	assert.Equal(t, harnessStart.Add(30*24*time.Hour), h.env.Now().UTC().Truncate(time.Minute), "it waited the whole 30 days")
+	assert.Less(t, c.count(), 200)
+	p := h.progress()
+	assert.Equal(t, StatusFailed, p.Status)
+	assert.Len(t, p.Compensation, 2)
+}
+
+// Validation refuses a wait whose re-checks would exceed the budget, and
+// says which fields to change and to what.
+func TestConsentBudgetIsValidated(t *testing.T) {
+	in := input().WithDefaults()
+	in.ConsentTimeout, in.ConsentRecheckInterval = 30*24*time.Hour, time.Second
+	err := in.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "consentRecheckInterval")
+	assert.Contains(t, err.Error(), "2592000 times")
+	assert.Contains(t, err.Error(), "at least 3s")
+	assert.Contains(t, err.Error(), "consentTimeout of at most 277h46m40s")
+
+	in.ConsentTimeout = 7 * 24 * time.Hour
+	assert.NoError(t, in.Validate(), "every second for a week fits")
+
+	in.ConsentTimeout, in.ConsentRecheckInterval = 31*24*time.Hour, time.Hour
+	assert.ErrorContains(t, in.Validate(), "consentTimeout: \"744h0m0s\" is too long")
+
+	in.ConsentTimeout, in.ConsentRecheckInterval = 30*24*time.Hour, time.Minute
+	assert.NoError(t, in.Validate(), "a minute's re-check for 30 days fits")
+
+	// The workflow applies the rule to new runs too.
+	h := newHarness(t)
+	h.mock()
+	bad := input()
+	bad.ConsentTimeout, bad.ConsentRecheckInterval = 30*24*time.Hour, time.Second
+	h.env.ExecuteWorkflow(Onboarding, bad)
+	require.Error(t, h.env.GetWorkflowError())
+	assert.Equal(t, ErrInvalidInput, appErr(t, h.env.GetWorkflowError()).Type())
+	assert.Empty(t, h.startedActivities())
+}
