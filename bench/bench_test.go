@@ -298,3 +298,33 @@ service_latency_sum{namespace="default",operation="QueryWorkflow",service_name="
 	require.NoError(t, err)
 	assert.Equal(t, 9, n)
 }
+
+// The onboarding's consent wait is its AwaitConsent activity: open, but
+// the run waits; once it closes, the run is busy again.
+func TestHistoryStateWaitingOnTheConsentPoll(t *testing.T) {
+	sched := func(id int64, name string) *historypb.HistoryEvent {
+		e := ev(enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, int(id))
+		e.EventId = id
+		e.Attributes = &historypb.HistoryEvent_ActivityTaskScheduledEventAttributes{ActivityTaskScheduledEventAttributes: &historypb.ActivityTaskScheduledEventAttributes{
+			ActivityType: &commonpb.ActivityType{Name: name}}}
+		return e
+	}
+	done := func(scheduled int64) *historypb.HistoryEvent {
+		e := ev(enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 50)
+		e.Attributes = &historypb.HistoryEvent_ActivityTaskCompletedEventAttributes{ActivityTaskCompletedEventAttributes: &historypb.ActivityTaskCompletedEventAttributes{
+			ScheduledEventId: scheduled}}
+		return e
+	}
+	h := historyState{outcome: outcome{ID: "wf"}}
+	h.add(ev(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 1))
+	h.add(ev(enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 2))
+	h.add(sched(5, consentPollActivity))
+	assert.True(t, h.waiting(), "only the poll is open")
+	h.add(sched(6, "VerifyConsent"))
+	assert.False(t, h.waiting(), "a signal's check is work")
+	h.add(done(6))
+	assert.True(t, h.waiting())
+	h.add(done(5))
+	h.add(sched(9, "AddClientSecret"))
+	assert.False(t, h.waiting())
+}

@@ -47,11 +47,15 @@ const localActivityMarker = "LocalActivity"
 type historyState struct {
 	outcome
 	signalWithStart bool
-	open            int // activities scheduled and not yet closed
-	pendingTask     bool
-	taskDone        bool // at least one workflow task completed
-	signalled       bool
-	closed          bool
+	open            int // activities scheduled and not yet closed, but the consent poll
+	// pollEvent is the scheduled-event ID of the onboarding's AwaitConsent
+	// activity, which runs for as long as the consent wait: it is the wait,
+	// not work.
+	pollEvent   int64
+	pendingTask bool
+	taskDone    bool // at least one workflow task completed
+	signalled   bool
+	closed      bool
 }
 
 func (h *historyState) add(e *historypb.HistoryEvent) {
@@ -69,11 +73,17 @@ func (h *historyState) add(e *historypb.HistoryEvent) {
 	case enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED, enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
 		h.pendingTask = false
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-		h.open++
 		h.Activities++
+		if e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == consentPollActivity {
+			h.pollEvent = e.GetEventId()
+		} else {
+			h.open++
+		}
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED,
 		enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-		h.open--
+		if h.pollEvent == 0 || scheduledEventID(e) != h.pollEvent {
+			h.open--
+		}
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 		if !h.signalled {
 			h.signalled, h.ActivitiesBeforeSignal = true, h.Activities
@@ -313,4 +323,21 @@ func childCost(ctx context.Context, svc workflowservice.WorkflowServiceClient, n
 		}
 	}
 	return events, actions, nil
+}
+
+// consentPollActivity re-checks the consent for the whole wait.
+const consentPollActivity = "AwaitConsent"
+
+func scheduledEventID(e *historypb.HistoryEvent) int64 {
+	switch {
+	case e.GetActivityTaskCompletedEventAttributes() != nil:
+		return e.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()
+	case e.GetActivityTaskFailedEventAttributes() != nil:
+		return e.GetActivityTaskFailedEventAttributes().GetScheduledEventId()
+	case e.GetActivityTaskTimedOutEventAttributes() != nil:
+		return e.GetActivityTaskTimedOutEventAttributes().GetScheduledEventId()
+	case e.GetActivityTaskCanceledEventAttributes() != nil:
+		return e.GetActivityTaskCanceledEventAttributes().GetScheduledEventId()
+	}
+	return 0
 }

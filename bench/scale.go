@@ -207,7 +207,13 @@ func untilIdle(ctx context.Context, st *stack, id string) error {
 		if d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			return fmt.Errorf("%s is %s while waiting for consent", id, d.GetWorkflowExecutionInfo().GetStatus())
 		}
-		if len(d.GetPendingActivities()) == 0 && d.GetPendingWorkflowTask() == nil {
+		busy := 0
+		for _, pa := range d.GetPendingActivities() {
+			if pa.GetActivityType().GetName() != consentPollActivity {
+				busy++
+			}
+		}
+		if busy == 0 && d.GetPendingWorkflowTask() == nil {
 			return nil
 		}
 		select {

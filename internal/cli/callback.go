@@ -41,7 +41,7 @@ func consentSignaler(c signaler) consent.Signaler {
 		}
 		// The run just described, so that one started meanwhile is not signalled.
 		err = c.SignalWorkflow(ctx, s.WorkflowID, run, workflows.SignalAdminConsent,
-			workflows.ConsentSignal{Granted: s.Granted, By: s.By, Note: s.Note})
+			workflows.ConsentSignal{Granted: s.Granted, By: s.By, Note: s.Note, Source: workflows.ConsentSourceCallback, RunID: s.RunID})
 		if err != nil {
 			return temporalSignalError(s.WorkflowID, err)
 		}

@@ -109,7 +109,8 @@ func TestConsentSignaler(t *testing.T) {
 			require.Len(t, tt.f.sent, tt.wantSignals)
 			if tt.wantSignals > 0 {
 				assert.Equal(t, sentSignal{"onboarding/t/h", "run-2", workflows.SignalAdminConsent,
-					workflows.ConsentSignal{Granted: false, By: "by", Note: "note"}}, tt.f.sent[0], "the run just described is signalled")
+					workflows.ConsentSignal{Granted: false, By: "by", Note: "note", Source: workflows.ConsentSourceCallback, RunID: tt.runID}},
+					tt.f.sent[0], "the run just described is signalled")
 			}
 		})
 	}

@@ -68,7 +68,7 @@ re-checking) until it is there. --denied ends the onboarding and undoes it.`,
 				if err := notWaiting(s); err != nil {
 					return err
 				}
-				sig := workflows.ConsentSignal{Granted: !denied, By: by, Note: note}
+				sig := workflows.ConsentSignal{Granted: !denied, By: by, Note: note, Source: workflows.ConsentSourceOperator}
 				if err := c.SignalWorkflow(ctx, id, "", workflows.SignalAdminConsent, sig); err != nil {
 					return fmt.Errorf("signal %s to %s: %w", workflows.SignalAdminConsent, id, err)
 				}
