@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/inert"
 )
 
 // Fixed names of the Day-2 secret rotation (issue 7).
@@ -130,6 +132,23 @@ type RotationInput struct {
 	Pending      *RotationSecret `json:"pending,omitempty"`
 	PendingSince time.Time       `json:"pendingSince,omitempty"`
 	Reminders    int             `json:"reminders,omitempty"`
+	// The fields below carry a step that keeps failing across
+	// continue-as-new (changeRotationPersists): the failure so far, the
+	// operator's confirmation of Pending when proving it failed, and the
+	// old secret still to remove when its removal failed.
+	Failing     *RotationFailure `json:"failing,omitempty"`
+	ConfirmedBy string           `json:"confirmedBy,omitempty"`
+	RemoveKeyID string           `json:"removeKeyId,omitempty"`
+}
+
+// RotationFailure is a step of the rotation that fails and is retried:
+// since when, how often, and the last error (Microsoft's words: shown inert).
+type RotationFailure struct {
+	Step     string    `json:"step"` // adding the new secret, proving the new secret, removing the old secret
+	Since    time.Time `json:"since"`
+	Attempts int       `json:"attempts"`
+	Error    string    `json:"error"`
+	RetryAt  time.Time `json:"retryAt,omitzero"`
 }
 
 // WithDefaults normalises the input.
@@ -224,9 +243,11 @@ type RotationProgress struct {
 	Reminders        int       `json:"reminders"`
 	OldSecretExpired bool      `json:"oldSecretExpired"`
 	LastRotatedAt    time.Time `json:"lastRotatedAt,omitzero"`
-	Message          string    `json:"message"`
-	Error            string    `json:"error,omitempty"`
-	UpdatedAt        time.Time `json:"updatedAt"`
+	// Failing is set while a step fails and is retried with back-off.
+	Failing   *RotationFailure `json:"failing,omitempty"`
+	Message   string           `json:"message"`
+	Error     string           `json:"error,omitempty"`
+	UpdatedAt time.Time        `json:"updatedAt"`
 }
 
 // RotationCredentials is Marketo's step-3 package with the rotation's
@@ -257,12 +278,13 @@ type RotationCredentials struct {
 // new for the next cycle.
 func SecretRotation(ctx workflow.Context, in RotationInput) error {
 	in = in.WithDefaults()
-	r := &rotation{in: in, wfID: workflow.GetInfo(ctx).WorkflowExecution.ID, pending: in.Pending}
+	r := &rotation{in: in, wfID: workflow.GetInfo(ctx).WorkflowExecution.ID, pending: in.Pending, failing: in.Failing}
 	r.progress = RotationProgress{
 		TenantID: in.TenantID, OrgHost: in.OrgHost(), Cycle: in.Cycle,
 		OldKeyID: in.Current.KeyID, OldExpiresAt: in.Current.ExpiresAt,
 		NextRotationAt: in.Current.ExpiresAt.Add(-in.Settings.LeadTime),
 		Reminders:      in.Reminders, LastRotatedAt: in.LastRotatedAt, WaitingSince: in.PendingSince,
+		Failing: in.Failing, OldSecretExpired: in.Failing != nil && !in.Current.ExpiresAt.After(workflow.Now(ctx)),
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RotationProgress, error) { return r.progress, nil }); err != nil {
 		return err
@@ -290,6 +312,12 @@ type rotation struct {
 	// runReminders counts this run's reminders, to continue as new before
 	// the history grows long while nobody confirms.
 	runReminders int
+	// failing is the step that fails and is retried; runFailures counts
+	// this run's failed attempts, to continue as new before the history
+	// grows long during a long outage.
+	failing     *RotationFailure
+	runFailures int
+	confirmedBy string // who sent the marketo-updated being proved
 }
 
 func (r *rotation) credentials(reveal bool) (RotationCredentials, error) {
@@ -324,8 +352,18 @@ func (r *rotation) details() string {
 	p := r.progress
 	var b strings.Builder
 	if p.OldSecretExpired {
-		fmt.Fprintf(&b, "## ⚠️ %s at %s — Marketo's sync is failing until the new secret is saved in Marketo\n\n",
-			rotationExpiredBanner, p.OldExpiresAt.UTC().Format(time.RFC3339))
+		until := "the new secret is saved in Marketo"
+		if p.Failing != nil {
+			until = "the renewal succeeds and the new secret is saved in Marketo"
+		}
+		fmt.Fprintf(&b, "## ⚠️ %s at %s — Marketo's sync is failing until %s\n\n",
+			rotationExpiredBanner, p.OldExpiresAt.UTC().Format(time.RFC3339), until)
+	}
+	if f := p.Failing; f != nil {
+		// The error is Microsoft's text: inert in the Markdown.
+		fmt.Fprintf(&b, "**⚠️ Renewal failing since %s** (%s, attempt %d): %s\n\nThe old secret expires on %s; next attempt at %s, or now with `starter rotate --now`.\n\n",
+			f.Since.UTC().Format(time.RFC3339), f.Step, f.Attempts, inert.Markdown(f.Error),
+			p.OldExpiresAt.UTC().Format(time.RFC3339), f.RetryAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(&b, "**Secret rotation** tenant `%s`, org `%s`, cycle %d\n\n", p.TenantID, p.OrgHost, p.Cycle)
 	fmt.Fprintf(&b, "**Phase:** %s\n\n", p.Phase)
@@ -335,26 +373,34 @@ func (r *rotation) details() string {
 	} else {
 		fmt.Fprintf(&b, "**Next rotation:** %s\n\n", p.NextRotationAt.UTC().Format(time.RFC3339))
 	}
-	if p.Message != "" {
+	if p.Message != "" && p.Failing == nil { // while failing, the message is the failure above
 		b.WriteString(p.Message + "\n")
 	}
 	return b.String()
 }
 
 func (r *rotation) cycle(ctx workflow.Context) error {
+	if r.in.RemoveKeyID != "" {
+		// The previous run's removal of its old secret kept failing.
+		if err := r.removeOld(ctx, r.in.RemoveKeyID); err != nil {
+			return err
+		}
+	}
 	if r.pending == nil {
 		if err := r.sleep(ctx); err != nil {
 			return err
 		}
 		r.enter(ctx, PhaseAddingSecret, "adding the new client secret")
-		res, err := call[activities.AddClientSecretResult](ctx, StepAddClientSecret, a.AddClientSecret, activities.AddClientSecretInput{
-			TenantID: r.in.TenantID, AppObjectID: r.in.AppObjectID, WorkflowID: r.wfID,
-			LifetimeMonths: r.in.SecretLifetimeMonths, Lifetime: r.in.Settings.SecretLifetime,
-			Keep: []string{r.in.Current.KeyID},
-		})
-		if err != nil {
-			r.fail(ctx, "adding the new secret failed", err)
+		var res activities.AddClientSecretResult
+		if err := r.persist(ctx, stageAdd, func() (err error) {
+			res, err = call[activities.AddClientSecretResult](ctx, StepAddClientSecret, a.AddClientSecret, activities.AddClientSecretInput{
+				TenantID: r.in.TenantID, AppObjectID: r.in.AppObjectID, WorkflowID: r.wfID,
+				LifetimeMonths: r.in.SecretLifetimeMonths, Lifetime: r.in.Settings.SecretLifetime,
+				Keep: []string{r.in.Current.KeyID},
+			})
 			return err
+		}); err != nil {
+			return r.failedFor(ctx, "adding the new secret failed", err)
 		}
 		r.pending = &RotationSecret{KeyID: res.KeyID, Value: res.Secret, ExpiresAt: res.ExpiresAt}
 		r.progress.WaitingSince = workflow.Now(ctx)
@@ -366,21 +412,46 @@ func (r *rotation) cycle(ctx workflow.Context) error {
 	}
 
 	r.enter(ctx, PhaseRemovingOld, "the new secret works; removing the old one")
-	var undo activities.UndoResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, undoOptions()), a.RemoveClientSecret,
-		activities.RemoveClientSecretInput{TenantID: r.in.TenantID, AppObjectID: r.in.AppObjectID, KeyID: r.in.Current.KeyID}).Get(ctx, &undo)
-	if err != nil {
-		r.fail(ctx, "removing the old secret failed", err)
+	if err := r.removeOld(ctx, r.in.Current.KeyID); err != nil {
 		return err
 	}
+	r.drainSignals(ctx)
+	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, r.rotated(workflow.Now(ctx)))
+}
 
+// rotated is the next cycle's input: the new secret is the live one.
+func (r *rotation) rotated(at time.Time) RotationInput {
 	next := r.in
 	next.Current = *r.pending
-	next.Pending, next.PendingSince, next.Reminders = nil, time.Time{}, 0
+	next.Pending, next.PendingSince, next.Reminders, next.ConfirmedBy = nil, time.Time{}, 0, ""
+	next.RemoveKeyID, next.Failing = "", nil
 	next.Cycle++
-	next.LastRotatedAt = workflow.Now(ctx)
-	r.drainSignals(ctx)
-	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, next)
+	next.LastRotatedAt = at
+	return next
+}
+
+func (r *rotation) removeOld(ctx workflow.Context, keyID string) error {
+	err := r.persist(ctx, stageRemove, func() error {
+		var undo activities.UndoResult
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, undoOptions()), a.RemoveClientSecret,
+			activities.RemoveClientSecretInput{TenantID: r.in.TenantID, AppObjectID: r.in.AppObjectID, KeyID: keyID}).Get(ctx, &undo)
+	})
+	if err != nil {
+		return r.failedFor(ctx, "removing the old secret failed", err)
+	}
+	r.in.RemoveKeyID = ""
+	return nil
+}
+
+// failedFor ends a rotation that began before changeRotationPersists the
+// way it always did; other errors (a stop, continue-as-new) pass through.
+func (r *rotation) failedFor(ctx workflow.Context, what string, err error) error {
+	var old legacyFailure
+	if errors.As(err, &old) {
+		r.fail(ctx, what, old.error)
+		return old.error
+	}
+	return err
 }
 
 func (r *rotation) fail(ctx workflow.Context, what string, err error) {
@@ -432,6 +503,13 @@ func (r *rotation) awaitConfirmation(ctx workflow.Context) error {
 	updated := workflow.GetSignalChannel(ctx, SignalMarketoUpdated)
 	rotateNow := workflow.GetSignalChannel(ctx, SignalRotateNow)
 	r.enter(ctx, PhaseAwaitingMarketo, r.reminderText())
+	if by := r.in.ConfirmedBy; by != "" {
+		// Confirmed in the previous run, whose proof kept failing.
+		r.in.ConfirmedBy = ""
+		if ok, err := r.validate(ctx, by); ok || err != nil {
+			return err
+		}
+	}
 	nextReminder := workflow.Now(ctx).Add(r.in.Settings.ReminderInterval)
 	for {
 		now := workflow.Now(ctx)
@@ -495,16 +573,26 @@ func (r *rotation) awaitConfirmation(ctx workflow.Context) error {
 // the operator can fix Marketo and confirm again.
 func (r *rotation) validate(ctx workflow.Context, by string) (bool, error) {
 	r.enter(ctx, PhaseValidating, "marketo-updated from "+by+"; signing in with the new secret")
-	res, err := call[activities.ValidateConnectionResult](ctx, StepValidateConnection, a.ValidateConnection, activities.ValidateConnectionInput{
-		TenantID: r.in.TenantID, OrgURL: r.in.OrgURL, AppID: r.in.AppID, ClientSecret: r.pending.Value, SystemUserID: r.in.SystemUserID,
-		RoleName: r.in.RoleName, SolutionName: r.in.SolutionName, MinSolutionVersion: r.in.MinSolutionVersion,
+	r.confirmedBy = by
+	var res activities.ValidateConnectionResult
+	err := r.persist(ctx, stageProve, func() (err error) {
+		res, err = call[activities.ValidateConnectionResult](ctx, StepValidateConnection, a.ValidateConnection, activities.ValidateConnectionInput{
+			TenantID: r.in.TenantID, OrgURL: r.in.OrgURL, AppID: r.in.AppID, ClientSecret: r.pending.Value, SystemUserID: r.in.SystemUserID,
+			RoleName: r.in.RoleName, SolutionName: r.in.SolutionName, MinSolutionVersion: r.in.MinSolutionVersion,
+		})
+		return err
 	})
 	if ctx.Err() != nil {
 		return false, temporal.NewCanceledError("rotation stopped")
 	}
 	var failed []string
-	if err != nil {
-		failed = append(failed, errorMessage(err))
+	var old legacyFailure
+	switch {
+	case errors.As(err, &old):
+		// Rotations before changeRotationPersists waited for another confirmation.
+		failed = append(failed, errorMessage(old.error))
+	case err != nil:
+		return false, err
 	}
 	for _, c := range res.Checks {
 		if !c.Passed && (c.Name == activities.CheckCredentials || c.Name == activities.CheckSignIn) {
@@ -565,4 +653,155 @@ func (r *rotation) reminderText() string {
 		fmt.Fprintf(&b, " The old secret expires %s.", p.OldExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return b.String()
+}
+
+// changeRotationPersists made a failed add, proof or removal retry with
+// back-off until it succeeds, instead of ending the rotation. The version
+// is asked for only when a step fails, so runs without failures carry no
+// marker.
+const changeRotationPersists = "rotation-retries-failed-steps"
+
+// Steps that persist retries, as progress names them.
+const (
+	stageAdd    = "adding the new secret"
+	stageProve  = "proving the new secret"
+	stageRemove = "removing the old secret"
+)
+
+// Back-off of a failing step, and how many failures one run records before
+// it continues as new (about 12 history events each).
+const (
+	firstRetryDelay    = time.Minute
+	maxRetryDelay      = time.Hour
+	maxFailuresPerRun  = 100
+	renewalFailingText = "renewal failing since"
+)
+
+// legacyFailure is op's error in a rotation that began before
+// changeRotationPersists, which the rotation ends with as it always did.
+type legacyFailure struct{ error }
+
+// persist runs op until it succeeds: each failure is shown (since when,
+// the error, when the old secret expires, loudly once it has expired) and
+// op runs again after a back-off that doubles up to maxRetryDelay, or at
+// once on rotate-now. A transient failure (Graph down for an hour) or a
+// permanent one (a permission removed for a day) alike end when Microsoft
+// answers again; only a stop (cancellation: offboard or an operator)
+// ends the loop otherwise.
+func (r *rotation) persist(ctx workflow.Context, stage string, op func() error) error {
+	for {
+		began := workflow.Now(ctx)
+		err := op()
+		if err == nil {
+			r.recovered(ctx)
+			return nil
+		}
+		if ctx.Err() != nil || temporal.IsCanceledError(err) {
+			return temporal.NewCanceledError("rotation stopped")
+		}
+		if workflow.GetVersion(ctx, changeRotationPersists, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return legacyFailure{err}
+		}
+		r.failed(ctx, stage, began, err)
+		if r.runFailures >= maxFailuresPerRun {
+			return r.continueFailing(ctx, stage)
+		}
+		if err := r.waitRetry(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// failed records a failed attempt of stage that began at began.
+func (r *rotation) failed(ctx workflow.Context, stage string, began time.Time, err error) {
+	now := workflow.Now(ctx)
+	if r.failing == nil || r.failing.Step != stage {
+		r.failing = &RotationFailure{Step: stage, Since: began}
+	}
+	f := r.failing
+	f.Attempts++
+	f.Error = errorMessage(err)
+	f.RetryAt = now.Add(min(firstRetryDelay<<min(f.Attempts-1, 10), maxRetryDelay))
+	r.runFailures++
+	if !r.progress.OldSecretExpired && !now.Before(r.in.Current.ExpiresAt) {
+		r.progress.OldSecretExpired = true
+		workflow.GetLogger(ctx).Error("the old client secret expired while the rotation's renewal keeps failing; Marketo's sync fails until it succeeds",
+			"workflowId", r.wfID, "step", stage, "failingSince", f.Since, "error", f.Error)
+	}
+	c := *f
+	r.progress.Failing = &c
+	r.progress.Error = r.failureText()
+	r.say(ctx, r.progress.Error)
+}
+
+// failureText is the status line of a failing step.
+func (r *rotation) failureText() string {
+	f := r.failing
+	var b strings.Builder
+	if r.progress.OldSecretExpired {
+		fmt.Fprintf(&b, "%s at %s: Marketo's sync fails until the renewal succeeds and the new secret is saved in Marketo. ",
+			rotationExpiredBanner, r.in.Current.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "%s %s: %s: %s; old secret expires on %s; attempt %d, next at %s (or now with `starter rotate --now`)",
+		renewalFailingText, f.Since.UTC().Format(time.RFC3339), f.Step, inert.Text(f.Error),
+		r.in.Current.ExpiresAt.UTC().Format(time.RFC3339), f.Attempts, f.RetryAt.UTC().Format(time.RFC3339))
+	return b.String()
+}
+
+func (r *rotation) recovered(ctx workflow.Context) {
+	if r.failing == nil {
+		return
+	}
+	f := r.failing
+	r.failing, r.progress.Failing, r.progress.Error = nil, nil, ""
+	r.say(ctx, fmt.Sprintf("%s works again after %d failed attempts since %s", f.Step, f.Attempts, f.Since.UTC().Format(time.RFC3339)))
+}
+
+// waitRetry sleeps until the failing step's next attempt; rotate-now
+// retries at once.
+func (r *rotation) waitRetry(ctx workflow.Context) error {
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timer := workflow.NewTimer(timerCtx, r.failing.RetryAt.Sub(workflow.Now(ctx)))
+	rotateNow := workflow.GetSignalChannel(ctx, SignalRotateNow)
+	for {
+		due := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(timer, func(workflow.Future) { due = true })
+		sel.AddReceive(rotateNow, func(c workflow.ReceiveChannel, _ bool) {
+			due = true
+			r.say(ctx, "retrying now, asked by "+receiveOperator(ctx, c).By+". "+r.failureText())
+		})
+		sel.AddReceive(workflow.GetSignalChannel(ctx, SignalMarketoUpdated), func(c workflow.ReceiveChannel, _ bool) {
+			receiveOperator(ctx, c)
+			r.say(ctx, "ignored marketo-updated while "+r.failing.Step+" fails. "+r.failureText())
+		})
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			return temporal.NewCanceledError("rotation stopped")
+		}
+		if due {
+			return nil
+		}
+	}
+}
+
+// continueFailing continues as new while a step keeps failing, carrying
+// the failure and what the next run must pick up.
+func (r *rotation) continueFailing(ctx workflow.Context, stage string) error {
+	next := r.in
+	switch stage {
+	case stageProve:
+		next.Pending, next.PendingSince, next.Reminders = r.pending, r.progress.WaitingSince, r.progress.Reminders
+		next.ConfirmedBy = r.confirmedBy
+	case stageRemove:
+		if next.RemoveKeyID == "" { // the cycle's own old secret, not one carried in
+			next = r.rotated(workflow.Now(ctx))
+			next.RemoveKeyID = r.in.Current.KeyID
+		}
+	}
+	next.Failing = r.failing
+	r.drainSignals(ctx)
+	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, next)
 }

@@ -143,6 +143,9 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		require.NoError(t, run.Get(ctx, &res))
 		orgHost := in.WithDefaults().OrgHost()
 		rotationID := workflows.RotationWorkflowID(contosoTenant, orgHost)
+		asleep := waitRotation(t, ctx, c, rotationID, "asleep", func(p workflows.RotationProgress) bool { return p.Phase == workflows.PhaseSleeping })
+		maybeRecord(t, ctx, c, rotationID, "", "rotation-asleep.json")
+		assert.Equal(t, res.Resources.SecretKeyID, asleep.OldKeyID)
 
 		// The rotation wakes 15 s after the onboarding's secret was made.
 		p := waitRotation(t, ctx, c, rotationID, "new secret waiting", func(p workflows.RotationProgress) bool {
@@ -153,6 +156,7 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		app := ourApp(tenantOf(env.Emu.State(), contosoTenant), orgHost)
 		require.NotNil(t, app)
 		assert.Len(t, app.PasswordCredentials, 2, "old and new secret live until the confirmation")
+		maybeRecord(t, ctx, c, rotationID, "", "rotation-awaiting-marketo.json")
 
 		v, err := c.QueryWorkflow(ctx, rotationID, "", workflows.QueryCredentials, true)
 		require.NoError(t, err)
@@ -182,6 +186,7 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		require.NoError(t, err)
 		var offRes workflows.OffboardingResult
 		require.NoError(t, off.Get(ctx, &offRes))
+		maybeRecord(t, ctx, c, off.GetID(), off.GetRunID(), "offboarding-completed.json")
 		var actions []string
 		for _, a := range offRes.Actions {
 			if len(actions) == 0 || actions[len(actions)-1] != a.Action { // the next cycle may have added a secret meanwhile

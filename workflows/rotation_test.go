@@ -33,6 +33,13 @@ type fakeEntra struct {
 	// validations counts ValidateConnection calls; badSecret makes them fail sign-in.
 	validations int
 	badSecret   bool
+	// addErr is what AddClientSecret answers until addFailUntil.
+	addErr       error
+	addFailUntil time.Time
+	addCalls     int
+	// validateErr is what the first validateFails validations answer.
+	validateErr   error
+	validateFails int
 }
 
 func newFakeEntra() *fakeEntra {
@@ -68,6 +75,10 @@ func newRotationEnv(t *testing.T, entra *fakeEntra, start time.Time) *rotationEn
 		func(ctx context.Context, in activities.AddClientSecretInput) (activities.AddClientSecretResult, error) {
 			entra.mu.Lock()
 			defer entra.mu.Unlock()
+			entra.addCalls++
+			if r.env.Now().Before(entra.addFailUntil) {
+				return activities.AddClientSecretResult{}, entra.addErr
+			}
 			r.adds = append(r.adds, in)
 			for k, tag := range entra.tags { // the real activity's stale-secret rule
 				if tag == activities.SecretTag(in.WorkflowID) && !contains(in.Keep, k) {
@@ -89,6 +100,10 @@ func newRotationEnv(t *testing.T, entra *fakeEntra, start time.Time) *rotationEn
 			entra.mu.Lock()
 			defer entra.mu.Unlock()
 			entra.validations++
+			if entra.validateFails > 0 {
+				entra.validateFails--
+				return activities.ValidateConnectionResult{}, entra.validateErr
+			}
 			ok := !entra.badSecret
 			if ok {
 				ok = false
