@@ -65,6 +65,7 @@ func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string) error {
 	in := r.in
 	deadline := workflow.Now(ctx).Add(in.ConsentTimeout)
+	r.progress.ConsentWaitingSince, r.progress.ConsentExpiresAt = workflow.Now(ctx), deadline
 	pollCtx, stopPoll := workflow.WithCancel(ctx)
 	defer stopPoll() // a grant seen through a signal leaves the poll nothing to do
 	poll := workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentPollOptions(in.ConsentTimeout, in.ConsentRecheckInterval)),
@@ -196,6 +197,7 @@ func (r *run) awaitConsentByTimer(ctx workflow.Context, spID string) error {
 		return err
 	}
 	deadline := workflow.Now(ctx).Add(r.in.ConsentTimeout)
+	r.progress.ConsentWaitingSince, r.progress.ConsentExpiresAt = workflow.Now(ctx), deadline
 	signals := workflow.GetSignalChannel(ctx, SignalAdminConsent)
 	for {
 		remaining := deadline.Sub(workflow.Now(ctx))

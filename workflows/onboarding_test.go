@@ -383,6 +383,8 @@ func TestOnboardingHappyPath(t *testing.T) {
 		waiting.Resources)
 	assert.False(t, waiting.ConsentVerified)
 	assert.Contains(t, waiting.Message, "re-checked every 10m0s until 2026-03-09T09:00:00Z")
+	assert.Equal(t, harnessStart, waiting.ConsentWaitingSince.UTC())
+	assert.Equal(t, harnessStart.Add(DefaultConsentTimeout), waiting.ConsentExpiresAt.UTC())
 
 	done := h.progress()
 	assert.Equal(t, StepCompleted, done.Step)

@@ -82,6 +82,10 @@ type Progress struct {
 	Message         string    `json:"message,omitempty"`
 	Federated       bool      `json:"federated"`
 	FailedStep      string    `json:"failedStep,omitempty"`
+	// ConsentWaitingSince and ConsentExpiresAt bound the consent wait: when
+	// it began and when it times out (and the onboarding is undone).
+	ConsentWaitingSince time.Time `json:"consentWaitingSince,omitzero"`
+	ConsentExpiresAt    time.Time `json:"consentExpiresAt,omitzero"`
 	// ConsentDenial is the last denial the consent page reported (when, by
 	// whom, why: outside text, shown inert); it does not end the wait.
 	ConsentDenial string        `json:"consentDenial,omitempty"`
