@@ -40,7 +40,8 @@ func TestAwaitConsent(t *testing.T) {
 		res, err := newFakeActivities(g, &dvState{}, nil, nil).AwaitConsent(context.Background(), in(time.Minute))
 		require.Error(t, err)
 		assert.Equal(t, 1, res.Checks)
-		assert.Contains(t, asAppErr(t, err).Message(), "DelegatedPermissionGrant.Read.All")
+		assert.Contains(t, asAppErr(t, err).Message(), "permission denied")
+		assert.True(t, asAppErr(t, err).NonRetryable())
 	})
 	t.Run("cancellation ends it", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
