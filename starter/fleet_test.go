@@ -79,6 +79,11 @@ func TestFleetViewAndExitCodes(t *testing.T) {
 		assert.Equal(t, cli.ExitNotFound, c, out)
 		c, out = code("list", "--tenant-id", fleetLive.ID)
 		assert.Equal(t, cli.ExitNotFound, c, out)
+		c, out = code("offboard", "--dry-run", "--timeout", "30s", "--tenant-id", "f0000000-0000-4000-8000-0000000000ff", "--org-url", st.Emulator.OrgURL("nobody.crm.localhost"))
+		assert.Equal(t, cli.ExitFailed, c, out)
+		assert.NotContains(t, out, "nothing to remove", "no claim it looked when it could not")
+		assert.Contains(t, out, "offboarding-dry-run/f0000000-0000-4000-8000-0000000000ff/nobody.crm.localhost")
+		assert.NotContains(t, out, "workflow execution error")
 	})
 
 	t.Run("running at a step", func(t *testing.T) {

@@ -82,7 +82,16 @@ func ExitCode(err error) int {
 // before a command ran (unknown command or flag, bad arguments, a
 // configuration that does not load) are bad input.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, extra ...Extra) int {
+	return RunNamed(ctx, "starter", nil, args, stdout, stderr, extra...)
+}
+
+// RunNamed is Run for another binary over the same commands (devstack):
+// its name prefixes errors and adjust renames the root.
+func RunNamed(ctx context.Context, name string, adjust func(*cobra.Command), args []string, stdout, stderr io.Writer, extra ...Extra) int {
 	root, a := newRoot(extra...)
+	if adjust != nil {
+		adjust(root)
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -90,7 +99,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, extra ...
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(stderr, "starter:", err)
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
 	var ee *exitError
 	if !a.started && !errors.As(err, &ee) {
 		return ExitBadInput

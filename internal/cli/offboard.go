@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/mktos2s/mktos2s/internal/inert"
 	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/workflows"
 )
@@ -57,13 +58,17 @@ cleans up after a half-finished onboarding, and it can simply be run again.`,
 					if werr := writeJSON(out(cmd), res); werr != nil {
 						return werr
 					}
-				} else {
+				} else if err == nil || len(res.Actions) > 0 {
+					// "Nothing to remove" only when the offboarding could look.
 					writeOffboarding(out(cmd), res)
 				}
 				if err != nil && wctx.Err() != nil {
 					return coded(ExitWaiting, fmt.Errorf("offboarding %s did not finish within %s; follow it in the UI", id, timeout))
 				}
-				return coded(ExitFailed, err)
+				if err != nil {
+					return coded(ExitFailed, fmt.Errorf("offboarding %s failed: %s", id, inert.Text(failureMessage(err))))
+				}
+				return nil
 			})
 		},
 	}
@@ -98,4 +103,22 @@ func writeOffboarding(w io.Writer, res workflows.OffboardingResult) {
 		}
 		fmt.Fprintf(w, "  %s %s %s%s\n", mark, act.Action, act.Target, note)
 	}
+}
+
+// failureMessage is the innermost application error's message: the
+// workflow's error wraps the activity's, whose message says what to fix,
+// without the SDK's "workflow execution error (type: …)" framing.
+func failureMessage(err error) string {
+	msg := err.Error()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		var appErr *temporal.ApplicationError
+		if errors.As(e, &appErr) {
+			msg = appErr.Message()
+			e = appErr
+		}
+		if errors.Unwrap(e) == nil {
+			break
+		}
+	}
+	return msg
 }
