@@ -6,6 +6,11 @@
 TEMPORAL_CLI_VERSION := v1.5.1
 TEMPORAL_CLI_MODULE  := github.com/temporalio/cli/cmd/temporal
 
+# The Temporal server of the same release, its SQL schema tool and the
+# standalone UI server the CLI embeds, for `make stack` and `make test-cluster`.
+TEMPORAL_SERVER_VERSION := v1.29.1
+TEMPORAL_UI_VERSION     := v2.42.1
+
 BIN      := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
 GO       ?= go
@@ -41,6 +46,26 @@ temporal: $(TEMPORAL)
 # the product's go.mod.
 $(TEMPORAL):
 	GOBIN=$(BIN) $(GO) install $(TEMPORAL_CLI_MODULE)@$(TEMPORAL_CLI_VERSION)
+
+SERVER   := $(BIN)/server
+SQLTOOL  := $(BIN)/sql
+UISERVER := $(BIN)/ui/server
+# The server module's PostgreSQL schemas (downloaded with the server).
+SCHEMA_DIR = $(shell $(GO) mod download -json go.temporal.io/server@$(TEMPORAL_SERVER_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/schema/postgresql/v12
+
+$(SERVER):
+	GOBIN=$(BIN) $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION)
+$(SQLTOOL):
+	GOBIN=$(BIN) $(GO) install go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+$(UISERVER):
+	GOBIN=$(BIN)/ui $(GO) install github.com/temporalio/ui-server/v2/cmd/server@$(TEMPORAL_UI_VERSION)
+
+## cluster-bins: the Temporal server, SQL tool and UI server in bin/ (a cold build takes minutes)
+cluster-bins: $(TEMPORAL) $(SERVER) $(SQLTOOL) $(UISERVER)
+
+## stack: PostgreSQL 15, a two-node Temporal cluster, two workers, codec endpoint, consent callback, UI and the emulator (Ctrl-C stops; again = same data)
+stack: build cluster-bins
+	$(BIN)/devstack stack --bin $(BIN) --dir .data/stack --schema-dir $(SCHEMA_DIR) $(STACK_FLAGS)
 
 ## emulator: the local Microsoft emulator (Entra, Graph, Dataverse) on https://127.0.0.1:8443
 emulator:

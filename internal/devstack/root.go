@@ -10,16 +10,16 @@ import (
 )
 
 // NewRoot is the devstack command tree: every starter command, plus dev,
-// demo and emulator. Tests run it in process with SetArgs.
+// demo, emulator and stack. Tests run it in process with SetArgs.
 func NewRoot() *cobra.Command {
-	root := cli.NewRoot(devCmd, demoCmd, emulatorCmd)
+	root := cli.NewRoot(devCmd, demoCmd, emulatorCmd, stackCmd)
 	rename(root)
 	return root
 }
 
 // Run is devstack's main: starter's exit codes (README "Many tenants").
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return cli.RunNamed(ctx, "devstack", rename, args, stdout, stderr, devCmd, demoCmd, emulatorCmd)
+	return cli.RunNamed(ctx, "devstack", rename, args, stdout, stderr, devCmd, demoCmd, emulatorCmd, stackCmd)
 }
 
 func rename(root *cobra.Command) {
