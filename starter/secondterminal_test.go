@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +71,29 @@ func TestSecondTerminalAfterDevstackDev(t *testing.T) {
 	done <- nil
 	_, err := os.Stat(flags[1])
 	assert.True(t, os.IsNotExist(err), "the file is removed when the stack stops")
+}
+
+// TestDevstackDevRefusesATakenPort: a taken Temporal port is reported with
+// the real reason, and nothing (not the emulator's CA file) is written.
+func TestDevstackDevRefusesATakenPort(t *testing.T) {
+	needTemporal(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	dataDir := t.TempDir()
+	cfgFile := writeConfig(t, "log:\n  level: warn\n  format: text\n")
+	var out bytes.Buffer
+	root := devstack.NewRoot()
+	root.SetArgs([]string{"--config", cfgFile, "dev", "--no-ui", "--temporal-port", strconv.Itoa(port), "--emulator-addr", "127.0.0.1:0",
+		"--codec-listen", "127.0.0.1:0", "--callback-listen", "127.0.0.1:0", "--data-dir", dataDir})
+	root.SetOut(&out)
+	root.SetErr(&out)
+	err = root.ExecuteContext(t.Context())
+	require.Error(t, err, out.String())
+	assert.Contains(t, err.Error(), fmt.Sprintf("the Temporal frontend (--temporal-port, temporal.address) cannot listen on 127.0.0.1:%d", port))
+	assert.NotContains(t, out.String(), "mktos2s local stack:", "it never says it started")
+	entries, err := os.ReadDir(dataDir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no CA file, no client config")
 }

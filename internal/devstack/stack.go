@@ -95,6 +95,9 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 	if len(o.Seed.Tenants) == 0 {
 		return nil, errors.New("stack: the emulator seed has no tenant")
 	}
+	if err := checkPorts(o); err != nil {
+		return nil, err
+	}
 	st = &Stack{Seed: o.Seed}
 	defer func() {
 		if err != nil {
