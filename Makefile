@@ -18,7 +18,7 @@ GO       ?= go
 # Integration tests find the CLI through this variable (internal/devserver.Locate).
 export MKTOS2S_TEMPORAL_BIN := $(TEMPORAL)
 
-.PHONY: all test build temporal emulator demo bench bench-scale lint clean
+.PHONY: all test build temporal emulator demo bench bench-scale lint clean demo-session
 
 all: build
 
@@ -74,6 +74,10 @@ emulator:
 ## demo: dev server + UI + emulator + worker, onboard the demo tenant (Ctrl-C to stop; CI=true exits at the end)
 demo: $(TEMPORAL)
 	$(GO) run ./devstack --config config/mktos2s.emulator.yaml demo $(if $(CI),--exit)
+
+## demo-session: the customer-admin session mode end to end (Northwind: no prior consent, no application user; one browser session)
+demo-session: $(TEMPORAL)
+	$(GO) run ./devstack --config config/mktos2s.emulator.yaml demo --admin-session $(if $(CI),--exit)
 
 ## bench: onboarding throughput, history events and Temporal Cloud actions against a bare Temporal chain, and what `start --wait` costs (README "Performance"; report in bench/out/)
 # Flags of ./bench, e.g. make bench BENCH_FLAGS="-n 50".

@@ -47,6 +47,7 @@ func Onboarding(ctx workflow.Context, in OnboardingInput) (OnboardingResult, err
 	res, err := r.execute(ctx)
 	if err == nil {
 		r.revokeProvisionerAccess(ctx)
+		res.ProvisionerAccess = r.progress.ProvisionerAccess
 		r.startRotation(ctx, res)
 		r.progress.Status = StatusCompleted
 		r.enter(ctx, StepCompleted)

@@ -112,6 +112,9 @@ type OnboardingResult struct {
 	Validation      []activities.Check `json:"validation"`
 	Resources       Resources          `json:"resources"`
 	CompletedSteps  []string           `json:"completedSteps"`
+	// ProvisionerAccess is what the provisioner still holds in the org
+	// (customer-admin session mode); nil when it was pre-consented.
+	ProvisionerAccess *ProvisionerAccess `json:"provisionerAccess,omitempty"`
 }
 
 // FailureReport rides in the details of the workflow's failure: what was

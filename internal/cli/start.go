@@ -32,6 +32,7 @@ type startFlags struct {
 	dryRun             bool
 	adminSession       bool
 	keepAccess         bool
+	userWait           time.Duration
 }
 
 func (a *app) startCmd() *cobra.Command {
@@ -107,6 +108,7 @@ the rows.`,
 	fl.DurationVar(&linkWait, "link-wait", 30*time.Second, "without --wait: how long to wait for the consent link to print it (0: do not wait)")
 	fl.BoolVar(&f.adminSession, "admin-session", false, "customer-admin session mode: the provisioner is not consented nor a Dynamics user yet; "+
 		"one link has the customer's admin consent and sign in once, and the provisioner adds itself to this org only (README \"One action per customer\")")
+	fl.DurationVar(&f.userWait, "provisioner-user-wait", 0, "with --admin-session: how long the provisioner's application user may take to appear after addAppUser (0 = 10m)")
 	fl.BoolVar(&f.keepAccess, "keep-provisioner-access", false, "with --admin-session: keep the provisioner's application user enabled after validation (default: disabled)")
 	return cmd
 }
@@ -127,6 +129,7 @@ func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
 		MinSolutionVersion:     f.minSolutionVersion,
 		AdminSession:           f.adminSession,
 		KeepProvisionerAccess:  f.keepAccess,
+		ProvisionerUserWait:    f.userWait,
 	}.WithDefaults()
 	// The flags carry the defaults already, so a 0 here was typed by the
 	// operator (or set in the environment): WithDefaults would silently turn

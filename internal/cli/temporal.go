@@ -122,6 +122,7 @@ func fetch(ctx context.Context, c client.Client, workflowID string) (snapshot, e
 		s.Progress = workflows.Progress{
 			Step: workflows.StepCompleted, Status: workflows.StatusCompleted, ConsentVerified: true,
 			CompletedSteps: res.CompletedSteps, Resources: res.Resources, Message: "validation passed",
+			ProvisionerAccess: res.ProvisionerAccess,
 		}
 		return s, nil
 	}

@@ -69,3 +69,33 @@ func TestSessionRedirectURI(t *testing.T) {
 	_, err = SessionRedirectURI("/relative")
 	assert.Error(t, err)
 }
+
+// FuzzOpenCode: a sealed code from outside (the signal) never panics and
+// opens only when it was sealed for that workflow.
+func FuzzOpenCode(f *testing.F) {
+	s, _ := NewSigner([]byte(strings.Repeat("k", MinKeyBytes)), time.Hour, nil)
+	good, _ := s.SealCode("code", "onboarding/t/h")
+	f.Add(good, "onboarding/t/h")
+	f.Add("", "")
+	f.Add("AAAA", "onboarding/t/h")
+	f.Fuzz(func(t *testing.T, sealed, wf string) {
+		got, err := s.OpenCode(sealed, wf)
+		// Only a sealing of "code" for this workflow opens (the seed's good
+		// value is sealed again, with a new nonce, in each fuzz process).
+		if err == nil && (wf != "onboarding/t/h" || got != "code") {
+			t.Fatalf("opened %q for %q", sealed, wf)
+		}
+	})
+}
+
+// FuzzSessionRedirectURI never panics on a configured URI.
+func FuzzSessionRedirectURI(f *testing.F) {
+	f.Add("http://127.0.0.1:8088/consent/callback")
+	f.Add("https://x/")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, in string) {
+		if got, err := SessionRedirectURI(in); err == nil && !strings.HasSuffix(got, "/session") {
+			t.Fatalf("%q -> %q", in, got)
+		}
+	})
+}

@@ -49,7 +49,12 @@ func runSessionDemo(ctx context.Context, x cli.App, w io.Writer, st *Stack) erro
 
 // AdminBrowser is the customer's admin on the emulator's pages: one browser
 // session (cookies kept, redirects followed: it carries no credential).
-type AdminBrowser struct{ hc *http.Client }
+type AdminBrowser struct {
+	hc *http.Client
+	// Codes are the authorization codes the browser carried back to the
+	// session callback (tests check that none is stored anywhere).
+	Codes []string
+}
 
 // NewAdminBrowser trusts the emulator's CA.
 func NewAdminBrowser(caFile string) (*AdminBrowser, error) {
@@ -58,13 +63,24 @@ func NewAdminBrowser(caFile string) (*AdminBrowser, error) {
 		return nil, err
 	}
 	jar, _ := cookiejar.New(nil)
-	hc.Jar, hc.CheckRedirect = jar, nil
-	return &AdminBrowser{hc: hc}, nil
+	b := &AdminBrowser{hc: hc}
+	hc.Jar = jar
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if c := req.URL.Query().Get("code"); c != "" {
+			b.Codes = append(b.Codes, c)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return b, nil
 }
 
 // Session opens the link, consents (the emulator's consent page grants on
-// open), signs in as login on the sign-in page, then waits on the session
-// page until it forwards to the Marketo app's consent, which it accepts.
+// open), signs in as login on the sign-in page (login "" cancels it), then
+// waits on the session page until it forwards to the Marketo app's
+// consent, which it accepts.
 func (b *AdminBrowser) Session(ctx context.Context, w io.Writer, link, login string) error {
 	fmt.Fprintf(w, "  → the customer's admin opens the one link: consent to the provisioner (emulator consent page)\n")
 	res, body, err := b.get(ctx, link)
@@ -74,10 +90,19 @@ func (b *AdminBrowser) Session(ctx context.Context, w io.Writer, link, login str
 	if !strings.HasSuffix(res.Request.URL.Path, "/oauth2/v2.0/authorize") {
 		return fmt.Errorf("demo: the consent did not lead to the sign-in (ended at %s, HTTP %d): %.300s", redirectTarget(res.Request.URL), res.StatusCode, body)
 	}
-	fmt.Fprintf(w, "  → signs in as %s (emulator sign-in page)\n", login)
-	res, body, err = b.post(ctx, res.Request.URL.String(), url.Values{"login": {login}, "action": {"signin"}})
+	action := "signin"
+	if login == "" {
+		action = "cancel"
+		fmt.Fprintf(w, "  → cancels the sign-in (emulator sign-in page)\n")
+	} else {
+		fmt.Fprintf(w, "  → signs in as %s (emulator sign-in page)\n", login)
+	}
+	res, body, err = b.post(ctx, res.Request.URL.String(), url.Values{"login": {login}, "action": {action}})
 	if err != nil {
 		return err
+	}
+	if action == "cancel" {
+		return fmt.Errorf("sign-in cancelled; the session page says: %.300s", body)
 	}
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Signed in") {
 		return fmt.Errorf("demo: the sign-in ended at %s with HTTP %d: %.300s", redirectTarget(res.Request.URL), res.StatusCode, body)

@@ -19,6 +19,8 @@ type Tenant struct {
 	// WithoutPermissions removes these Graph application permissions from the
 	// copied provisioner, to provoke permission errors.
 	WithoutPermissions []string
+	// Org, when set, changes the copied org (e.g. AddAppUserIgnored).
+	Org func(*emulator.SeedOrg)
 }
 
 // AddTenant appends t to seed. IDs of the copied org's objects are cleared so
@@ -69,6 +71,9 @@ func AddTenant(seed *emulator.Seed, t Tenant) error {
 	o.Users = slices.Clone(o.Users)
 	for k := range o.Users {
 		o.Users[k].Roles = slices.Clone(o.Users[k].Roles)
+	}
+	if t.Org != nil {
+		t.Org(&o)
 	}
 	seed.Orgs = append(seed.Orgs, o)
 	return nil
