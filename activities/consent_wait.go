@@ -84,3 +84,23 @@ func (a *Activities) AwaitConsent(ctx context.Context, in AwaitConsentInput) (Aw
 		}
 	}
 }
+
+// ErrConsentPending is CheckConsent's "not yet": retryable, so the
+// activity's retry policy is the consent wait's poll loop.
+const ErrConsentPending = "ConsentPending"
+
+// CheckConsent checks the grant once and answers "not yet" with the
+// retryable ErrConsentPending. Scheduled with a retry policy whose interval
+// is the re-check interval (Temporal's pattern for infrequent polling), it
+// re-checks until the grant exists or the schedule-to-close timeout (the
+// consent timeout) passes; the retries add no history events and hold no
+// worker slot between attempts, so 10,000 waiting onboardings cost the
+// worker nothing. A permanent failure (permission removed) stays
+// non-retryable and ends the wait.
+func (a *Activities) CheckConsent(ctx context.Context, in VerifyConsentInput) (VerifyConsentResult, error) {
+	v, err := a.VerifyConsent(ctx, in)
+	if err != nil || v.Granted {
+		return v, err
+	}
+	return v, temporal.NewApplicationError("admin consent not granted yet: "+v.Reason, ErrConsentPending)
+}

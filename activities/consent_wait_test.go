@@ -50,3 +50,19 @@ func TestAwaitConsent(t *testing.T) {
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 }
+
+func TestCheckConsent(t *testing.T) {
+	granted := []graph.PermissionGrant{{ClientID: "sp-app", ConsentType: "AllPrincipals", ResourceID: "sp-of-" + graph.DynamicsCRMAppID, Scope: "user_impersonation"}}
+	res, err := newFakeActivities(&fakeGraph{grants: granted}, &dvState{}, nil, nil).CheckConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+	require.NoError(t, err)
+	assert.True(t, res.Granted)
+
+	_, err = newFakeActivities(&fakeGraph{}, &dvState{}, nil, nil).CheckConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+	ae := asAppErr(t, err)
+	assert.Equal(t, ErrConsentPending, ae.Type())
+	assert.False(t, ae.NonRetryable(), "not yet is retried by the server's retry policy")
+
+	g := &fakeGraph{errs: map[string]error{"ListPermissionGrants": &msapi.Error{Service: "graph", Kind: msapi.PermissionDenied, Status: 403}}}
+	_, err = newFakeActivities(g, &dvState{}, nil, nil).CheckConsent(context.Background(), VerifyConsentInput{ServicePrincipalID: "sp-app"})
+	assert.True(t, asAppErr(t, err).NonRetryable(), "a permanent failure ends the wait")
+}

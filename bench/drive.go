@@ -74,7 +74,7 @@ func (h *historyState) add(e *historypb.HistoryEvent) {
 		h.pendingTask = false
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 		h.Activities++
-		if e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == consentPollActivity {
+		if isConsentPoll(e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()) {
 			h.pollEvent = e.GetEventId()
 		} else {
 			h.open++
@@ -325,8 +325,11 @@ func childCost(ctx context.Context, svc workflowservice.WorkflowServiceClient, n
 	return events, actions, nil
 }
 
-// consentPollActivity re-checks the consent for the whole wait.
-const consentPollActivity = "AwaitConsent"
+// consentPollActivity re-checks the consent for the whole wait (under a
+// retry policy; AwaitConsent in runs of the heartbeating version).
+const consentPollActivity = "CheckConsent"
+
+func isConsentPoll(name string) bool { return name == consentPollActivity || name == "AwaitConsent" }
 
 func scheduledEventID(e *historypb.HistoryEvent) int64 {
 	switch {

@@ -209,7 +209,7 @@ func untilIdle(ctx context.Context, st *stack, id string) error {
 		}
 		busy := 0
 		for _, pa := range d.GetPendingActivities() {
-			if pa.GetActivityType().GetName() != consentPollActivity {
+			if !isConsentPoll(pa.GetActivityType().GetName()) {
 				busy++
 			}
 		}

@@ -35,11 +35,18 @@ const (
 	ConsentSourceOperator = "operator"
 )
 
-// changeConsentPoll moved the consent wait's re-checks from a timer per
-// interval (about 11 history events each) into one heartbeating activity
-// (no events per re-check); it also brought contract C1's handling of
-// denials and of signals for another run.
-const changeConsentPoll = "consent-wait-poll-activity"
+// changeConsentPoll versions the consent wait. Version 1 moved the
+// re-checks from a timer per interval (about 11 history events each) into
+// one heartbeating activity (no events per re-check) and brought contract
+// C1's handling of denials and of signals for another run; version 2
+// replaced that activity, which held a worker slot and a goroutine for the
+// whole wait, with CheckConsent under a retry policy: the same history, and
+// nothing held in the worker between checks.
+const (
+	changeConsentPoll    = "consent-wait-poll-activity"
+	consentPollHeartbeat = 1
+	consentPollRetries   = 2
+)
 
 // awaitConsent waits for the admin-consent signal and verifies the grant
 // through Graph; re-checks notice a consent given without a signal too.
@@ -52,27 +59,38 @@ func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 	}
 	r.progress.ConsentURL = u.URL
 	r.progress.Status = StatusWaitingConsent
-	if workflow.GetVersion(ctx, changeConsentPoll, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	switch workflow.GetVersion(ctx, changeConsentPoll, workflow.DefaultVersion, consentPollRetries) {
+	case workflow.DefaultVersion:
 		return r.awaitConsentByTimer(ctx, spID)
+	case consentPollHeartbeat:
+		return r.awaitConsentByPoll(ctx, spID, false)
+	default:
+		return r.awaitConsentByPoll(ctx, spID, true)
 	}
-	return r.awaitConsentByPoll(ctx, spID)
 }
 
-// awaitConsentByPoll races the AwaitConsent activity, which re-checks the
-// grant every interval until the deadline, against the admin-consent
-// signal. The history holds the activity's three events however long the
-// wait, plus about ten per signal received.
-func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string) error {
+// awaitConsentByPoll races the poll against the admin-consent signal: with
+// retries, CheckConsent under a retry policy that re-checks every interval
+// until the deadline (Temporal's infrequent-polling pattern); without, the
+// heartbeating AwaitConsent of version 1. Either way the history holds the
+// activity's three events however long the wait, plus about ten per signal.
+func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string, retries bool) error {
 	in := r.in
 	deadline := workflow.Now(ctx).Add(in.ConsentTimeout)
 	r.progress.ConsentWaitingSince, r.progress.ConsentExpiresAt = workflow.Now(ctx), deadline
 	pollCtx, stopPoll := workflow.WithCancel(ctx)
 	defer stopPoll() // a grant seen through a signal leaves the poll nothing to do
-	poll := workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentPollOptions(in.ConsentTimeout, in.ConsentRecheckInterval)),
-		a.AwaitConsent, activities.AwaitConsentInput{
-			TenantID: in.TenantID, ServicePrincipalID: spID, Interval: in.ConsentRecheckInterval, Until: deadline,
-			HeartbeatEvery: consentHeartbeatEvery(in.ConsentRecheckInterval),
-		})
+	var poll workflow.Future
+	if retries {
+		poll = workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentRetryOptions(in.ConsentTimeout, in.ConsentRecheckInterval)),
+			a.CheckConsent, activities.VerifyConsentInput{TenantID: in.TenantID, ServicePrincipalID: spID})
+	} else {
+		poll = workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentPollOptions(in.ConsentTimeout, in.ConsentRecheckInterval)),
+			a.AwaitConsent, activities.AwaitConsentInput{
+				TenantID: in.TenantID, ServicePrincipalID: spID, Interval: in.ConsentRecheckInterval, Until: deadline,
+				HeartbeatEvery: consentHeartbeatEvery(in.ConsentRecheckInterval),
+			})
+	}
 	waiting := fmt.Sprintf("waiting for admin consent: open the consent URL as a Global or Privileged Role Administrator; "+
 		"the grant is re-checked every %s until %s", in.ConsentRecheckInterval, deadline.UTC().Format(time.RFC3339))
 	r.say(ctx, waiting)
@@ -84,7 +102,7 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string) error {
 	for {
 		var (
 			polled  bool
-			res     activities.AwaitConsentResult
+			res     consentPolled
 			pollErr error
 			sig     *ConsentSignal
 			bad     string
@@ -103,8 +121,8 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string) error {
 		}
 		now := workflow.Now(ctx).UTC().Format(time.RFC3339)
 		switch {
-		case polled && pollErr == nil && res.Granted:
-			r.consentVerified(ctx, fmt.Sprintf("re-check %d", res.Checks))
+		case polled && pollErr == nil && (retries || res.Granted):
+			r.consentVerified(ctx, "periodic re-check")
 			return nil
 		case polled && (pollErr == nil || isTimeout(pollErr)):
 			return r.consentTimedOut()
@@ -130,6 +148,12 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string) error {
 			r.sayOutside(ctx, "consent was signalled by %s at "+now+" but the grant is not visible in Entra yet; "+waiting, orUnknown(sig.By))
 		}
 	}
+}
+
+// consentPolled holds what either poll returns: AwaitConsent's granted flag
+// (CheckConsent succeeds only when granted).
+type consentPolled struct {
+	Granted bool `json:"granted"`
 }
 
 // verifyConsent checks the grant once, for a signal.
@@ -166,9 +190,12 @@ func consentDenied(sig *ConsentSignal) error {
 	return temporal.NewNonRetryableApplicationError(reason, activities.ErrConsentNotGranted, nil)
 }
 
+// isTimeout: the poll ran out of time, or (CheckConsent) of attempts,
+// still without the grant.
 func isTimeout(err error) bool {
 	var te *temporal.TimeoutError
-	return errors.As(err, &te)
+	var ae *temporal.ApplicationError
+	return errors.As(err, &te) || errors.As(err, &ae) && ae.Type() == activities.ErrConsentPending
 }
 
 // awaitConsentByTimer is the wait of runs that started before

@@ -80,8 +80,8 @@ func TestLongConsentWaitOnTheDevServer(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, desc.GetPendingActivities(), 1)
 	poll := desc.GetPendingActivities()[0]
-	assert.Equal(t, "AwaitConsent", poll.GetActivityType().GetName())
-	assert.NotNil(t, poll.GetLastHeartbeatTime(), "the poll heartbeats")
+	assert.Equal(t, "CheckConsent", poll.GetActivityType().GetName())
+	assert.Greater(t, poll.GetAttempt(), int32(60), "re-checked every second by the retry policy")
 
 	// The admin consents; nobody signals. The next re-check notices.
 	granted := time.Now()
@@ -112,5 +112,5 @@ func TestLongConsentWaitOnTheDevServer(t *testing.T) {
 	total := len(runHistory(t, ctx, c, run.GetID(), run.GetRunID()).GetEvents())
 	t.Logf("whole history: %d events", total)
 	assert.Less(t, total, 200)
-	maybeRecord(t, ctx, c, run.GetID(), run.GetRunID(), "onboarding-long-consent-wait.json")
+	maybeRecord(t, ctx, c, run.GetID(), run.GetRunID(), "onboarding-long-consent-wait-retries.json")
 }

@@ -87,6 +87,7 @@ type harness struct {
 	poll      activities.AwaitConsentInput
 	pollStart time.Time
 	polls     int
+	checks    []time.Time // when each CheckConsent attempt started
 }
 
 var harnessStart = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -115,6 +116,9 @@ func (h *harness) started1(info *activity.Info, _ context.Context, args converte
 		require.NoError(h.t, args.Get(&h.poll))
 		h.pollStart = h.env.Now()
 		h.polls++
+	}
+	if info.ActivityType.Name == "CheckConsent" {
+		h.checks = append(h.checks, h.env.Now())
 	}
 }
 
@@ -198,6 +202,16 @@ func (h *harness) mock() {
 				return activities.AwaitConsentResult{Granted: true, Checks: checks}, nil
 			}
 			return activities.AwaitConsentResult{Checks: checks, Reason: "no grant yet"}, nil
+		})
+	env.OnActivity(a.CheckConsent, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.VerifyConsentInput) (activities.VerifyConsentResult, error) {
+			if err := fail("CheckConsent"); err != nil {
+				return activities.VerifyConsentResult{}, err
+			}
+			if h.consent.Load() {
+				return activities.VerifyConsentResult{Granted: true}, nil
+			}
+			return activities.VerifyConsentResult{}, temporal.NewApplicationError("admin consent not granted yet: no grant yet", activities.ErrConsentPending)
 		})
 	env.OnActivity(a.AddClientSecret, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.AddClientSecretInput) (activities.AddClientSecretResult, error) {
@@ -369,7 +383,7 @@ func TestOnboardingHappyPath(t *testing.T) {
 
 	// Consent is verified once at entry (not yet) and once on the signal.
 	// The poll re-checks in the background; the signal is verified once.
-	assert.Equal(t, []string{"Preflight", "RegisterApplication", "CreateServicePrincipal", "BuildConsentURL", "AwaitConsent",
+	assert.Equal(t, []string{"Preflight", "RegisterApplication", "CreateServicePrincipal", "BuildConsentURL", "CheckConsent",
 		"VerifyConsent", "AddClientSecret", "CreateApplicationUser", "AssignSecurityRole", "ConfigureMarketoSolution",
 		"PublishCustomizations", "CreateSyncFilter", "ValidateConnection"}, h.startedActivities())
 	assert.Empty(t, h.undos())
@@ -470,11 +484,13 @@ func TestConsentTimeoutCompensates(t *testing.T) {
 	assert.Equal(t, activities.ErrConsentNotGranted, appErr(t, err).Type())
 	assert.Contains(t, err.Error(), "not granted within 1h0m0s")
 	assert.Equal(t, []string{"RemoveServicePrincipal", "RemoveApplication"}, h.undos())
-	// One poll re-checked for the whole hour; nothing else was scheduled.
-	assert.Equal(t, 1, h.polls)
+	// One check at entry plus one per re-check interval within the hour,
+	// all attempts of one activity; nothing else was scheduled.
+	require.Len(t, h.checks, 1+6)
+	for i, at := range h.checks {
+		assert.Equal(t, harnessStart.Add(time.Duration(i)*10*time.Minute), at.UTC(), "check %d", i)
+	}
 	assert.NotContains(t, h.startedActivities(), "VerifyConsent")
-	assert.Equal(t, 10*time.Minute, h.poll.Interval)
-	assert.Equal(t, harnessStart.Add(time.Hour), h.poll.Until)
 }
 
 func TestConsentNoticedByRecheckWithoutSignal(t *testing.T) {

@@ -74,6 +74,23 @@ func findOptions() workflow.ActivityOptions {
 	return o
 }
 
+// consentRetryOptions make the retry policy CheckConsent's poll loop: an
+// attempt per re-check interval (no back-off) until the consent timeout.
+func consentRetryOptions(wait, interval time.Duration) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute, // one check: two Graph reads
+		ScheduleToCloseTimeout: wait,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    interval,
+			BackoffCoefficient: 1,
+			MaximumInterval:    interval,
+			// The timeout ends the wait; the count only says so explicitly
+			// (0, unlimited, is 10 in the SDK's test environment).
+			MaximumAttempts: int32(min(int64(wait/interval)+2, MaxConsentChecks+2)),
+		},
+	}
+}
+
 // consentPollOptions let one AwaitConsent attempt run the whole wait. Its
 // heartbeats tell a live worker from a dead one, whose attempt is retried
 // within the heartbeat timeout; the retries do not add history events.

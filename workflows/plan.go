@@ -44,7 +44,7 @@ func onboardingPlan() []stepSpec {
 		}},
 		{name: StepRegisterApplication, activity: a.RegisterApplication},
 		{name: StepCreateServicePrincipal, activity: a.CreateServicePrincipal},
-		{name: StepAwaitingAdminConsent, activity: a.AwaitConsent,
+		{name: StepAwaitingAdminConsent, activity: a.CheckConsent,
 			effect: fixed("nothing; waits for an admin to grant consent at the consent URL, then verifies the grant")},
 		{name: StepAddClientSecret, activity: a.AddClientSecret},
 		{name: StepCreateApplicationUser, activity: a.CreateApplicationUser},
