@@ -26,7 +26,7 @@ var shared struct {
 // sharedTenants are copies of Contoso in the shared stack's emulator, one
 // per test that onboards, so their objects never mix. TestOperatorCommands
 // has the seed's own Contoso and Fabrikam.
-var sharedTenants = slices.Concat([]testenv.Tenant{rotco, legacyco, consentco}, batchTenants(), fleetTenants())
+var sharedTenants = slices.Concat([]testenv.Tenant{rotco, legacyco, consentco, denyco}, batchTenants(), fleetTenants())
 
 func TestMain(m *testing.M) {
 	code := m.Run()

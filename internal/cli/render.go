@@ -80,6 +80,11 @@ func writeChecklist(w io.Writer, s snapshot, ui string) {
 	case !s.running() && p.Status != workflows.StatusCompleted:
 		writeFailure(w, p)
 	}
+	if p.ConsentDenial != "" && s.running() {
+		// Anyone with the link can report a denial; it is shown, not obeyed.
+		fmt.Fprintf(w, "    ! denial reported by the consent page, not acted on (stop with `starter consent --denied` or `starter cancel`): %s\n",
+			inert.Text(p.ConsentDenial))
+	}
 	if p.ConsentURL != "" && !p.ConsentVerified && s.running() {
 		fmt.Fprintf(w, "    consent URL (open it as a Global or Privileged Role Administrator of the tenant):\n    %s\n", p.ConsentURL)
 	}

@@ -19,11 +19,15 @@ import (
 func TestStatusPrintsOutsideTextInert(t *testing.T) {
 	const hostile = "evil\x1b[2J\x1b]52;c;ZXZpbA==\x07 \u202Etxt.exe"
 	running := snapshot{WorkflowID: "onboarding/t/h", Execution: "Running", status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
-		Progress: workflows.Progress{Step: workflows.StepAwaitingAdminConsent, Message: "consent was signalled by " + hostile}}
+		Progress: workflows.Progress{Step: workflows.StepAwaitingAdminConsent, Message: "consent was signalled by " + hostile,
+			ConsentDenial: "2026-12-02T00:00:00Z by Entra admin-consent callback: " + hostile}}
 	failed := snapshot{WorkflowID: "onboarding/t/h", Execution: "Failed", status: enumspb.WORKFLOW_EXECUTION_STATUS_FAILED,
 		Progress: workflows.Progress{Status: workflows.StatusFailed, FailedStep: workflows.StepCreateApplicationUser, Error: "dataverse: " + hostile,
 			Compensation: []workflows.UndoOutcome{{Step: workflows.StepRegisterApplication, Undo: "delete", Error: hostile}}},
 		Result: &workflows.OnboardingResult{Validation: []activities.Check{{Name: "role", Reason: hostile}}}}
+	var shown bytes.Buffer
+	writeChecklist(&shown, running, "")
+	assert.Contains(t, shown.String(), "denial reported by the consent page, not acted on", "status shows a reported denial")
 	for _, s := range []snapshot{running, failed} {
 		var b bytes.Buffer
 		writeChecklist(&b, s, "")
