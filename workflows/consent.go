@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -322,5 +323,10 @@ func truncate(s string) string {
 	if len(s) <= maxSignalText {
 		return s
 	}
-	return s[:maxSignalText] + "…"
+	// Cut at a rune boundary: half a UTF-8 sequence would be invalid text.
+	cut := maxSignalText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

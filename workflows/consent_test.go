@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -102,4 +104,12 @@ func TestDecodeConsentC1Fields(t *testing.T) {
 	assert.Equal(t, &ConsentSignal{Source: ConsentSourceCallback, RunID: "r1"}, got)
 	_, problem = decodeConsent(rawOf(t, map[string]any{"granted": true, "source": 3}))
 	assert.Contains(t, problem, `"source" must be a string`)
+}
+
+func TestTruncateKeepsValidUTF8(t *testing.T) {
+	s := strings.Repeat("a", maxSignalText-1) + "é" + "tail"
+	got := truncate(s)
+	assert.True(t, utf8.ValidString(got), "%q", got)
+	assert.Equal(t, strings.Repeat("a", maxSignalText-1)+"…", got)
+	assert.Equal(t, "short", truncate("short"))
 }
