@@ -168,7 +168,10 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 	var granted bool
 	var note string
 	switch code := q.Get("error"); {
-	case code == "access_denied":
+	// Entra's admin-consent endpoint answers a cancel with
+	// admin_consent=True&error=consent_required&error_description=AADSTS65004…
+	// (v2-admin-consent, "Error response"): the error decides, never the flag.
+	case code == "access_denied", code == "consent_required":
 		note = truncate(inert.Text(q.Get("error_description")), maxNoteRunes)
 	case code != "":
 		// Not a decision by the admin (e.g. server_error): record nothing,

@@ -105,6 +105,9 @@ func TestCallbackAccepts(t *testing.T) {
 		{"admin_consent in lower case", func(s string) url.Values { return with(granted(s, testTenant), "admin_consent", "true") }, signal{testWFID, testRunID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded"},
 		{"denied", func(s string) url.Values { return denied(s, desc) },
 			signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Your refusal for " + testTenant + " was passed on"},
+		{"denied as Entra answers it: admin_consent=True with error=consent_required", func(s string) url.Values {
+			return url.Values{"admin_consent": {"True"}, "error": {"consent_required"}, "error_description": {desc}, "state": {s}}
+		}, signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Refusal passed on"},
 		{"denied, with the right tenant", func(s string) url.Values { return with(denied(s, desc), "tenant", testTenant) }, signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Refusal passed on"},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,9 @@
 //	entra.discovery            GET  /{tenant}/v2.0/.well-known/openid-configuration
 //	entra.keys                 GET  /{tenant}/discovery/v2.0/keys
 //	entra.token                POST /{tenant}/oauth2/v2.0/token
-//	entra.adminConsent         GET  /{tenant}/adminconsent (also /{tenant}/v2.0/adminconsent)
+//	entra.adminConsent         GET  /{tenant}/adminconsent (also /{tenant}/v2.0/adminconsent, which requires scope);
+//	                           a cancel (deny=true) redirects with admin_consent=True&error=consent_required&
+//	                           error_description=AADSTS65004…&state, as learn.microsoft.com/entra/identity-platform/v2-admin-consent documents
 //	entra.authorize            GET|POST /{tenant}/oauth2/v2.0/authorize (sign-in page, PKCE, prompt; authorize.go)
 //	powerplatform.listEnvironments GET  /providers/Microsoft.BusinessAppPlatform/scopes/admin/environments?api-version=2020-10-01
 //	powerplatform.addAppUser   POST /providers/Microsoft.BusinessAppPlatform/scopes/admin/environments/{env}/addAppUser?api-version=2020-10-01

@@ -368,13 +368,22 @@ func (s *Server) adminConsent(w http.ResponseWriter, r *http.Request, c *call) {
 		c.status = http.StatusFound
 		http.Redirect(w, r, u.String(), http.StatusFound)
 	}
+	// The v2.0 endpoint takes the permissions as scope and refuses a
+	// request without it (v2-admin-consent: "scope: Required").
+	if strings.HasSuffix(r.URL.Path, "/v2.0/adminconsent") && strings.TrimSpace(q.Get("scope")) == "" {
+		s.consentPage(w, c, http.StatusBadRequest, "AADSTS900144: The request body must contain the following parameter: 'scope'.")
+		return
+	}
 	if q.Get("deny") == "true" {
 		const desc = "AADSTS65004: User declined to consent to access the app."
 		if redirect == "" {
 			s.consentPage(w, c, http.StatusOK, "Consent denied. "+desc)
 			return
 		}
-		back(url.Values{"error": {"access_denied"}, "error_description": {desc}})
+		// Entra's documented error answer of the admin-consent endpoint keeps
+		// admin_consent=True beside the error (v2-admin-consent, "Error
+		// response"): a callback must read error first.
+		back(url.Values{"admin_consent": {"True"}, "error": {"consent_required"}, "error_description": {desc}})
 		return
 	}
 	sp := t.spByAppID(app.appID)

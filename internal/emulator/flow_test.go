@@ -167,7 +167,9 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 		require.Equal(t, http.StatusFound, denied.status)
 		loc, err := url.Parse(denied.header.Get("Location"))
 		require.NoError(t, err)
-		assert.Equal(t, "access_denied", loc.Query().Get("error"))
+		assert.Equal(t, "consent_required", loc.Query().Get("error"), "Entra's documented error answer")
+		assert.Equal(t, "True", loc.Query().Get("admin_consent"), "which keeps admin_consent=True beside the error")
+		assert.Contains(t, loc.Query().Get("error_description"), "AADSTS65004")
 		assert.Equal(t, "s-1", loc.Query().Get("state"))
 		grants := e.do(http.MethodGet, e.graph("/oauth2PermissionGrants?$filter=clientId%20eq%20'"+spID+"'"), tok, nil).json(t)["value"].([]any)
 		assert.Empty(t, grants)
@@ -189,6 +191,9 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 
 		bad := e.do(http.MethodGet, e.s.URL()+"/"+contosoID+"/adminconsent?client_id="+appID+"&redirect_uri="+url.QueryEscape("https://evil.example/"), "", nil)
 		assert.Equal(t, http.StatusBadRequest, bad.status)
+		noScope := e.do(http.MethodGet, e.s.URL()+"/"+contosoID+"/v2.0/adminconsent?client_id="+appID+"&redirect_uri="+url.QueryEscape(redirect)+"&state=s-2", "", nil)
+		assert.Equal(t, http.StatusBadRequest, noScope.status, "the v2.0 endpoint requires scope")
+		assert.Contains(t, string(noScope.body), "AADSTS900144")
 	})
 
 	t.Run("HRD policy assign and unassign", func(t *testing.T) {
