@@ -18,7 +18,7 @@ GO       ?= go
 # Integration tests find the CLI through this variable (internal/devserver.Locate).
 export MKTOS2S_TEMPORAL_BIN := $(TEMPORAL)
 
-.PHONY: all test build temporal emulator demo bench bench-scale lint clean demo-session
+.PHONY: all test test-browser build temporal emulator demo bench bench-scale lint clean demo-session
 
 all: build
 
@@ -78,6 +78,11 @@ demo: $(TEMPORAL)
 ## demo-session: the customer-admin session mode end to end (Northwind: no prior consent, no application user; one browser session)
 demo-session: $(TEMPORAL)
 	$(GO) run ./devstack --config config/mktos2s.emulator.yaml demo --admin-session $(if $(CI),--exit)
+
+## test-browser: the Temporal UI in headless Chromium (Debian's chromium at /usr/bin/chromium; never downloaded): README "Secret custody"
+test-browser: $(TEMPORAL)
+	$(GO) vet -tags browser ./browser
+	$(GO) test -tags browser ./browser -count=1 -v -timeout 10m
 
 ## bench: onboarding throughput, history events and Temporal Cloud actions against a bare Temporal chain, and what `start --wait` costs (README "Performance"; report in bench/out/)
 # Flags of ./bench, e.g. make bench BENCH_FLAGS="-n 50".

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/mktos2s/mktos2s/internal/consent"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
@@ -42,6 +43,10 @@ type Deps struct {
 	AllowedOrgSuffixes []string
 	// Webhook receives the consent hand-off notifications; nil = none.
 	Webhook *Webhook
+	// Custody seals the client secrets AddClientSecret creates and opens
+	// them where one is needed (validation). The worker refuses to start
+	// without it.
+	Custody *custody.Keyring
 	// Now is the clock for secret end dates; nil means time.Now.
 	Now func() time.Time
 }

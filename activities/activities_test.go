@@ -3,6 +3,7 @@ package activities
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -16,9 +17,11 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/mktos2s/mktos2s/internal/consent"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 )
 
 func asAppErr(t *testing.T, err error) *temporal.ApplicationError {
@@ -97,7 +100,11 @@ func TestAddClientSecretKeepsExactlyOneTaggedSecret(t *testing.T) {
 	first, err := a.AddClientSecret(context.Background(), in)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"lost-1"}, first.RemovedStale)
-	assert.NotEmpty(t, first.Secret)
+	assert.Equal(t, testcodec.CustodyKeyID, first.Secret.KeyID)
+	assert.Regexp(t, `^secret-\d+$`, testcodec.Open(first.Secret), "the fake's value, sealed with the custody key")
+	wire, err := json.Marshal(first)
+	require.NoError(t, err)
+	assert.NotContains(t, string(wire), testcodec.Open(first.Secret), "the result never carries the value in plain text")
 	assert.Equal(t, time.Date(2027, 1, 31, 12, 0, 0, 0, time.UTC), first.ExpiresAt)
 
 	// A retry (the first result was lost) replaces the secret again.
@@ -133,7 +140,20 @@ func TestAddClientSecretToleratesAlreadyRemovedAndReportsErrors(t *testing.T) {
 	ae := asAppErr(t, err)
 	assert.Equal(t, ErrPermissionDenied, ae.Type())
 	assert.Contains(t, ae.Message(), "Application.ReadWrite.OwnedBy")
-	assert.NotContains(t, ae.Message(), out.Secret)
+	assert.NotContains(t, ae.Message(), testcodec.Open(out.Secret))
+}
+
+// Without a custody key the secret is not even created: its value could
+// not be kept anywhere but in plain text.
+func TestAddClientSecretNeedsTheCustodyKey(t *testing.T) {
+	g := &fakeGraph{}
+	a := newFakeActivities(g, &dvState{}, nil, nil)
+	a.deps.Custody = nil
+	_, err := a.AddClientSecret(context.Background(), AddClientSecretInput{AppObjectID: "obj", WorkflowID: "onboarding/t/o", LifetimeMonths: 1})
+	ae := asAppErr(t, err)
+	assert.True(t, ae.NonRetryable())
+	assert.Contains(t, ae.Message(), "custody.keys")
+	assert.Empty(t, g.passwords, "no secret was added in Entra")
 }
 
 func seededDataverse() *dvState {
@@ -589,7 +609,7 @@ func TestValidateConnection(t *testing.T) {
 		d.config.UserID = "u1"
 		return d
 	}
-	in := ValidateConnectionInput{OrgURL: "https://o", AppID: "app", ClientSecret: "s", SystemUserID: "u1",
+	in := ValidateConnectionInput{OrgURL: "https://o", AppID: "app", ClientSecret: testcodec.Seal("s"), SystemUserID: "u1",
 		RoleName: "Marketo Sync User", SolutionName: "Marketo Lead Management", MinSolutionVersion: "4.0.0.14"}
 
 	t.Run("all seven checks pass", func(t *testing.T) {
@@ -619,13 +639,25 @@ func TestValidateConnection(t *testing.T) {
 		assert.True(t, out.Passed)
 		assert.Equal(t, 3, d.configReads)
 	})
+	t.Run("a secret sealed with a key this worker lacks is a clear, final error", func(t *testing.T) {
+		other, err := custody.New(map[string][]byte{"gone": make([]byte, 32)}, "gone")
+		require.NoError(t, err)
+		lost := in
+		lost.ClientSecret, err = other.Seal("s")
+		require.NoError(t, err)
+		_, err = newFakeActivities(&fakeGraph{}, ready(), syncRole, nil).ValidateConnection(context.Background(), lost)
+		ae := asAppErr(t, err)
+		assert.True(t, ae.NonRetryable())
+		assert.Contains(t, ae.Message(), `"gone"`)
+		assert.Contains(t, ae.Message(), "custody.keys")
+	})
 	t.Run("a refused new secret is replication lag", func(t *testing.T) {
 		lag := &msapi.Error{Service: "entra", Op: "token", Kind: msapi.Unauthorized, Status: 401, Code: "invalid_client"}
 		_, err := newFakeActivities(&fakeGraph{}, ready(), syncRole, lag).ValidateConnection(context.Background(), in)
 		ae := asAppErr(t, err)
 		assert.Equal(t, ErrReplicationLag, ae.Type())
 		assert.False(t, ae.NonRetryable())
-		assert.NotContains(t, ae.Message(), in.ClientSecret+"@")
+		assert.NotContains(t, ae.Message(), "s@")
 	})
 	t.Run("a 403 for the new app user is replication lag too", func(t *testing.T) {
 		lag := &msapi.Error{Service: "dataverse", Op: "whoami", Kind: msapi.PermissionDenied, Status: 403}

@@ -17,6 +17,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 )
 
 const (
@@ -43,6 +44,7 @@ func emuActivities(t *testing.T) (*Activities, *emulator.Server, *http.Client) {
 		ConsentRedirectURI: "https://127.0.0.1/consent-done",
 		Provisioner:        msauth.Credential{ClientID: "aaaaaaaa-0000-0000-0000-000000000001", Secret: "provisioner-demo-secret"},
 		ConfigNames:        dataverse.DefaultMarketoConfigNames(),
+		Custody:            testcodec.Custody(),
 	})
 	return a, srv, hc
 }

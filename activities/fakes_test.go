@@ -10,6 +10,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 )
 
 // fakeGraph keeps the few Graph objects the activities touch. Methods a
@@ -340,6 +341,7 @@ func newFakeActivities(g *fakeGraph, dv *dvState, userRoles []dataverse.Role, ap
 		Provisioner:        msauth.Credential{ClientID: "provisioner"},
 		ConfigNames:        dataverse.MarketoConfigNames{DefaultName: "Default"},
 		Now:                func() time.Time { return time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC) },
+		Custody:            testcodec.Custody(),
 	}}
 	a.graphFor = func(string) graphAPI { return g }
 	a.dataverseFor = func(_, _ string, cred msauth.Credential) dataverseAPI {

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/consent"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi"
@@ -506,13 +507,13 @@ type AddClientSecretInput struct {
 	Keep []string `json:"keep,omitempty"`
 }
 
-// AddClientSecretResult carries the secret value; it only travels in
-// encrypted payloads.
+// AddClientSecretResult carries the secret sealed with the custody key, so
+// the codec endpoint (and the UI) that decode the payload cannot read it.
 type AddClientSecretResult struct {
-	KeyID        string    `json:"keyId"`
-	Secret       string    `json:"secret"`
-	ExpiresAt    time.Time `json:"expiresAt"`
-	RemovedStale []string  `json:"removedStale,omitempty"` // keyIds of earlier attempts' secrets
+	KeyID        string         `json:"keyId"`
+	Secret       custody.Sealed `json:"secret"`
+	ExpiresAt    time.Time      `json:"expiresAt"`
+	RemovedStale []string       `json:"removedStale,omitempty"` // keyIds of earlier attempts' secrets
 }
 
 // AddClientSecret leaves exactly one live secret per onboarding: secrets
@@ -523,6 +524,12 @@ func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInpu
 	if in.LifetimeMonths < 1 && in.Lifetime <= 0 {
 		return out, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("secret lifetime %d months is not positive", in.LifetimeMonths), ErrInvalidRequest, nil)
+	}
+	// Checked before Entra is asked: a secret that cannot be sealed must not be created.
+	if a.deps.Custody == nil {
+		return out, temporal.NewNonRetryableApplicationError(
+			"this worker has no custody key to seal the new client secret; set custody.keys (MKTOS2S_CUSTODY_KEYS) and restart it",
+			ErrInvalidRequest, nil)
 	}
 	g := a.graphFor(in.TenantID)
 	tag := SecretTag(in.WorkflowID)
@@ -549,7 +556,11 @@ func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInpu
 	if err != nil {
 		return out, mapError(ctx, "add the client secret", err, asProvisioner, fix{permission: permApps})
 	}
-	out.KeyID, out.Secret, out.ExpiresAt = pc.KeyID, pc.SecretText, pc.EndDateTime
+	if out.Secret, err = a.deps.Custody.Seal(pc.SecretText); err != nil {
+		// A retry removes this secret as stale (same tag) and adds a new one.
+		return out, fmt.Errorf("seal the new client secret: %w", err)
+	}
+	out.KeyID, out.ExpiresAt = pc.KeyID, pc.EndDateTime
 	if out.ExpiresAt.IsZero() {
 		out.ExpiresAt = end
 	}

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
@@ -26,14 +29,14 @@ const (
 )
 
 type ValidateConnectionInput struct {
-	TenantID           string `json:"tenantId"`
-	OrgURL             string `json:"orgUrl"`
-	AppID              string `json:"appId"`
-	ClientSecret       string `json:"clientSecret"` // travels encrypted; needed to sign in as the new app
-	SystemUserID       string `json:"systemUserId"`
-	RoleName           string `json:"roleName"`
-	SolutionName       string `json:"solutionName"`
-	MinSolutionVersion string `json:"minSolutionVersion"`
+	TenantID           string         `json:"tenantId"`
+	OrgURL             string         `json:"orgUrl"`
+	AppID              string         `json:"appId"`
+	ClientSecret       custody.Sealed `json:"clientSecret"` // sealed; opened only here, to sign in as the new app
+	SystemUserID       string         `json:"systemUserId"`
+	RoleName           string         `json:"roleName"`
+	SolutionName       string         `json:"solutionName"`
+	MinSolutionVersion string         `json:"minSolutionVersion"`
 }
 
 type ValidateConnectionResult struct {
@@ -56,7 +59,13 @@ func (r ValidateConnectionResult) Failed() []string {
 // Marketo will, and checks what Marketo's validation checks. A refused
 // sign-in right after setup is replication lag and is retried, not failed.
 func (a *Activities) ValidateConnection(ctx context.Context, in ValidateConnectionInput) (ValidateConnectionResult, error) {
-	asApp := a.dataverseFor(in.TenantID, in.OrgURL, msauth.Credential{ClientID: in.AppID, Secret: in.ClientSecret})
+	secret, err := a.deps.Custody.Open(in.ClientSecret)
+	if err != nil {
+		return ValidateConnectionResult{}, temporal.NewNonRetryableApplicationError(
+			"cannot open the new client secret with this worker's custody keys ("+err.Error()+
+				"); configure the custody key it was sealed with (custody.keys) or rotate the secret", ErrInvalidRequest, nil)
+	}
+	asApp := a.dataverseFor(in.TenantID, in.OrgURL, msauth.Credential{ClientID: in.AppID, Secret: secret})
 	who, err := reread(ctx, asApp.WhoAmI)
 	if err != nil {
 		if msapi.IsKind(err, msapi.Unauthorized) || msapi.IsKind(err, msapi.PermissionDenied) {

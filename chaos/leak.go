@@ -152,23 +152,44 @@ var secretKeys = map[string]bool{"secret": true, "clientsecret": true, "secrette
 
 // collectSecrets walks a decoded payload for secret values: strings under a
 // key in secretKeys, and the value of an object that also has a keyId (a
-// rotation's current secret).
-func collectSecrets(v any, add func(capturedSecret)) {
+// rotation's current secret). Such a value sealed with the custody key
+// ({"sealed","keyId"}, internal/custody) is opened with open; one it cannot
+// open is skipped (the scan then misses its value, and says so).
+func collectSecrets(v any, open func(sealed, keyID string) (string, bool), add func(capturedSecret)) {
 	switch x := v.(type) {
 	case []any:
 		for _, e := range x {
-			collectSecrets(e, add)
+			collectSecrets(e, open, add)
 		}
 	case map[string]any:
+		if _, ok := sealedValue(x); ok {
+			return // reached only through its parent, which opens it with the Entra key ID
+		}
 		keyID, _ := x["keyId"].(string)
 		for k, e := range x {
 			lk := strings.ToLower(k)
-			if s, ok := e.(string); ok && len(s) >= 16 {
-				if secretKeys[lk] || (lk == "value" && keyID != "") {
-					add(capturedSecret{KeyID: keyID, Value: s})
+			if !secretKeys[lk] && (lk != "value" || keyID == "") {
+				collectSecrets(e, open, add)
+				continue
+			}
+			s, ok := e.(string)
+			if m, isMap := e.(map[string]any); isMap {
+				if sv, isSealed := sealedValue(m); isSealed && open != nil {
+					s, ok = open(sv[0], sv[1])
 				}
 			}
-			collectSecrets(e, add)
+			if ok && len(s) >= 16 {
+				add(capturedSecret{KeyID: keyID, Value: s})
+			}
+			collectSecrets(e, open, add)
 		}
 	}
+}
+
+// sealedValue reports whether m is a custody.Sealed as JSON: exactly the
+// keys sealed and keyId, both strings.
+func sealedValue(m map[string]any) ([2]string, bool) {
+	sealed, ok1 := m["sealed"].(string)
+	keyID, ok2 := m["keyId"].(string)
+	return [2]string{sealed, keyID}, ok1 && ok2 && len(m) == 2
 }

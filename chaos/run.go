@@ -68,6 +68,7 @@ type LeakReport struct {
 	// the scan could not look for them.
 	Untold         []string
 	Histories      int
+	Decoded        int // histories and descriptions read through the codec endpoint, as the UI shows them
 	SearchAttrDocs int
 	Logs           int
 	DBFiles        int // the dev server's database and WAL files
@@ -163,8 +164,8 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	rep.Leak = leak
 	fmt.Fprintf(w, "\nsecret-leak scan: %d secret values (%d client secrets issued, %d of them also recovered from decoded payloads, plus the provisioner's)\n",
 		leak.Secrets, leak.IssuedSecrets, leak.CapturedValues)
-	fmt.Fprintf(w, "  read %d histories, %d search-attribute listings, %d log files, %d database files, %d bytes: %d hits\n",
-		leak.Histories, leak.SearchAttrDocs, leak.Logs, leak.DBFiles, leak.Bytes, len(leak.Hits))
+	fmt.Fprintf(w, "  read %d histories, %d views decoded by the codec endpoint, %d search-attribute listings, %d log files, %d database files, %d bytes: %d hits\n",
+		leak.Histories, leak.Decoded, leak.SearchAttrDocs, leak.Logs, leak.DBFiles, leak.Bytes, len(leak.Hits))
 	for _, h := range leak.Hits {
 		rep.Violations = append(rep.Violations, fmt.Sprintf("secret #%d found (%s) in %s", h.Secret, h.How, h.Source))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 
+	"github.com/mktos2s/mktos2s/internal/codec"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/emulator"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 )
 
 // leakScan collects every client secret value the emulator issued (told by
@@ -47,7 +51,7 @@ func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 				if err := r.dc.FromPayload(p, &v); err != nil {
 					continue // not JSON (e.g. binary/null): cannot hold a secret field
 				}
-				collectSecrets(v, func(c capturedSecret) {
+				collectSecrets(v, openSealed(testcodec.Custody()), func(c capturedSecret) {
 					values[c.Value] = true
 					if c.KeyID != "" {
 						capturedKeys[strings.ToLower(c.KeyID)] = true
@@ -115,6 +119,26 @@ func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 	}
 	sources = append(sources, source{Name: "temporal workflow list", Kind: "search-attributes", Data: list})
 	rep.SearchAttrDocs++
+	// What the Temporal UI shows: every history and description decoded by
+	// the codec endpoint (the codec key, never the custody key). Secrets are
+	// sealed before they enter a payload, so they must not be here either.
+	codecURL, token, stopCodec, err := r.codecEndpoint()
+	if err != nil {
+		return rep, err
+	}
+	defer stopCodec()
+	for _, ex := range execs {
+		for _, verb := range []string{"show", "describe"} {
+			b, err := r.temporalCLI(ctx, "workflow", verb, "--address", addr, "--namespace", namespace,
+				"--workflow-id", ex[0], "--run-id", ex[1], "--output", "json",
+				"--codec-endpoint", codecURL, "--codec-auth", "Bearer "+token)
+			if err != nil {
+				return rep, err
+			}
+			rep.Decoded++
+			sources = append(sources, source{Name: "temporal workflow " + verb + " --codec-endpoint " + ex[0] + " " + ex[1], Kind: "decoded", Data: b})
+		}
+	}
 	for _, ex := range execs {
 		for _, verb := range []string{"show", "describe"} {
 			b, err := r.temporalCLI(ctx, "workflow", verb, "--address", addr, "--namespace", namespace,
@@ -165,6 +189,30 @@ func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 	}
 	rep.Hits, err = scanSecrets(secrets, sources)
 	return rep, err
+}
+
+// openSealed opens custody.Sealed values (as JSON fields) with ring.
+func openSealed(ring *custody.Keyring) func(sealed, keyID string) (string, bool) {
+	return func(sealed, keyID string) (string, bool) {
+		plain, err := ring.Open(custody.Sealed{Ciphertext: sealed, KeyID: keyID})
+		return plain, err == nil
+	}
+}
+
+// codecEndpoint serves the product's codec endpoint (codec key only, as
+// `starter codec-server` does) on a loopback port until stop is called.
+func (r *runner) codecEndpoint() (url, token string, stop func(), err error) {
+	cdc, err := testcodec.New()
+	if err != nil {
+		return "", "", nil, err
+	}
+	token = "chaos-codec-token"
+	h, err := codec.NewHTTPHandler(cdc, codec.HTTPOptions{Token: token})
+	if err != nil {
+		return "", "", nil, err
+	}
+	srv := httptest.NewServer(h)
+	return srv.URL, token, srv.Close, nil
 }
 
 // temporalCLI runs bin/temporal against the dev server, without any codec.

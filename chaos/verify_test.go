@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
+
 	"github.com/mktos2s/mktos2s/internal/emulator"
 )
 
@@ -177,10 +179,37 @@ func TestCollectSecrets(t *testing.T) {
 		"note": {"value": "not a secret: no keyId beside it"}
 	}`), &doc))
 	var got []capturedSecret
-	collectSecrets(doc, func(c capturedSecret) { got = append(got, c) })
+	collectSecrets(doc, nil, func(c capturedSecret) { got = append(got, c) })
 	assert.ElementsMatch(t, []capturedSecret{
 		{Value: "value-of-the-result-secret"},
 		{KeyID: "k-rot", Value: "value-of-the-rotation-secret"},
 		{KeyID: "k-act", Value: "value-of-an-activity-secret"},
+	}, got)
+}
+
+// Payloads written since issue 11 carry the secret sealed with the custody
+// key: the scan opens it to know what to look for.
+func TestCollectSealedSecrets(t *testing.T) {
+	ring := testcodec.Custody()
+	seal := func(s string) string {
+		v, err := ring.Seal(s)
+		require.NoError(t, err)
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		return string(b)
+	}
+	var doc any
+	require.NoError(t, json.Unmarshal([]byte(`{
+		"clientSecret": `+seal("value-of-the-sealed-result")+`,
+		"current": {"keyId": "k-rot", "value": `+seal("value-of-the-sealed-rotation")+`},
+		"res": {"keyId": "k-act", "secret": `+seal("value-of-the-sealed-activity")+`},
+		"other": {"keyId": "k-x", "value": {"sealed": "AAAA", "keyId": "unknown-custody-key"}}
+	}`), &doc))
+	var got []capturedSecret
+	collectSecrets(doc, openSealed(ring), func(c capturedSecret) { got = append(got, c) })
+	assert.ElementsMatch(t, []capturedSecret{
+		{Value: "value-of-the-sealed-result"},
+		{KeyID: "k-rot", Value: "value-of-the-sealed-rotation"},
+		{KeyID: "k-act", Value: "value-of-the-sealed-activity"},
 	}, got)
 }

@@ -51,10 +51,14 @@ func TestComposeUsesRealConfigKeys(t *testing.T) {
 	assert.Greater(t, seen, 10, "the compose file should configure the product through MKTOS2S_* variables")
 
 	worker := c.Services["worker"]
-	for _, need := range []string{"MKTOS2S_TEMPORAL_ADDRESS", "MKTOS2S_CODEC_KEYS", "MKTOS2S_MICROSOFT_PROVISIONER_CLIENTID"} {
+	for _, need := range []string{"MKTOS2S_TEMPORAL_ADDRESS", "MKTOS2S_CODEC_KEYS", "MKTOS2S_CUSTODY_KEYS", "MKTOS2S_MICROSOFT_PROVISIONER_CLIENTID"} {
 		assert.Contains(t, worker.Environment, need, "the worker refuses to start without it")
 	}
 	codecSrv := c.Services["codec-server"]
+	// Two keys, two audiences: the codec endpoint serves the UI and must never open the secret.
+	assert.NotContains(t, codecSrv.Environment, "MKTOS2S_CUSTODY_KEYS", "the codec endpoint must not hold the custody key")
+	assert.NotContains(t, c.Services["consent-callback"].Environment, "MKTOS2S_CUSTODY_KEYS")
+	assert.Contains(t, c.Services["starter"].Environment, "MKTOS2S_CUSTODY_KEYS", "the operator's starter reveals")
 	assert.Equal(t, []string{"/usr/local/bin/starter", "codec-server"}, codecSrv.Entrypoint)
 	assert.Contains(t, codecSrv.Environment, "MKTOS2S_CODECSERVER_TOKEN")
 	ui := c.Services["temporal-ui"]

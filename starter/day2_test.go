@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,7 +82,7 @@ func (d day2Target) onboard(ctx context.Context, t *testing.T, startFlags ...str
 	require.NoError(t, err)
 	var res workflows.OnboardingResult
 	require.NoError(t, d.c.GetWorkflow(ctx, workflows.OnboardingInput{TenantID: d.tenantID, OrgURL: d.orgURL}.WorkflowID(), "").Get(ctx, &res))
-	require.NotEmpty(t, res.ClientSecret)
+	require.NotEmpty(t, openSecret(res.ClientSecret), "sealed with the custody key")
 	return res
 }
 
@@ -122,6 +123,28 @@ func (d day2Target) credentials(ctx context.Context, t *testing.T, flags ...stri
 	var pkg credentialsPackage
 	require.NoError(t, json.Unmarshal([]byte(stdout), &pkg), stdout)
 	return pkg, stderr
+}
+
+// reveals are the secret-revealed signals in the current rotation run's
+// history, decoded with the codec (the client's), no custody key needed.
+func (d day2Target) reveals(ctx context.Context, t *testing.T) []workflows.RevealSignal {
+	t.Helper()
+	var out []workflows.RevealSignal
+	opts, err := workerapp.ClientOptions(d.st.Config, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	it := d.c.GetWorkflowHistory(ctx, d.rotationID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		sig := ev.GetWorkflowExecutionSignaledEventAttributes()
+		if sig == nil || sig.GetSignalName() != workflows.SignalSecretRevealed {
+			continue
+		}
+		var r workflows.RevealSignal
+		require.NoError(t, opts.DataConverter.FromPayloads(sig.GetInput(), &r), "the codec key alone decodes the record")
+		out = append(out, r)
+	}
+	return out
 }
 
 // secrets are the key IDs of the app's client secrets in the emulator.
@@ -293,17 +316,35 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 			assert.Contains(t, stderr, "NOTE: this is the NEW secret (key "+newKey)
 			assert.Contains(t, stderr, "starter rotate --confirm --tenant-id "+d.tenantID)
 
-			pkg, stderr := d.credentials(ctx, t, "--reveal")
+			pkg, stderr := d.credentials(ctx, t, "--reveal", "--reason", "ticket 42")
 			assert.Contains(t, stderr, "password manager")
+			assert.Contains(t, stderr, "client secret revealed", "the structured audit line")
+			assert.Contains(t, stderr, "ticket 42")
 			assert.False(t, pkg.SecretMasked)
+			// The reveal is in the rotation's history, readable without the custody key.
+			reveals := d.reveals(ctx, t)
+			require.Len(t, reveals, 1, "one secret-revealed signal")
+			assert.Equal(t, "ticket 42", reveals[0].Reason)
+			assert.Equal(t, d.tenantID, reveals[0].TenantID)
+			assert.Equal(t, newKey, strings.ToLower(reveals[0].KeyID))
+			assert.NotEmpty(t, reveals[0].By, "the OS user")
+			// The rotation counts it; status and rotate show it.
+			p := d.rotation(ctx, t, "the reveal is counted", func(p workflows.RotationProgress) bool { return p.Reveals == 1 })
+			require.NotNil(t, p.LastReveal)
+			assert.Equal(t, "ticket 42", p.LastReveal.Reason)
+			assert.Equal(t, reveals[0].By, p.LastReveal.By)
+			status, _, err := d.run(ctx, t, "status")
+			require.NoError(t, err)
+			assert.Contains(t, status, "Secret revealed 1 time(s); last by "+reveals[0].By)
+			assert.Contains(t, status, "(reason: ticket 42)")
 			assert.Equal(t, res.ClientID, pkg.ClientID)
 			newSecret = pkg.ClientSecret
-			require.False(t, res.ClientSecret == newSecret, "--reveal shows the rotation's new secret, not the onboarding's")
+			require.False(t, openSecret(res.ClientSecret) == newSecret, "--reveal shows the rotation's new secret, not the onboarding's")
 			assert.False(t, strings.Contains(masked+stderr, newSecret), "the new secret is printed without --reveal")
-			assert.False(t, strings.Contains(masked, res.ClientSecret), "the old secret is printed without --reveal")
+			assert.False(t, strings.Contains(masked, openSecret(res.ClientSecret)), "the old secret is printed without --reveal")
 			// The emulator issues tokens only for secrets really on the app.
 			assert.Equal(t, http.StatusOK, tokenStatus(t, st, d.tenantID, res.ClientID, newSecret))
-			assert.Equal(t, http.StatusOK, tokenStatus(t, st, d.tenantID, res.ClientID, res.ClientSecret), "the old one still works")
+			assert.Equal(t, http.StatusOK, tokenStatus(t, st, d.tenantID, res.ClientID, openSecret(res.ClientSecret)), "the old one still works")
 			assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, d.tenantID, res.ClientID, newSecret+"x"))
 
 			hidden, _ := d.credentials(ctx, t)
@@ -323,7 +364,7 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 			assert.Equal(t, newKey, strings.ToLower(p.OldKeyID), "the new secret is the live one")
 			assert.Equal(t, []string{newKey}, d.secrets(t, res.ClientID), "exactly one secret left, the new one")
 			assert.Equal(t, http.StatusOK, tokenStatus(t, st, d.tenantID, res.ClientID, newSecret))
-			assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, d.tenantID, res.ClientID, res.ClientSecret), "the old secret is refused")
+			assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, d.tenantID, res.ClientID, openSecret(res.ClientSecret)), "the old secret is refused")
 
 			pkg, stderr := d.credentials(ctx, t, "--reveal")
 			assert.True(t, newSecret == pkg.ClientSecret, "credentials --reveal shows the new secret, now the live one")
@@ -431,7 +472,10 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 		assert.Contains(t, err.Error(), "no rotation is running as "+d.rotationID)
 		assert.Contains(t, err.Error(), "`rotate --now` starts one")
 		pkg, _ := d.credentials(ctx, t, "--reveal")
-		assert.True(t, res.ClientSecret == pkg.ClientSecret, "without a rotation, the onboarding's secret is the live one")
+		assert.True(t, openSecret(res.ClientSecret) == pkg.ClientSecret, "without a rotation, the onboarding's secret is the live one")
+		// The reveal needs a record: it started the rotation the onboarding
+		// would have had, with the secret-revealed signal in its history.
+		require.Len(t, d.reveals(ctx, t), 1, "the reveal is recorded in the rotation it started")
 
 		stdout, _, err := d.run(ctx, t, "rotate", "--now", "--by", "tester")
 		require.NoError(t, err)
@@ -454,7 +498,7 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 
 		pkg, _ = d.credentials(ctx, t, "--reveal")
 		newSecret := pkg.ClientSecret
-		require.False(t, res.ClientSecret == newSecret, "--reveal shows the rotation's new secret")
+		require.False(t, openSecret(res.ClientSecret) == newSecret, "--reveal shows the rotation's new secret")
 		assert.Equal(t, res.Username, pkg.Username)
 		assert.Equal(t, http.StatusOK, tokenStatus(t, st, d.tenantID, res.ClientID, newSecret))
 
@@ -466,7 +510,7 @@ func TestRotateAndOffboardCommands(t *testing.T) {
 		assert.Equal(t, newKey, strings.ToLower(p.OldKeyID))
 		assert.Equal(t, []string{newKey}, d.secrets(t, res.ClientID), "exactly one secret left, the new one")
 		assert.Equal(t, http.StatusOK, tokenStatus(t, st, d.tenantID, res.ClientID, newSecret))
-		assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, d.tenantID, res.ClientID, res.ClientSecret), "the old secret is refused")
+		assert.Equal(t, http.StatusUnauthorized, tokenStatus(t, st, d.tenantID, res.ClientID, openSecret(res.ClientSecret)), "the old secret is refused")
 
 		// A rotation that stopped starts again from its last run's input
 		// (the live secret is the rotated one, not the onboarding's).

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/devstack"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
@@ -35,6 +36,31 @@ const (
 )
 
 var testKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{42}, 32))
+
+// testCustodyKey seals the secrets the stack's worker creates; the
+// operator's starter config has it too, for credentials --reveal.
+var testCustodyKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{43}, 32))
+
+const testCustodyKeyID = "c1"
+
+// openSecret opens a sealed secret with the test custody key; "" if it does not open.
+func openSecret(s custody.Sealed) string {
+	k, err := custody.New(map[string][]byte{testCustodyKeyID: bytes.Repeat([]byte{43}, 32)}, testCustodyKeyID)
+	if err != nil {
+		panic(err)
+	}
+	plain, err := k.Open(s)
+	if err != nil {
+		return ""
+	}
+	return plain
+}
+
+// withoutCustody is a config body with the custody key removed, as a codec
+// endpoint's config must be.
+func withoutCustody(body string) string {
+	return strings.Replace(body, "custody:\n  keys:\n    "+testCustodyKeyID+": "+testCustodyKey+"\n", "", 1)
+}
 
 // needTemporal fails when the Temporal CLI is not built (`make test` always
 // builds it), or skips with -short.
@@ -55,6 +81,9 @@ func baseYAML(extra string) string {
 	return fmt.Sprintf(`codec:
   keys:
     test: %s
+custody:
+  keys:
+    %s: %s
 codecServer:
   token: %s
   corsOrigin: %s
@@ -63,7 +92,7 @@ consent:
 log:
   level: warn
   format: text
-%s`, testKey, testToken, testUIOrigin, extra)
+%s`, testKey, testCustodyKeyID, testCustodyKey, testToken, testUIOrigin, extra)
 }
 
 // run executes the starter in process and returns stdout, stderr and the error.
@@ -393,7 +422,13 @@ func serving(ctx context.Context, t *testing.T, marker string, args ...string) (
 func TestCodecServerCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfgFile := writeConfig(t, baseYAML(""))
+	// The codec endpoint serves the UI: it refuses to start holding the custody key.
+	_, _, err := run(ctx, t, writeConfig(t, baseYAML("")), "codec-server", "--listen", "127.0.0.1:0")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "refuses to start with custody.keys set")
+
+	cfgFile := writeConfig(t, withoutCustody(baseYAML("")))
+	require.NotContains(t, withoutCustody(baseYAML("")), testCustodyKey)
 	endpoint, done := serving(ctx, t, "codec endpoint listening on ", "--config", cfgFile, "codec-server", "--listen", "127.0.0.1:0")
 
 	body := `{"payloads":[{"metadata":{"encoding":"` + base64.StdEncoding.EncodeToString([]byte("json/plain")) + `"},"data":"` + base64.StdEncoding.EncodeToString([]byte(`"hello"`)) + `"}]}`

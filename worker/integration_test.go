@@ -204,7 +204,7 @@ func TestTwoTenantsOnboardConcurrently(t *testing.T) {
 			assertSecretAccepted(t, ctx, tn, res)
 		})
 		t.Run(tn.name+"/stored history holds no secret in plain text", func(t *testing.T) {
-			assertNoPlainSecret(t, ctx, "default", runs[i].GetID(), runs[i].GetRunID(), res.ClientSecret)
+			assertNoPlainSecret(t, ctx, "default", runs[i].GetID(), runs[i].GetRunID(), tn.id, testcodec.Open(res.ClientSecret))
 		})
 	}
 
@@ -286,7 +286,7 @@ func TestWorkerKilledMidRunFinishesWithoutDuplicates(t *testing.T) {
 	assert.Equal(t, 2, activityAttempts(t, ctx, c, wfID, run.GetRunID(), "AddClientSecret"),
 		"AddClientSecret should have run once on the killed worker and once on the new one")
 	assertSecretAccepted(t, ctx, crashco, res)
-	assertNoPlainSecret(t, ctx, ns, wfID, run.GetRunID(), res.ClientSecret)
+	assertNoPlainSecret(t, ctx, ns, wfID, run.GetRunID(), crashco.id, testcodec.Open(res.ClientSecret))
 }
 
 // Issue 3, integration: a permission error makes the onboarding fail with a
@@ -475,13 +475,14 @@ func createdApps(ts emulator.TenantState) []emulator.AppState {
 // user; a secret one character off must be refused.
 func assertSecretAccepted(t *testing.T, ctx context.Context, tn tenant, res workflows.OnboardingResult) {
 	t.Helper()
-	require.NotEmpty(t, res.ClientSecret)
+	secret := testcodec.Open(res.ClientSecret)
+	require.NotEmpty(t, secret, "the result's secret is sealed with the worker's custody key")
 	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: env.Emu.CAFile(), DialOverrides: map[string]string{"*.localhost": "127.0.0.1"}})
 	require.NoError(t, err)
 	auth := msauth.New(msauth.Options{AuthorityHost: env.Emu.URL(), HTTPClient: hc})
 	orgURL := env.Emu.OrgURL(tn.host)
 	scope := msauth.ScopeFor(orgURL)
-	cred := msauth.Credential{ClientID: res.ClientID, Secret: res.ClientSecret}
+	cred := msauth.Credential{ClientID: res.ClientID, Secret: secret}
 
 	tok, err := auth.Token(ctx, tn.id, cred, scope)
 	require.NoError(t, err)
@@ -491,7 +492,7 @@ func assertSecretAccepted(t *testing.T, ctx context.Context, tn tenant, res work
 	assert.True(t, strings.EqualFold(res.Resources.SystemUserID, who.UserID), "WhoAmI %s, app user %s", who.UserID, res.Resources.SystemUserID)
 
 	wrong := cred
-	wrong.Secret = res.ClientSecret[:len(res.ClientSecret)-1] + string(res.ClientSecret[len(res.ClientSecret)-1]^1)
+	wrong.Secret = secret[:len(secret)-1] + string(secret[len(secret)-1]^1)
 	_, err = auth.Token(ctx, tn.id, wrong, scope)
 	require.Error(t, err)
 	assert.True(t, msapi.IsKind(err, msapi.Unauthorized), "a wrong secret: %v", err)
@@ -502,7 +503,10 @@ func assertSecretAccepted(t *testing.T, ctx context.Context, tn tenant, res work
 // and checks that no payload or failure in it holds the secret. The same
 // history decrypted with the test key, or shown by the CLI through the
 // product's codec endpoint, does hold it: the search looks at the right bytes.
-func assertNoPlainSecret(t *testing.T, ctx context.Context, namespace, wfID, runID, secret string) {
+// Issue 11: the codec decodes every payload, as the Temporal UI sees them
+// through the codec endpoint, and the secret is still not there: it is sealed
+// with the custody key, which the codec endpoint does not hold.
+func assertNoPlainSecret(t *testing.T, ctx context.Context, namespace, wfID, runID, tenantID, secret string) {
 	t.Helper()
 	require.NotEmpty(t, secret)
 	raw, err := env.DialRaw(ctx, namespace)
@@ -519,7 +523,9 @@ func assertNoPlainSecret(t *testing.T, ctx context.Context, namespace, wfID, run
 			return cdc.Decode(p)
 		},
 	}))
-	assert.True(t, holds(t, decoded, secret), "decrypted, the history should carry the secret (in the result)")
+	assert.False(t, holds(t, decoded, secret), "decrypted with the codec key, the history must still not carry the secret")
+	assert.True(t, holds(t, decoded, tenantID), "decrypted, the history shows the input (tenant ID)")
+	assert.True(t, holds(t, decoded, `"sealed":`), "decrypted, the secret shows as a sealed value")
 
 	show := []string{"workflow", "show", "--namespace", namespace, "--workflow-id", wfID, "--run-id", runID, "--output", "json"}
 	shown := cliHistory(t, ctx, show...)
@@ -532,7 +538,8 @@ func assertNoPlainSecret(t *testing.T, ctx context.Context, namespace, wfID, run
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	shown = cliHistory(t, ctx, append(show, "--codec-endpoint", srv.URL, "--codec-auth", "Bearer "+token)...)
-	assert.True(t, holds(t, shown, secret), "through the codec endpoint the CLI should show the secret")
+	assert.False(t, holds(t, shown, secret), "through the codec endpoint the CLI must not show the secret")
+	assert.True(t, holds(t, shown, tenantID), "through the codec endpoint the CLI decodes the input (tenant ID)")
 }
 
 // holds reports whether the secret is anywhere in the history's wire form.

@@ -37,6 +37,9 @@ temporal:
 codec:
   keys:
     t1: %s
+custody:
+  keys:
+    c1: %s
 microsoft:
   provisioner:
     clientId: aaaaaaaa-0000-0000-0000-000000000001
@@ -45,7 +48,7 @@ log:
   format: text
 worker:
   stopTimeout: 2s
-`, env.Dev.Address, ns, key)), 0o600))
+`, env.Dev.Address, ns, key, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))), 0o600))
 
 	cmd := exec.CommandContext(ctx, workerBin, "--config", cfgFile, "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "HOME="+dir)

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 )
 
 const (
@@ -29,6 +30,10 @@ const (
 	testOrgURL = "https://contoso.crm.localhost:8443"
 	testSecret = "s3cr3t-value-never-in-progress"
 )
+
+// testSealed is testSecret sealed once with the test custody key, so it
+// compares equal wherever the workflow passes it on.
+var testSealed = testcodec.Seal(testSecret)
 
 // stepActivity is the plan with the activity that performs each step and
 // the undo activities of what it creates, in the order the workflow runs
@@ -215,7 +220,7 @@ func (h *harness) mock() {
 		})
 	env.OnActivity(a.AddClientSecret, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.AddClientSecretInput) (activities.AddClientSecretResult, error) {
-			return activities.AddClientSecretResult{KeyID: "key-1", Secret: testSecret, ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+			return activities.AddClientSecretResult{KeyID: "key-1", Secret: testSealed, ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
 				fail("AddClientSecret")
 		})
 	env.OnActivity(a.CreateApplicationUser, mock.Anything, mock.Anything).Return(
@@ -244,7 +249,7 @@ func (h *harness) mock() {
 		})
 	env.OnActivity(a.ValidateConnection, mock.Anything, mock.Anything).After(h.slowCheck).Return(
 		func(_ context.Context, in activities.ValidateConnectionInput) (activities.ValidateConnectionResult, error) {
-			if in.ClientSecret != testSecret {
+			if testcodec.Open(in.ClientSecret) != testSecret {
 				return activities.ValidateConnectionResult{}, permanent("validation got the wrong secret")
 			}
 			checks := []activities.Check{{Name: activities.CheckCredentials, Passed: true}, {Name: activities.CheckRole, Passed: !h.invalid}}
@@ -372,7 +377,7 @@ func TestOnboardingHappyPath(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowResult(&res))
 	assert.Equal(t, OnboardingResult{
 		OrgURL: testOrgURL, Username: "app@contoso.example", ClientID: "app-id", TenantID: testTenant,
-		ClientSecret: testSecret, SecretExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		ClientSecret: testSealed, SecretExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 		Validation: []activities.Check{{Name: activities.CheckCredentials, Passed: true}, {Name: activities.CheckRole, Passed: true}},
 		Resources: Resources{AppObjectID: "app-obj", AppID: "app-id", ServicePrincipalID: "sp-1", SecretKeyID: "key-1",
 			SystemUserID: "user-1", RoleID: "role-1", ConfigID: "cfg-1", ConfigPreviousUserID: "old-user"},

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/custody"
 )
 
 // Step names are stable: they are shown in the UI, stored in the
@@ -100,14 +101,14 @@ type Progress struct {
 }
 
 // OnboardingResult is Marketo's step-3 package plus the validation checklist.
-// It is the only place, besides AddClientSecret's result, that carries the
-// secret; both are encrypted by the payload codec.
+// The secret is sealed with the custody key (internal/custody): the codec
+// endpoint that decodes the result for the UI cannot read it.
 type OnboardingResult struct {
 	OrgURL          string             `json:"orgUrl"`
 	Username        string             `json:"username"` // the application user's e-mail
 	ClientID        string             `json:"clientId"`
 	TenantID        string             `json:"tenantId"`
-	ClientSecret    string             `json:"clientSecret"`
+	ClientSecret    custody.Sealed     `json:"clientSecret"`
 	SecretExpiresAt time.Time          `json:"secretExpiresAt"`
 	Validation      []activities.Check `json:"validation"`
 	Resources       Resources          `json:"resources"`

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mktos2s/mktos2s/internal/codec"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 	"github.com/mktos2s/mktos2s/workflows"
 )
@@ -93,7 +94,13 @@ func TestReplayRecordedHistories(t *testing.T) {
 // package: the replay really ran the recorded run to its end.
 func TestReplayCompletedHistoryYieldsTheResult(t *testing.T) {
 	res := replayCompleted(t)
-	assert.NotEmpty(t, res.ClientSecret)
+	// Recorded before secrets were sealed: the plain string still decodes
+	// (a legacy custody.Sealed) and still reveals, without a custody key.
+	assert.True(t, res.ClientSecret.Legacy(), "the recorded result carries the secret the old way")
+	var noKey *custody.Keyring
+	plain, err := noKey.Open(res.ClientSecret)
+	require.NoError(t, err)
+	assert.NotEmpty(t, plain)
 	assert.NotEmpty(t, res.ClientID)
 	assert.NotEmpty(t, res.Username)
 	assert.Contains(t, res.CompletedSteps, workflows.StepConfigureHomeRealmDiscovery, "recorded from a federated tenant")
@@ -133,7 +140,8 @@ func TestReplayDetectsChanges(t *testing.T) {
 // indexes them) and the secret must not appear in them.
 func TestRecordedHistoriesAreEncrypted(t *testing.T) {
 	res := replayCompleted(t)
-	require.NotEmpty(t, res.ClientSecret)
+	secret := testcodec.Open(res.ClientSecret)
+	require.NotEmpty(t, secret)
 
 	files, err := filepath.Glob("testdata/*.json")
 	require.NoError(t, err)
@@ -145,7 +153,7 @@ func TestRecordedHistoriesAreEncrypted(t *testing.T) {
 			require.NoError(t, err)
 			wire, err := proto.Marshal(h)
 			require.NoError(t, err)
-			assert.False(t, bytes.Contains(wire, []byte(res.ClientSecret)), "the client secret is in plain text")
+			assert.False(t, bytes.Contains(wire, []byte(secret)), "the client secret is in plain text")
 
 			var plain, sealed int
 			require.NoError(t, proxy.VisitPayloads(context.Background(), h, proxy.VisitPayloadsOptions{

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/inert"
 )
 
@@ -101,12 +102,12 @@ func (s RotationSettings) problems(prefix string, lifetimeMonths int) []FieldErr
 	return errs
 }
 
-// RotationSecret is one client secret. Value travels only in encrypted
-// payloads (workflow input, activity results, the credentials query).
+// RotationSecret is one client secret. Value is sealed with the custody key
+// (a plain string only in runs recorded before sealing existed).
 type RotationSecret struct {
-	KeyID     string    `json:"keyId"`
-	Value     string    `json:"value"`
-	ExpiresAt time.Time `json:"expiresAt"`
+	KeyID     string         `json:"keyId"`
+	Value     custody.Sealed `json:"value"`
+	ExpiresAt time.Time      `json:"expiresAt"`
 }
 
 // RotationInput is the state one rotation run starts from. Each cycle
@@ -139,6 +140,10 @@ type RotationInput struct {
 	Failing     *RotationFailure `json:"failing,omitempty"`
 	ConfirmedBy string           `json:"confirmedBy,omitempty"`
 	RemoveKeyID string           `json:"removeKeyId,omitempty"`
+	// Reveals and LastReveal carry the audit of `credentials --reveal`
+	// (secret-revealed signals) across continue-as-new.
+	Reveals    int           `json:"reveals,omitempty"`
+	LastReveal *RevealRecord `json:"lastReveal,omitempty"`
 }
 
 // RotationFailure is a step of the rotation that fails and is retried:
@@ -248,6 +253,9 @@ type RotationProgress struct {
 	Message   string           `json:"message"`
 	Error     string           `json:"error,omitempty"`
 	UpdatedAt time.Time        `json:"updatedAt"`
+	// Reveals counts `credentials --reveal` of this tenant's secret, all runs.
+	Reveals    int           `json:"reveals"`
+	LastReveal *RevealRecord `json:"lastReveal,omitempty"`
 }
 
 // RotationCredentials is Marketo's step-3 package with the rotation's
@@ -259,13 +267,13 @@ type RotationProgress struct {
 // encrypts it like every other payload. The progress query never carries
 // the secret; only `starter credentials --reveal` asks for it.
 type RotationCredentials struct {
-	OrgURL          string    `json:"orgUrl"`
-	Username        string    `json:"username"`
-	ClientID        string    `json:"clientId"`
-	TenantID        string    `json:"tenantId"`
-	ClientSecret    string    `json:"clientSecret,omitempty"`
-	SecretKeyID     string    `json:"secretKeyId"`
-	SecretExpiresAt time.Time `json:"secretExpiresAt"`
+	OrgURL          string         `json:"orgUrl"`
+	Username        string         `json:"username"`
+	ClientID        string         `json:"clientId"`
+	TenantID        string         `json:"tenantId"`
+	ClientSecret    custody.Sealed `json:"clientSecret,omitzero"`
+	SecretKeyID     string         `json:"secretKeyId"`
+	SecretExpiresAt time.Time      `json:"secretExpiresAt"`
 	// AwaitingConfirmation is true while the secret is new and Marketo has
 	// not been confirmed to use it: save it there, then send marketo-updated.
 	AwaitingConfirmation bool `json:"awaitingConfirmation"`
@@ -285,7 +293,13 @@ func SecretRotation(ctx workflow.Context, in RotationInput) error {
 		NextRotationAt: in.Current.ExpiresAt.Add(-in.Settings.LeadTime),
 		Reminders:      in.Reminders, LastRotatedAt: in.LastRotatedAt, WaitingSince: in.PendingSince,
 		Failing: in.Failing, OldSecretExpired: in.Failing != nil && !in.Current.ExpiresAt.After(workflow.Now(ctx)),
+		Reveals: in.Reveals, LastReveal: in.LastReveal,
 	}
+	r.reveals = reveals{Count: in.Reveals, Last: in.LastReveal}
+	r.reveals.listen(ctx, func() {
+		r.progress.Reveals, r.progress.LastReveal = r.reveals.Count, r.reveals.Last
+		workflow.SetCurrentDetails(ctx, r.details())
+	})
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RotationProgress, error) { return r.progress, nil }); err != nil {
 		return err
 	}
@@ -318,6 +332,7 @@ type rotation struct {
 	failing     *RotationFailure
 	runFailures int
 	confirmedBy string // who sent the marketo-updated being proved
+	reveals     reveals
 }
 
 func (r *rotation) credentials(reveal bool) (RotationCredentials, error) {
@@ -376,6 +391,13 @@ func (r *rotation) details() string {
 	if p.Message != "" && p.Failing == nil { // while failing, the message is the failure above
 		b.WriteString(p.Message + "\n")
 	}
+	if l := p.LastReveal; l != nil {
+		fmt.Fprintf(&b, "\n**Secret revealed:** %d time(s); last by %s at %s", p.Reveals, inert.Markdown(l.By), l.At.UTC().Format(time.RFC3339))
+		if l.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", inert.Markdown(l.Reason))
+		}
+		b.WriteString("\n")
+	}
 	return b.String()
 }
 
@@ -415,8 +437,7 @@ func (r *rotation) cycle(ctx workflow.Context) error {
 	if err := r.removeOld(ctx, r.in.Current.KeyID); err != nil {
 		return err
 	}
-	r.drainSignals(ctx)
-	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, r.rotated(workflow.Now(ctx)))
+	return r.continueAsNew(ctx, r.rotated(workflow.Now(ctx)))
 }
 
 // rotated is the next cycle's input: the new secret is the live one.
@@ -620,7 +641,15 @@ func (r *rotation) continueWaiting(ctx workflow.Context) error {
 	next.Pending = r.pending
 	next.PendingSince = r.progress.WaitingSince
 	next.Reminders = r.progress.Reminders
+	return r.continueAsNew(ctx, next)
+}
+
+// continueAsNew drains the stale signals, carries the reveal audit over and
+// continues as next.
+func (r *rotation) continueAsNew(ctx workflow.Context, next RotationInput) error {
 	r.drainSignals(ctx)
+	r.reveals.drain(ctx)
+	next.Reveals, next.LastReveal = r.reveals.Count, r.reveals.Last
 	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, next)
 }
 
@@ -802,6 +831,5 @@ func (r *rotation) continueFailing(ctx workflow.Context, stage string) error {
 		}
 	}
 	next.Failing = r.failing
-	r.drainSignals(ctx)
-	return workflow.NewContinueAsNewError(ctx, RotationWorkflowType, next)
+	return r.continueAsNew(ctx, next)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/msauth"
 	"github.com/mktos2s/mktos2s/internal/testenv"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -164,8 +165,10 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		require.NoError(t, v.Get(&creds))
 		require.True(t, creds.AwaitingConfirmation)
 		require.Equal(t, p.NewKeyID, creds.SecretKeyID)
-		require.NotEmpty(t, creds.ClientSecret)
-		require.NotEqual(t, res.ClientSecret, creds.ClientSecret)
+		newSecret, oldSecret := testcodec.Open(creds.ClientSecret), testcodec.Open(res.ClientSecret)
+		require.NotEmpty(t, newSecret, "sealed with the worker's custody key")
+		require.NotEmpty(t, oldSecret)
+		require.NotEqual(t, oldSecret, newSecret)
 
 		require.NoError(t, c.SignalWorkflow(ctx, rotationID, "", workflows.SignalMarketoUpdated, workflows.OperatorSignal{By: "test"}))
 		after := waitRotation(t, ctx, c, rotationID, "next cycle", func(p workflows.RotationProgress) bool { return p.Cycle == 1 })
@@ -175,8 +178,8 @@ func TestDay2OnTheDevServer(t *testing.T) {
 		require.NotNil(t, app)
 		require.Len(t, app.PasswordCredentials, 1, "exactly one live secret")
 		assert.Equal(t, creds.SecretKeyID, app.PasswordCredentials[0].KeyID, "and it is the new one")
-		assert.NoError(t, tokenWith(ctx, env, contosoTenant, res.ClientID, creds.ClientSecret), "the new secret signs in")
-		err = tokenWith(ctx, env, contosoTenant, res.ClientID, res.ClientSecret)
+		assert.NoError(t, tokenWith(ctx, env, contosoTenant, res.ClientID, newSecret), "the new secret signs in")
+		err = tokenWith(ctx, env, contosoTenant, res.ClientID, oldSecret)
 		require.Error(t, err, "the old secret is refused")
 		assert.True(t, msapi.IsKind(err, msapi.Unauthorized), "want invalid_client, got %v", err)
 

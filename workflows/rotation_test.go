@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mktos2s/mktos2s/activities"
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 )
 
 var rotationStart = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -93,7 +94,7 @@ func newRotationEnv(t *testing.T, entra *fakeEntra, start time.Time) *rotationEn
 			if in.Lifetime > 0 {
 				exp = now.Add(in.Lifetime)
 			}
-			return activities.AddClientSecretResult{KeyID: k, Secret: entra.secrets[k], ExpiresAt: exp}, nil
+			return activities.AddClientSecretResult{KeyID: k, Secret: testcodec.Seal(entra.secrets[k]), ExpiresAt: exp}, nil
 		})
 	r.env.OnActivity(a.ValidateConnection, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ValidateConnectionInput) (activities.ValidateConnectionResult, error) {
@@ -108,7 +109,7 @@ func newRotationEnv(t *testing.T, entra *fakeEntra, start time.Time) *rotationEn
 			if ok {
 				ok = false
 				for _, v := range entra.secrets {
-					ok = ok || v == in.ClientSecret
+					ok = ok || v == testcodec.Open(in.ClientSecret)
 				}
 			}
 			return activities.ValidateConnectionResult{Passed: ok, Checks: []activities.Check{
@@ -166,7 +167,7 @@ func rotationInput() RotationInput {
 	return RotationInput{
 		TenantID: testTenant, OrgURL: testOrgURL, AppObjectID: "app-obj", AppID: "app-id", SystemUserID: "user-1",
 		Username: "app@contoso.example", SecretLifetimeMonths: 12,
-		Current: RotationSecret{KeyID: "key-0", Value: "value-0", ExpiresAt: rotationStart.AddDate(1, 0, 0)},
+		Current: RotationSecret{KeyID: "key-0", Value: testcodec.Seal("value-0"), ExpiresAt: rotationStart.AddDate(1, 0, 0)},
 	}
 }
 
@@ -210,7 +211,7 @@ func TestRotationOverSeveralCycles(t *testing.T) {
 		assert.Equal(t, cycle+1, next.Cycle)
 		assert.Nil(t, next.Pending)
 		assert.Equal(t, []string{next.Current.KeyID}, entra.live(), "exactly one live secret: the new one")
-		assert.Equal(t, entra.secrets[next.Current.KeyID], next.Current.Value)
+		assert.Equal(t, entra.secrets[next.Current.KeyID], testcodec.Open(next.Current.Value))
 		assert.True(t, next.Current.ExpiresAt.After(in.Current.ExpiresAt))
 		in, start = next, next.LastRotatedAt
 	}
@@ -326,7 +327,7 @@ func TestRotateNowAndCredentialsQuery(t *testing.T) {
 	next := continued(t, r.env.GetWorkflowError())
 
 	assert.Equal(t, PhaseAwaitingMarketo, p.Phase, "rotate-now skipped the 11-month sleep")
-	assert.Empty(t, masked.ClientSecret)
+	assert.True(t, masked.ClientSecret.IsZero())
 	assert.Equal(t, next.Current.Value, revealed.ClientSecret)
 	assert.Equal(t, next.Current.KeyID, revealed.SecretKeyID)
 	assert.True(t, revealed.AwaitingConfirmation)
@@ -411,7 +412,7 @@ func TestOnboardingStartsTheRotation(t *testing.T) {
 	assert.Equal(t, RotationWorkflowID(testTenant, "contoso.crm.localhost:8443"), p.RotationWorkflowID)
 	require.Len(t, h.rotations, 1)
 	rin := h.rotations[0]
-	assert.Equal(t, RotationSecret{KeyID: "key-1", Value: testSecret, ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}, rin.Current)
+	assert.Equal(t, RotationSecret{KeyID: "key-1", Value: testSealed, ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}, rin.Current)
 	assert.Equal(t, "app-obj", rin.AppObjectID)
 	assert.Equal(t, "user-1", rin.SystemUserID)
 	assert.Equal(t, 10*24*time.Hour, rin.Settings.LeadTime)
@@ -434,4 +435,47 @@ func TestRotationValidationListsMissingFieldsInOrder(t *testing.T) {
 		}
 		require.Equal(t, want, got)
 	}
+}
+
+// Issue 11: every `credentials --reveal` is a secret-revealed signal. The
+// rotation counts them whatever it waits on, shows the last one in progress
+// and the UI's details, and carries the count into the next run.
+func TestRotationCountsReveals(t *testing.T) {
+	entra := newFakeEntra()
+	in := rotationInput()
+	in.Reveals = 2 // from earlier runs
+	r := newRotationEnv(t, entra, rotationStart)
+	rotateAt := in.Current.ExpiresAt.Add(-DefaultRotationLeadTime)
+	reveal := func(by, reason string, after time.Duration) {
+		r.env.RegisterDelayedCallback(func() {
+			r.env.SignalWorkflow(SignalSecretRevealed, RevealSignal{By: by, Reason: reason, TenantID: testTenant, KeyID: "key-0"})
+		}, after)
+	}
+	var sleeping, waiting RotationProgress
+	reveal("alice@ops", "ticket 7", time.Hour) // while it sleeps
+	r.env.RegisterDelayedCallback(func() { sleeping = r.progress(t) }, 2*time.Hour)
+	reveal("bob@ops", "", rotateAt.Sub(rotationStart)+time.Hour) // while it waits for Marketo
+	r.env.RegisterDelayedCallback(func() { waiting = r.progress(t) }, rotateAt.Sub(rotationStart)+2*time.Hour)
+	r.env.RegisterDelayedCallback(func() {
+		// The last one arrives together with the confirmation, just before continue-as-new.
+		r.env.SignalWorkflow(SignalSecretRevealed, RevealSignal{By: "carol@ops"})
+		r.env.SignalWorkflow(SignalMarketoUpdated, OperatorSignal{By: "marketo-admin"})
+	}, rotateAt.Sub(rotationStart)+3*time.Hour)
+	r.env.ExecuteWorkflow(SecretRotation, in)
+	require.True(t, r.env.IsWorkflowCompleted())
+	next := continued(t, r.env.GetWorkflowError())
+
+	assert.Equal(t, 3, sleeping.Reveals)
+	require.NotNil(t, sleeping.LastReveal)
+	assert.Equal(t, "alice@ops", sleeping.LastReveal.By)
+	assert.Equal(t, "ticket 7", sleeping.LastReveal.Reason)
+	assert.Equal(t, rotationStart.Add(time.Hour), sleeping.LastReveal.At.UTC(), "the workflow's clock, not the operator's")
+	assert.Equal(t, PhaseSleeping, sleeping.Phase, "a reveal changes nothing else")
+	assert.Equal(t, 4, waiting.Reveals)
+	assert.Equal(t, "bob@ops", waiting.LastReveal.By)
+	assert.Equal(t, PhaseAwaitingMarketo, waiting.Phase)
+
+	assert.Equal(t, 5, next.Reveals, "every reveal is carried into the next run")
+	require.NotNil(t, next.LastReveal)
+	assert.Equal(t, "carol@ops", next.LastReveal.By)
 }

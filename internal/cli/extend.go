@@ -102,7 +102,7 @@ func (x App) runOnboarding(ctx context.Context, w io.Writer, tenantID, orgURL st
 		return err
 	}
 	fmt.Fprintln(w)
-	writeCredentials(w, packageFrom(*s.Result, false))
+	writeCredentials(w, packageFrom(*s.Result))
 	fmt.Fprintf(w, "Reveal the secret with: starter %scredentials --tenant-id %s --org-url %s --reveal\n", a.configHint(), in.TenantID, in.OrgURL)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -22,19 +23,21 @@ type credentials struct {
 	ClientSecret    string    `json:"clientSecret"`
 	SecretExpiresAt time.Time `json:"secretExpiresAt"`
 	SecretMasked    bool      `json:"secretMasked"`
+
+	sealed custody.Sealed // opened only for --reveal, after the reveal is recorded
+	keyID  string         // Entra key ID of the secret, for the audit record
 }
 
 const maskedSecret = "********"
 
-func packageFrom(res workflows.OnboardingResult, reveal bool) credentials {
-	c := credentials{
+// packageFrom is the package with the secret masked; the sealed secret
+// rides along unexported, so no output format can print it.
+func packageFrom(res workflows.OnboardingResult) credentials {
+	return credentials{
 		OrgURL: res.OrgURL, Username: res.Username, ClientID: res.ClientID, TenantID: res.TenantID,
-		ClientSecret: maskedSecret, SecretExpiresAt: res.SecretExpiresAt, SecretMasked: !reveal,
+		ClientSecret: maskedSecret, SecretExpiresAt: res.SecretExpiresAt, SecretMasked: true,
+		sealed: res.ClientSecret, keyID: res.Resources.SecretKeyID,
 	}
-	if reveal {
-		c.ClientSecret = res.ClientSecret
-	}
-	return c
 }
 
 func writeCredentials(w io.Writer, c credentials) {
@@ -53,21 +56,30 @@ func writeCredentials(w io.Writer, c credentials) {
 	_ = tw.Flush()
 }
 
-const revealWarning = `WARNING: the client secret is shown in plain text. Paste it into Marketo and
-store it in your password manager now, then clear this terminal's scrollback
-(e.g. "clear && printf '\e[3J'"). It is not written anywhere else in plain text;
-Entra will never show it again.`
+const revealWarning = `WARNING: the client secret is shown in plain text, and this reveal is recorded
+(who, when, why) in the rotation's history. Paste it into Marketo and store it
+in your password manager now, then clear this terminal's scrollback
+(e.g. "clear && printf '\e[3J'"). Everywhere else it is sealed with the custody
+key, which the Temporal UI and the codec endpoint do not hold.`
 
 func (a *app) credentialsCmd() *cobra.Command {
 	var (
 		t              target
 		reveal, asJSON bool
+		reason         string
 	)
 	cmd := &cobra.Command{
 		Use:   "credentials --tenant-id ID --org-url URL",
 		Short: "Show the step-3 package for Marketo (the secret only with --reveal)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ring *custody.Keyring
+			if reveal {
+				var err error
+				if ring, err = a.custodyRing(); err != nil {
+					return err
+				}
+			}
 			return a.withOnboarding(cmd, t, func(ctx context.Context, c client.Client, s snapshot) error {
 				if s.Result == nil {
 					if s.running() {
@@ -82,8 +94,17 @@ func (a *app) credentialsCmd() *cobra.Command {
 				} else if gone {
 					return coded(ExitNotFound, errOffboarded(t, at, "there are no credentials"))
 				}
-				pkg := a.rotatedPackage(ctx, c, errOut(cmd), t, packageFrom(*s.Result, reveal), reveal)
+				pkg := a.rotatedPackage(ctx, c, errOut(cmd), t, packageFrom(*s.Result), reveal)
 				if reveal {
+					plain, err := ring.Open(pkg.sealed)
+					if err != nil {
+						return fmt.Errorf("cannot open the client secret (key %s) with custody.keys: %w; "+
+							"if that custody key is lost, run `starter rotate --now` for a new secret", pkg.keyID, err)
+					}
+					if err := a.recordReveal(ctx, c, errOut(cmd), t, pkg, reason); err != nil {
+						return err
+					}
+					pkg.ClientSecret, pkg.SecretMasked = plain, false
 					fmt.Fprintln(errOut(cmd), revealWarning)
 				}
 				if asJSON {
@@ -95,7 +116,8 @@ func (a *app) credentialsCmd() *cobra.Command {
 		},
 	}
 	targetFlags(cmd, &t)
-	cmd.Flags().BoolVar(&reveal, "reveal", false, "show the client secret in plain text")
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "show the client secret in plain text (recorded: who, when, why, in the rotation's history)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the secret is revealed, kept in the audit record (e.g. a ticket number)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the package as JSON")
 	return cmd
 }

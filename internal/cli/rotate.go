@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/mktos2s/mktos2s/internal/ctxtime"
+	"github.com/mktos2s/mktos2s/internal/inert"
 	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -149,6 +150,13 @@ func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig work
 		}
 		return nil
 	}
+	return a.startFromOnboarding(ctx, c, t, workflows.SignalRotateNow, sig)
+}
+
+// startFromOnboarding starts the tenant's first rotation from the completed
+// onboarding's result, with signal (and arg) delivered with the start.
+func (a *app) startFromOnboarding(ctx context.Context, c client.Client, t target, signal string, arg any) error {
+	id := t.rotationID()
 	s, err := fetch(ctx, c, t.workflowID())
 	if err != nil {
 		return err
@@ -161,7 +169,7 @@ func (a *app) rotateNow(ctx context.Context, c client.Client, t target, sig work
 		return err
 	}
 	in := workflows.RotationInputFor(on, *s.Result)
-	_, err = c.SignalWithStartWorkflow(ctx, id, workflows.SignalRotateNow, sig, lifecycle.RotationOptions(in.TenantID, t.orgHost()),
+	_, err = c.SignalWithStartWorkflow(ctx, id, signal, arg, lifecycle.RotationOptions(in.TenantID, t.orgHost()),
 		workflows.RotationWorkflowType, in)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", id, err)
@@ -213,6 +221,15 @@ func writeRotation(w io.Writer, p workflows.RotationProgress, link string) {
 	if p.Message != "" {
 		fmt.Fprintf(w, "  %s\n", p.Message)
 	}
+	if l := p.LastReveal; l != nil {
+		line := fmt.Sprintf("  Secret revealed %d time(s); last by %s at %s", p.Reveals, inert.Text(l.By), l.At.UTC().Format(time.RFC3339))
+		if l.Reason != "" {
+			line += " (reason: " + inert.Text(l.Reason) + ")"
+		}
+		fmt.Fprintln(w, line)
+	} else {
+		fmt.Fprintln(w, "  Secret revealed 0 times (credentials --reveal records each reveal here)")
+	}
 	if link != "" {
 		fmt.Fprintf(w, "  %s\n", link)
 	}
@@ -242,9 +259,9 @@ func (a *app) rotatedPackage(ctx context.Context, c client.Client, w io.Writer, 
 		fmt.Fprintf(w, "warning: could not read the rotation's credentials: %v\n", err)
 		return pkg
 	}
-	pkg.SecretExpiresAt = rc.SecretExpiresAt
+	pkg.SecretExpiresAt, pkg.keyID = rc.SecretExpiresAt, rc.SecretKeyID
 	if reveal {
-		pkg.ClientSecret = rc.ClientSecret
+		pkg.sealed = rc.ClientSecret
 	}
 	if rc.AwaitingConfirmation {
 		fmt.Fprintf(w, "NOTE: this is the NEW secret (key %s) of a rotation in progress. Save it in Marketo, then run\n"+

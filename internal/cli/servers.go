@@ -17,9 +17,16 @@ func (a *app) codecServerCmd() *cobra.Command {
 		Short: "Serve the payload codec over HTTP for the Temporal UI (bearer token, one CORS origin)",
 		Long: `codec-server decrypts and encrypts payloads for the Temporal UI and CLI
 (POST /decode, /encode). It requires codecServer.token as a bearer token and
-answers browsers only from codecServer.corsOrigin, the UI's origin.`,
+answers browsers only from codecServer.corsOrigin, the UI's origin. It holds
+the codec key only: client secrets stay sealed with the custody key, so it
+refuses to start when custody.keys is set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(a.cfg.Custody.Keys) > 0 {
+				// It would not use it, but a process the UI talks to must not even have it.
+				return errors.New("codec-server refuses to start with custody.keys set: the codec endpoint serves the Temporal UI, " +
+					"which must never be able to open client secrets; run it without MKTOS2S_CUSTODY_KEYS (only the worker and `credentials --reveal` need it)")
+			}
 			h, err := codecHTTPHandler(a.cfg)
 			if err != nil {
 				return err

@@ -55,32 +55,43 @@ var _ converter.PayloadCodec = (*Codec)(nil)
 // New returns a Codec for the given keys (key ID → 32 raw bytes). activeKeyID
 // selects the encryption key and must be one of keys.
 func New(keys map[string][]byte, activeKeyID string) (*Codec, error) {
+	aeads, err := NewAEADs("codec", keys, activeKeyID)
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{active: activeKeyID, aeads: aeads}, nil
+}
+
+// NewAEADs builds one AES-256-GCM per key ID and checks that activeKeyID is
+// among them. what prefixes the errors. internal/custody seals client
+// secrets with a key ring of the same shape, so both are built here.
+func NewAEADs(what string, keys map[string][]byte, activeKeyID string) (map[string]cipher.AEAD, error) {
 	if len(keys) == 0 {
-		return nil, errors.New("codec: no encryption keys configured")
+		return nil, fmt.Errorf("%s: no encryption keys configured", what)
 	}
 	if _, ok := keys[activeKeyID]; !ok {
-		return nil, fmt.Errorf("codec: active key ID %q is not among the configured keys (%s)",
-			activeKeyID, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
+		return nil, fmt.Errorf("%s: active key ID %q is not among the configured keys (%s)",
+			what, activeKeyID, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
 	}
-	c := &Codec{active: activeKeyID, aeads: make(map[string]cipher.AEAD, len(keys))}
+	aeads := make(map[string]cipher.AEAD, len(keys))
 	for id, key := range keys {
 		if id == "" {
-			return nil, errors.New("codec: empty key ID")
+			return nil, fmt.Errorf("%s: empty key ID", what)
 		}
 		if len(key) != KeySize {
-			return nil, fmt.Errorf("codec: key %q is %d bytes, want %d (AES-256)", id, len(key), KeySize)
+			return nil, fmt.Errorf("%s: key %q is %d bytes, want %d (AES-256)", what, id, len(key), KeySize)
 		}
 		block, err := aes.NewCipher(key)
 		if err != nil {
-			return nil, fmt.Errorf("codec: key %q: %w", id, err)
+			return nil, fmt.Errorf("%s: key %q: %w", what, id, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("codec: key %q: %w", id, err)
+			return nil, fmt.Errorf("%s: key %q: %w", what, id, err)
 		}
-		c.aeads[id] = aead
+		aeads[id] = aead
 	}
-	return c, nil
+	return aeads, nil
 }
 
 // ActiveKeyID is the ID of the key new payloads are sealed with.

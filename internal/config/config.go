@@ -25,6 +25,7 @@ import (
 type Config struct {
 	Temporal    Temporal    `mapstructure:"temporal"`
 	Codec       Codec       `mapstructure:"codec"`
+	Custody     Custody     `mapstructure:"custody"`
 	Microsoft   Microsoft   `mapstructure:"microsoft"`
 	Dataverse   Dataverse   `mapstructure:"dataverse"`
 	Consent     Consent     `mapstructure:"consent"`
@@ -56,6 +57,14 @@ type TLS struct {
 }
 
 type Codec struct {
+	Keys        map[string]string `mapstructure:"keys"` // key ID → base64 of 32 bytes
+	ActiveKeyID string            `mapstructure:"activeKeyId"`
+}
+
+// Custody is the key ring that seals the client secret inside payloads
+// (internal/custody). Same shape and rotation as Codec; a different key, held
+// by the worker and the operator's starter but never by the codec endpoint.
+type Custody struct {
 	Keys        map[string]string `mapstructure:"keys"` // key ID → base64 of 32 bytes
 	ActiveKeyID string            `mapstructure:"activeKeyId"`
 }
@@ -210,7 +219,7 @@ func unknownKeys(all []string) []string {
 	for _, k := range Keys() {
 		name := strings.ToLower(k.Name)
 		known[name] = true
-		if name == "codec.keys" || name == "microsoft.dialoverrides" {
+		if name == "codec.keys" || name == "custody.keys" || name == "microsoft.dialoverrides" {
 			maps = append(maps, name+".")
 		}
 	}
@@ -284,12 +293,8 @@ func ParsePairs(s string) (map[string]string, error) {
 
 func (c *Config) normalize() {
 	// Viper lower-cases map keys read from files, so IDs are compared in lower case everywhere.
-	c.Codec.ActiveKeyID = strings.ToLower(strings.TrimSpace(c.Codec.ActiveKeyID))
-	if c.Codec.ActiveKeyID == "" && len(c.Codec.Keys) == 1 {
-		for id := range c.Codec.Keys {
-			c.Codec.ActiveKeyID = id
-		}
-	}
+	c.Codec.ActiveKeyID = defaultActive(c.Codec.ActiveKeyID, c.Codec.Keys)
+	c.Custody.ActiveKeyID = defaultActive(c.Custody.ActiveKeyID, c.Custody.Keys)
 	for i, s := range c.Microsoft.AllowedOrgSuffixes {
 		c.Microsoft.AllowedOrgSuffixes[i] = strings.ToLower(strings.TrimSpace(s))
 	}
@@ -297,18 +302,35 @@ func (c *Config) normalize() {
 	c.Microsoft.GraphBaseURL = strings.TrimRight(c.Microsoft.GraphBaseURL, "/")
 }
 
+// defaultActive lower-cases an active key ID, and picks the only key when
+// none is named.
+func defaultActive(active string, keys map[string]string) string {
+	active = strings.ToLower(strings.TrimSpace(active))
+	if active == "" && len(keys) == 1 {
+		for id := range keys {
+			active = id
+		}
+	}
+	return active
+}
+
 // RawKeys decodes codec.keys. Standard and URL-safe base64, padded or not,
 // are accepted; every key must be 32 bytes.
-func (c Codec) RawKeys() (map[string][]byte, error) {
-	out := make(map[string][]byte, len(c.Keys))
+func (c Codec) RawKeys() (map[string][]byte, error) { return rawKeys("codec.keys", c.Keys) }
+
+// RawKeys decodes custody.keys like Codec.RawKeys.
+func (c Custody) RawKeys() (map[string][]byte, error) { return rawKeys("custody.keys", c.Keys) }
+
+func rawKeys(name string, keys map[string]string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
 	var errs []error
-	for _, id := range slices.Sorted(maps.Keys(c.Keys)) {
-		raw, err := decodeBase64(c.Keys[id])
+	for _, id := range slices.Sorted(maps.Keys(keys)) {
+		raw, err := decodeBase64(keys[id])
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("codec.keys: the key %s is not base64", shownKeyID(id)))
+			errs = append(errs, fmt.Errorf("%s: the key %s is not base64", name, shownKeyID(id)))
 		case len(raw) != 32:
-			errs = append(errs, fmt.Errorf("codec.keys: the key %s has %d bytes, want 32", shownKeyID(id), len(raw)))
+			errs = append(errs, fmt.Errorf("%s: the key %s has %d bytes, want 32", name, shownKeyID(id), len(raw)))
 		default:
 			out[id] = raw
 		}

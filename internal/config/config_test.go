@@ -241,13 +241,48 @@ func TestValidateWorkerNeedsProvisioner(t *testing.T) {
 
 	cfg.Microsoft.Provisioner.ClientID = "aaaaaaaa-0000-0000-0000-000000000001"
 	cfg.Microsoft.Provisioner.ClientSecret = "x"
+	assert.ErrorIs(t, cfg.ValidateWorker(), ErrNoCustodyKey, "the worker refuses to start without a custody key")
+	cfg.Custody.Keys = map[string]string{"c1": b64key(2)}
+	cfg.Custody.ActiveKeyID = "c1"
 	assert.NoError(t, cfg.ValidateWorker())
+}
+
+// The codec endpoint holds the codec keys; a custody key equal to one of
+// them would let it open the secrets.
+func TestCustodyKeys(t *testing.T) {
+	isolate(t)
+	t.Setenv("MKTOS2S_CODEC_KEYS", "k1="+b64key(1))
+	t.Setenv("MKTOS2S_CUSTODY_KEYS", "C2="+b64key(2)+",c1="+b64key(3))
+	t.Setenv("MKTOS2S_CUSTODY_ACTIVEKEYID", "C2")
+	cfg, err := Load(Options{})
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, "c2", cfg.Custody.ActiveKeyID, "IDs are lower case, as for the codec")
+	raw, err := cfg.Custody.RawKeys()
+	require.NoError(t, err)
+	assert.Len(t, raw, 2)
+	assert.NotContains(t, cfg.String(), b64key(2), "custody keys are redacted")
+
+	cfg.Custody.Keys["c1"] = b64key(1)
+	err = cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "custody.keys")
+	assert.Contains(t, err.Error(), "same key as codec.keys[k1]")
+	assert.NotContains(t, err.Error(), b64key(1))
+
+	cfg.Custody.Keys = map[string]string{"c1": "short"}
+	cfg.Custody.ActiveKeyID = "nope"
+	err = cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "custody.keys: the key c1 is not base64")
+	assert.Contains(t, err.Error(), "custody.activeKeyId")
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
 	isolate(t)
 	secrets := map[string]string{
 		"MKTOS2S_CODEC_KEYS":                         "k1=" + b64key(9),
+		"MKTOS2S_CUSTODY_KEYS":                       "c1=" + b64key(7),
 		"MKTOS2S_MICROSOFT_PROVISIONER_CLIENTSECRET": "provisioner-secret-value",
 		"MKTOS2S_TEMPORAL_APIKEY":                    "temporal-api-key-value",
 		"MKTOS2S_CODECSERVER_TOKEN":                  "codec-token-value",

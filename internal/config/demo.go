@@ -22,6 +22,8 @@ func publicValues() []publicValue {
 	return []publicValue{
 		{where: "config/mktos2s.emulator.yaml codec.keys", key: "URSzuJJ7wnuLe3oK6l1/7B+E0MkqK/PWrhVR0DDnteY="},
 		{where: "internal/testenv/testcodec", key: "T9t5ks8cLjBLkizUNsMONIwePR78Op+yUs4L6tzArx4="},
+		{where: "config/mktos2s.emulator.yaml custody.keys", key: "6P0EwIAsyAz6v4xkwFJoNNYETpWDkpVpkO/pBEVBL3A="},
+		{where: "internal/testenv/testcodec custody key", key: "sLfMrDNJqQf7hvuVt/oOhCNDEDM75gzvXqn8VjMKa5Q="},
 		{where: "config/mktos2s.emulator.yaml consent.callbackKey", key: "JllP4EFQ7pw8UEtmlM8gKQu0Tv55Ku59xAlq/FZLLUU="},
 		{where: "config/mktos2s.emulator.yaml codecServer.token", text: "demo-only-codec-token"},
 		{where: "the emulator seed (config/emulator-seed.yaml)", text: "provisioner-demo-secret"},
@@ -84,6 +86,13 @@ func (c Config) validatePublicValues(p *problems) {
 		if raw, err := decodeBase64(strings.TrimSpace(c.Codec.Keys[id])); err == nil {
 			if where := publicKey(raw); where != "" {
 				p.add("codec.keys", "the key %s %s; generate one with: openssl rand -base64 32", shownKeyID(id), why(where))
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.Custody.Keys)) {
+		if raw, err := decodeBase64(strings.TrimSpace(c.Custody.Keys[id])); err == nil {
+			if where := publicKey(raw); where != "" {
+				p.add("custody.keys", "the key %s %s; generate one with: openssl rand -base64 32", shownKeyID(id), why(where))
 			}
 		}
 	}

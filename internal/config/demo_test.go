@@ -38,11 +38,11 @@ func TestPublicValuesRefusedOutsideTheSandbox(t *testing.T) {
 			}
 			require.Error(t, err)
 			msg := err.Error()
-			for _, key := range []string{"codec.keys", "consent.callbackKey", "codecServer.token", "microsoft.provisioner.clientSecret"} {
+			for _, key := range []string{"codec.keys", "custody.keys", "consent.callbackKey", "codecServer.token", "microsoft.provisioner.clientSecret"} {
 				assert.Contains(t, msg, key+" (", "%s is not refused", key)
 			}
 			assert.Contains(t, msg, "public value of config/mktos2s.emulator.yaml")
-			for _, secret := range []string{cfg.Codec.Keys["demo-only"], cfg.Consent.CallbackKey, cfg.CodecServer.Token, cfg.Microsoft.Provisioner.ClientSecret} {
+			for _, secret := range []string{cfg.Codec.Keys["demo-only"], cfg.Custody.Keys["demo-custody"], cfg.Consent.CallbackKey, cfg.CodecServer.Token, cfg.Microsoft.Provisioner.ClientSecret} {
 				assert.NotContains(t, msg, secret)
 			}
 		})

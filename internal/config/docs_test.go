@@ -44,6 +44,7 @@ func TestSampleConfigs(t *testing.T) {
 		assert.Equal(t, map[string]string{"*.localhost": "127.0.0.1"}, cfg.Microsoft.DialOverrides)
 		assert.True(t, cfg.Microsoft.AllowsOrgHost("contoso.crm.localhost"))
 		assert.Equal(t, "demo-only", cfg.Codec.ActiveKeyID)
+		assert.Equal(t, "demo-custody", cfg.Custody.ActiveKeyID, "the demo seals secrets with its own custody key")
 		assert.Equal(t, "aaaaaaaa-0000-0000-0000-000000000001", cfg.Microsoft.Provisioner.ClientID)
 		key, err := cfg.Consent.CallbackKeyBytes()
 		require.NoError(t, err)
@@ -58,6 +59,7 @@ func TestSampleConfigs(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, cfg.Validate())
 		assert.ErrorIs(t, cfg.ValidateWorker(), ErrNoCodecKey, "the example ships without a key")
+		assert.ErrorIs(t, cfg.ValidateWorker(), ErrNoCustodyKey, "nor a custody key")
 		assert.ElementsMatch(t, DefaultAllowedOrgSuffixes, cfg.Microsoft.AllowedOrgSuffixes)
 
 		raw, err := os.ReadFile(example)

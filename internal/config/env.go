@@ -13,7 +13,7 @@ import (
 
 // ToolVariables are MKTOS2S_* variables read by the build and the tests,
 // not by the configuration; they are not reported as unknown.
-var ToolVariables = []string{"MKTOS2S_TEMPORAL_BIN", "MKTOS2S_RECORD_HISTORY"}
+var ToolVariables = []string{"MKTOS2S_TEMPORAL_BIN", "MKTOS2S_RECORD_HISTORY", "MKTOS2S_CHROMIUM", "MKTOS2S_BROWSER_LEAKY_CODEC"}
 
 // unknownEnv returns the MKTOS2S_* variables of environ that are neither a
 // key's variable nor one of extra (the command-line flags' variables) nor a

@@ -70,6 +70,8 @@ func Keys() []Key {
 		{"temporal.apiKey", nil, true, "Temporal Cloud API key (sent as a bearer token; turns TLS on)."},
 		{"codec.keys", nil, true, "Payload encryption keys: key ID → base64 of 32 random bytes. Env form: `id1=base64,id2=base64`. Key IDs are lower-case."},
 		{"codec.activeKeyId", nil, false, "ID of the key that encrypts new payloads; optional when there is exactly one key. Other keys only decrypt (rotation)."},
+		{"custody.keys", nil, true, "Custody keys that seal the client secret inside every payload, so the codec endpoint and the Temporal UI never read it: key ID → base64 of 32 random bytes, NOT a codec key. Env form: `id1=base64,id2=base64`. The worker and `starter credentials --reveal` need it; the codec endpoint must not have it."},
+		{"custody.activeKeyId", nil, false, "ID of the custody key that seals new secrets; optional when there is exactly one key. Other keys only open (rotation)."},
 		{"microsoft.authorityHost", DefaultAuthorityHost, false, "Microsoft Entra authority host (the emulator: https://127.0.0.1:8443)."},
 		{"microsoft.graphBaseURL", DefaultGraphBaseURL, false, "Microsoft Graph base URL including the version."},
 		{"microsoft.powerPlatformBaseURL", DefaultPowerPlatformBaseURL, false, "Power Platform admin API base URL (customer-admin session mode: addAppUser with the admin's token)."},

@@ -21,6 +21,12 @@ import (
 var ErrNoCodecKey = errors.New("codec.keys is empty: set MKTOS2S_CODEC_KEYS=<id>=<base64 of 32 bytes> " +
 	"(generate one with: echo \"k1=$(openssl rand -base64 32)\") or codec.keys in mktos2s.yaml")
 
+// ErrNoCustodyKey is returned by ValidateWorker when custody.keys is empty:
+// the worker cannot seal the client secrets it creates, nor open them to
+// validate and rotate.
+var ErrNoCustodyKey = errors.New("custody.keys is empty: set MKTOS2S_CUSTODY_KEYS=<id>=<base64 of 32 bytes> " +
+	"(generate one with: echo \"c1=$(openssl rand -base64 32)\"), a different key from codec.keys, or custody.keys in mktos2s.yaml")
+
 var (
 	keyIDPattern      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	guidPattern       = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -54,7 +60,9 @@ func (c Config) Validate() error {
 		p = append(p, fmt.Errorf("%s: unknown environment variable; %s", name, envFix(name, c.envFlags)))
 	}
 	c.validateTemporal(&p)
-	c.validateCodec(&p)
+	validateKeyRing(&p, "codec", c.Codec.Keys, c.Codec.ActiveKeyID)
+	validateKeyRing(&p, "custody", c.Custody.Keys, c.Custody.ActiveKeyID)
+	c.validateKeySeparation(&p)
 	c.validateMicrosoft(&p)
 	c.validatePublicValues(&p)
 
@@ -155,6 +163,9 @@ func (c Config) ValidateWorker() error {
 	if len(c.Codec.Keys) == 0 {
 		p = append(p, ErrNoCodecKey)
 	}
+	if len(c.Custody.Keys) == 0 {
+		p = append(p, ErrNoCustodyKey)
+	}
 	pr := c.Microsoft.Provisioner
 	if pr.ClientID == "" {
 		p.add("microsoft.provisioner.clientId", "empty; set the application (client) ID of the provisioner app")
@@ -188,26 +199,45 @@ func (c Config) validateTemporal(p *problems) {
 	}
 }
 
-func (c Config) validateCodec(p *problems) {
-	for _, id := range slices.Sorted(maps.Keys(c.Codec.Keys)) {
+// validateKeyRing checks codec.* or custody.*: the same shape and rules.
+func validateKeyRing(p *problems, prefix string, keys map[string]string, active string) {
+	for _, id := range slices.Sorted(maps.Keys(keys)) {
 		if !keyIDPattern.MatchString(id) {
-			p.add("codec.keys", "the key ID %s is not valid: use up to 64 lower-case letters, digits, '.', '_' or '-' (IDs are stored in every payload)", shownKeyID(id))
+			p.add(prefix+".keys", "the key ID %s is not valid: use up to 64 lower-case letters, digits, '.', '_' or '-' (IDs are stored in every payload)", shownKeyID(id))
 		}
 	}
-	if _, err := c.Codec.RawKeys(); err != nil {
-		p.add("codec.keys", "%v; generate a key with: openssl rand -base64 32", err)
+	if _, err := rawKeys(prefix+".keys", keys); err != nil {
+		p.add(prefix+".keys", "%v; generate a key with: openssl rand -base64 32", err)
 	}
-	if len(c.Codec.Keys) > 0 {
-		if _, ok := c.Codec.Keys[c.Codec.ActiveKeyID]; !ok {
+	if len(keys) > 0 {
+		if _, ok := keys[active]; !ok {
 			var ids []string
-			for _, id := range slices.Sorted(maps.Keys(c.Codec.Keys)) {
+			for _, id := range slices.Sorted(maps.Keys(keys)) {
 				ids = append(ids, shownKeyID(id))
 			}
-			p.add("codec.activeKeyId", "%s is not one of codec.keys (%s); set the ID of the key that encrypts new payloads",
-				shownKeyID(c.Codec.ActiveKeyID), strings.Join(ids, ", "))
+			p.add(prefix+".activeKeyId", "%s is not one of %s.keys (%s); set the ID of the key that encrypts new values",
+				shownKeyID(active), prefix, strings.Join(ids, ", "))
 		}
-	} else if c.Codec.ActiveKeyID != "" {
-		p.add("codec.activeKeyId", "%q is set but codec.keys is empty", c.Codec.ActiveKeyID)
+	} else if active != "" {
+		p.add(prefix+".activeKeyId", "%s is set but %s.keys is empty", shownKeyID(active), prefix)
+	}
+}
+
+// validateKeySeparation refuses a custody key that is also a codec key: the
+// codec endpoint holds the codec keys, so it could open the secrets.
+func (c Config) validateKeySeparation(p *problems) {
+	codecKeys, err1 := c.Codec.RawKeys()
+	custodyKeys, err2 := c.Custody.RawKeys()
+	if err1 != nil || err2 != nil {
+		return
+	}
+	for _, cid := range slices.Sorted(maps.Keys(custodyKeys)) {
+		for _, kid := range slices.Sorted(maps.Keys(codecKeys)) {
+			if string(custodyKeys[cid]) == string(codecKeys[kid]) {
+				p.add("custody.keys", "key %s is the same key as codec.keys[%s]; the codec endpoint holds the codec keys, "+
+					"so the custody key must differ: generate one with openssl rand -base64 32", shownKeyID(cid), shownKeyID(kid))
+			}
+		}
 	}
 }
 
@@ -292,15 +322,21 @@ func (c Config) Redacted() Config {
 	c.Microsoft.Provisioner.ClientSecret = mask(c.Microsoft.Provisioner.ClientSecret)
 	c.CodecServer.Token = mask(c.CodecServer.Token)
 	c.Consent.CallbackKey = mask(c.Consent.CallbackKey)
-	if c.Codec.Keys != nil {
-		keys := make(map[string]string, len(c.Codec.Keys))
-		for id := range c.Codec.Keys {
-			keys[id] = redacted
-		}
-		c.Codec.Keys = keys
-	}
+	c.Codec.Keys = redactKeys(c.Codec.Keys)
+	c.Custody.Keys = redactKeys(c.Custody.Keys)
 	c.Microsoft.AllowedOrgSuffixes = slices.Clone(c.Microsoft.AllowedOrgSuffixes)
 	return c
+}
+
+func redactKeys(in map[string]string) map[string]string {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for id := range in {
+		out[id] = redacted
+	}
+	return out
 }
 
 // view has Config's fields but none of its methods, so printing it cannot

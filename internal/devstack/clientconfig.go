@@ -26,6 +26,9 @@ func writeClientConfig(dir string, cfg config.Config) (string, error) {
 	doc := map[string]any{
 		"temporal": map[string]any{"address": cfg.Temporal.Address, "namespace": cfg.Temporal.Namespace},
 		"codec":    map[string]any{"keys": cfg.Codec.Keys, "activeKeyId": cfg.Codec.ActiveKeyID},
+		// The operator's starter holds the custody key for `credentials --reveal`
+		// (the demo's, public); the stack's codec endpoint never does.
+		"custody": map[string]any{"keys": cfg.Custody.Keys, "activeKeyId": cfg.Custody.ActiveKeyID},
 		"microsoft": map[string]any{
 			"authorityHost": m.AuthorityHost, "graphBaseURL": m.GraphBaseURL, "caFile": m.CAFile,
 			"dialOverrides": m.DialOverrides, "allowedOrgSuffixes": m.AllowedOrgSuffixes,

@@ -195,6 +195,9 @@ func writeStack(w io.Writer, st *Stack) {
 	for _, og := range st.Seed.Orgs {
 		fmt.Fprintf(w, "  demo org           tenant %s, org URL %s\n", og.TenantID, st.Emulator.OrgURL(og.Host))
 	}
+	if st.GeneratedCustodyKey {
+		fmt.Fprintln(w, "  note: no custody.keys configured; secrets are sealed with a key that lives only as long as this process (credentials --reveal cannot open them)")
+	}
 	if st.GeneratedCodecKey {
 		fmt.Fprintln(w, "  note: no codec.keys configured; payloads use a key that lives only as long as this process")
 	}

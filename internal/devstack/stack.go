@@ -58,6 +58,10 @@ type StackOptions struct {
 	ServerOutput io.Writer
 	// Logger is used by the worker, the emulator and the stack.
 	Logger *slog.Logger
+	// WrapCodec, when set, wraps the codec endpoint's handler (the browser
+	// test takes the endpoint down and swaps in a codec that holds the
+	// custody key, to prove its checks fail then). cfg is the stack's.
+	WrapCodec func(cfg config.Config, h http.Handler) http.Handler
 }
 
 // Stack is a running dev server, emulator, codec endpoint, consent callback
@@ -72,6 +76,10 @@ type Stack struct {
 	// GeneratedCodecKey is true when base had no codec key and the stack
 	// made an ephemeral one (payloads are unreadable after it stops).
 	GeneratedCodecKey bool
+	// GeneratedCustodyKey is true when base had no custody key: secrets are
+	// then sealed with a key only this process holds, and cannot be revealed
+	// from another one.
+	GeneratedCustodyKey bool
 	// GeneratedCallbackKey is true when base had no consent.callbackKey and
 	// the stack made one for this process (its consent links die with it).
 	GeneratedCallbackKey bool
@@ -152,6 +160,9 @@ func StartStack(ctx context.Context, base config.Config, o StackOptions) (st *St
 		_, _ = codecLn.Close(), callbackLn.Close()
 		return st, err
 	}
+	if o.WrapCodec != nil {
+		codecHandler = o.WrapCodec(cfg, codecHandler)
+	}
 	st.serve(codecLn, codecHandler)
 
 	if o.MetricsListen != "" {
@@ -217,6 +228,10 @@ func stackConfig(base config.Config, st *Stack) (config.Config, error) {
 	if len(cfg.Codec.Keys) == 0 {
 		cfg.Codec = config.Codec{Keys: map[string]string{"ephemeral": randomToken(32)}, ActiveKeyID: "ephemeral"}
 		st.GeneratedCodecKey = true
+	}
+	if len(cfg.Custody.Keys) == 0 {
+		cfg.Custody = config.Custody{Keys: map[string]string{"ephemeral": randomToken(32)}, ActiveKeyID: "ephemeral"}
+		st.GeneratedCustodyKey = true
 	}
 	if cfg.Consent.CallbackKey == "" {
 		cfg.Consent.CallbackKey = randomToken(config.MinCallbackKeyBytes)

@@ -129,6 +129,7 @@ func (e *Env) Settings(namespace string) map[string]string {
 		"temporal.address":                   e.Dev.Address,
 		"temporal.namespace":                 namespace,
 		"codec.keys":                         testcodec.KeyID + "=" + testcodec.KeyBase64,
+		"custody.keys":                       testcodec.CustodyKeyID + "=" + testcodec.CustodyKeyBase64,
 		"codec.activeKeyId":                  testcodec.KeyID,
 		"microsoft.authorityHost":            e.Emu.URL(),
 		"microsoft.graphBaseURL":             e.Emu.URL() + "/v1.0",

@@ -29,6 +29,7 @@ import (
 	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/consent"
+	"github.com/mktos2s/mktos2s/internal/custody"
 	"github.com/mktos2s/mktos2s/internal/dataverse"
 	"github.com/mktos2s/mktos2s/internal/inert"
 	"github.com/mktos2s/mktos2s/internal/metrics"
@@ -117,6 +118,20 @@ func NewCodec(c config.Codec) (*codec.Codec, error) {
 		return nil, err
 	}
 	return codec.New(raw, c.ActiveKeyID)
+}
+
+// NewCustody builds the key ring that seals client secrets from custody.keys
+// and custody.activeKeyId. Only the worker and the operator's reveal build
+// it; the codec endpoint never does.
+func NewCustody(c config.Custody) (*custody.Keyring, error) {
+	if len(c.Keys) == 0 {
+		return nil, config.ErrNoCustodyKey
+	}
+	raw, err := c.RawKeys()
+	if err != nil {
+		return nil, err
+	}
+	return custody.New(raw, c.ActiveKeyID)
 }
 
 // ClientOptions are the Temporal client options for cfg: address, namespace,
@@ -278,8 +293,13 @@ func activityDeps(cfg config.Config, mt *metrics.Metrics) (activities.Deps, erro
 	if err != nil {
 		return activities.Deps{}, err
 	}
+	ring, err := NewCustody(cfg.Custody)
+	if err != nil {
+		return activities.Deps{}, err
+	}
 	mc := cfg.Dataverse.MarketoConfig
 	return activities.Deps{
+		Custody:              ring,
 		Auth:                 msauth.New(msauth.Options{AuthorityHost: m.AuthorityHost, HTTPClient: hc}),
 		HTTP:                 hc,
 		GraphBaseURL:         m.GraphBaseURL,

@@ -34,6 +34,8 @@ func testConfig(t *testing.T, address string) config.Config {
 	cfg.Temporal.Address = address
 	cfg.Codec.Keys = map[string]string{"test": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}
 	cfg.Codec.ActiveKeyID = "test"
+	cfg.Custody.Keys = map[string]string{"c1": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))}
+	cfg.Custody.ActiveKeyID = "c1"
 	cfg.Microsoft.AuthorityHost = "https://127.0.0.1:1"
 	cfg.Microsoft.GraphBaseURL = "https://127.0.0.1:1/v1.0"
 	cfg.Microsoft.AllowedOrgSuffixes = []string{".crm.localhost"}
@@ -56,6 +58,14 @@ func TestRefusesToStartWithoutCodecKey(t *testing.T) {
 
 	_, err = Dial(ctx, cfg, WithLogger(slog.New(slog.DiscardHandler)))
 	assert.ErrorIs(t, err, config.ErrNoCodecKey, "the starter must not write plain-text payloads either")
+}
+
+func TestRefusesToStartWithoutCustodyKey(t *testing.T) {
+	cfg := testConfig(t, "127.0.0.1:1")
+	cfg.Custody = config.Custody{}
+	err := Run(context.Background(), cfg, WithLogger(slog.New(slog.DiscardHandler)))
+	require.ErrorIs(t, err, config.ErrNoCustodyKey)
+	assert.Contains(t, err.Error(), "MKTOS2S_CUSTODY_KEYS=")
 }
 
 func TestClientOptionsTLS(t *testing.T) {

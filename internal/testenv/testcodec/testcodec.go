@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/mktos2s/mktos2s/internal/codec"
+	"github.com/mktos2s/mktos2s/internal/custody"
 )
 
 const (
@@ -42,4 +43,46 @@ func ClientOptions(o client.Options) (client.Options, error) {
 		return o, err
 	}
 	return codec.ClientOptions(o, c), nil
+}
+
+// The custody key the tests share: it seals client secrets inside payloads
+// (internal/custody). PUBLIC, TEST ONLY, like the codec key, and a different
+// key from it, as the product requires.
+const (
+	CustodyKeyID     = "test-only-public-custody"
+	CustodyKeyBase64 = "sLfMrDNJqQf7hvuVt/oOhCNDEDM75gzvXqn8VjMKa5Q="
+)
+
+// CustodyKeys is the custody.keys setting for the test custody key.
+func CustodyKeys() map[string]string { return map[string]string{CustodyKeyID: CustodyKeyBase64} }
+
+// Custody returns a key ring over the test custody key.
+func Custody() *custody.Keyring {
+	raw, err := base64.StdEncoding.DecodeString(CustodyKeyBase64)
+	if err != nil {
+		panic(err) // a constant
+	}
+	k, err := custody.New(map[string][]byte{CustodyKeyID: raw}, CustodyKeyID)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// Seal seals plain with the test custody key (for fakes and fixtures).
+func Seal(plain string) custody.Sealed {
+	s, err := Custody().Seal(plain)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Open opens s with the test custody key; "" when it does not open.
+func Open(s custody.Sealed) string {
+	plain, err := Custody().Open(s)
+	if err != nil {
+		return ""
+	}
+	return plain
 }
