@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/lifecycle"
@@ -111,6 +112,17 @@ func TestFleetViewAndExitCodes(t *testing.T) {
 		assert.Contains(t, link.ConsentURL, "/"+fleetWait.ID+"/adminconsent?")
 		assert.WithinDuration(t, time.Now().Add(workflows.DefaultConsentTimeout), link.ExpiresAt, time.Minute, "the wait's timeout")
 		assert.Equal(t, fleetWait.ID, link.TenantID)
+
+		t.Run("the webhook got the link and its expiry", func(t *testing.T) {
+			id := workflows.WorkflowID(fleetWait.ID, strings.TrimPrefix(st.Emulator.OrgURL(fleetWait.OrgHost), "https://"))
+			require.Eventually(t, func() bool { return len(hooks.received(id)) > 0 }, 30*time.Second, 50*time.Millisecond)
+			m := hooks.received(id)[0]
+			assert.Equal(t, activities.NotifyWaiting, m.Kind)
+			assert.Equal(t, link.ConsentURL, m.ConsentURL)
+			assert.WithinDuration(t, link.ExpiresAt, m.ExpiresAt, time.Second)
+			assert.Equal(t, fleetWait.ID, m.TenantID)
+			assert.Contains(t, m.Text, link.ConsentURL)
+		})
 
 		eml := filepath.Join(t.TempDir(), "admin.eml")
 		c, out := code(append([]string{"consent-link", "--eml", eml, "--to", "admin@fleetwait.example", "--contact", "Jane <jane@msp.example>"}, targetOf(st, fleetWait)...)...)

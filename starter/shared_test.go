@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"sync"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/testenv"
 )
@@ -59,4 +63,44 @@ func sharedStack(t *testing.T) testStack {
 	})
 	require.NoError(t, shared.err, "the shared stack did not start")
 	return shared.st
+}
+
+// hooks receives the consent hand-off webhook messages of every stack the
+// tests start.
+var hooks webhookReceiver
+
+type webhookReceiver struct {
+	once sync.Once
+	srv  *httptest.Server
+	mu   sync.Mutex
+	msgs []activities.WebhookMessage
+}
+
+func (h *webhookReceiver) url() string {
+	h.once.Do(func() {
+		h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var m activities.WebhookMessage
+			if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			h.mu.Lock()
+			h.msgs = append(h.msgs, m)
+			h.mu.Unlock()
+		}))
+	})
+	return h.srv.URL + "/hook/T0/B0/token"
+}
+
+// received returns the messages for workflowID so far.
+func (h *webhookReceiver) received(workflowID string) []activities.WebhookMessage {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []activities.WebhookMessage
+	for _, m := range h.msgs {
+		if m.WorkflowID == workflowID {
+			out = append(out, m)
+		}
+	}
+	return out
 }

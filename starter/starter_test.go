@@ -159,6 +159,8 @@ func newStack(ctx context.Context, dir string, seed *emulator.Seed) (testStack, 
 	if err != nil {
 		return testStack{}, err
 	}
+	// The worker sends the consent hand-off messages to the tests' receiver.
+	base.Consent.WebhookURL = hooks.url()
 	st, err := devstack.StartStack(ctx, base, devstack.StackOptions{
 		EmulatorAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "emulator"), CodecListen: "127.0.0.1:0", Seed: seed,
 	})

@@ -95,6 +95,17 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string, retries bool
 	waiting := fmt.Sprintf("waiting for admin consent: open the consent URL as a Global or Privileged Role Administrator; "+
 		"the grant is re-checked every %s until %s", in.ConsentRecheckInterval, deadline.UTC().Format(time.RFC3339))
 	r.say(ctx, waiting)
+	var reminder workflow.Future
+	if workflow.GetVersion(ctx, changeConsentNotify, workflow.DefaultVersion, 1) == 1 {
+		r.notifyConsent(ctx, activities.NotifyWaiting, deadline)
+		before := in.ConsentReminderBefore
+		if before <= 0 {
+			before = 24 * time.Hour
+		}
+		if at := deadline.Add(-before); at.After(workflow.Now(ctx)) {
+			reminder = workflow.NewTimer(pollCtx, at.Sub(workflow.Now(ctx)))
+		}
+	}
 	signals := workflow.GetSignalChannel(ctx, SignalAdminConsent)
 	firstRun := workflow.GetInfo(ctx).FirstRunID
 	if firstRun == "" { // the SDK's test environment leaves it empty
@@ -110,6 +121,10 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string, retries bool
 		)
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(poll, func(f workflow.Future) { polled, pollErr = true, f.Get(ctx, &res) })
+		remind := false
+		if reminder != nil {
+			sel.AddFuture(reminder, func(workflow.Future) { remind, reminder = true, nil })
+		}
 		sel.AddReceive(signals, func(c workflow.ReceiveChannel, _ bool) {
 			var raw converter.RawValue
 			c.Receive(ctx, &raw)
@@ -122,6 +137,8 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string, retries bool
 		}
 		now := workflow.Now(ctx).UTC().Format(time.RFC3339)
 		switch {
+		case remind:
+			r.notifyConsent(ctx, activities.NotifyReminder, deadline)
 		case polled && pollErr == nil && (retries || res.Granted):
 			r.consentVerified(ctx, "periodic re-check")
 			return nil
@@ -329,4 +346,22 @@ func truncate(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// changeConsentNotify added the consent hand-off webhook: a message when the
+// wait begins and a reminder before it times out.
+const changeConsentNotify = "consent-notify"
+
+// notifyConsent sends the hand-off message without waiting for it: a
+// webhook that is down must never hold up or fail the onboarding, so the
+// activity's retries run on their own and its outcome is not read.
+func (r *run) notifyConsent(ctx workflow.Context, kind string, expires time.Time) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
+	})
+	workflow.ExecuteActivity(actx, a.NotifyConsent, activities.NotifyConsentInput{
+		Kind: kind, WorkflowID: r.wfID, TenantID: r.in.TenantID, OrgHost: r.in.OrgHost(), AppName: r.in.AppDisplayName,
+		ConsentURL: r.progress.ConsentURL, ExpiresAt: expires,
+	})
 }

@@ -62,6 +62,8 @@ func consentWait(t *testing.T, wait time.Duration) (int, []string) {
 	in := input()
 	in.ConsentTimeout = 8 * 24 * time.Hour
 	in.ConsentRecheckInterval = time.Minute
+	// The webhook reminder (an hour before the timeout) fires in neither wait.
+	in.ConsentReminderBefore = time.Hour
 	require.NoError(t, in.WithDefaults().Validate())
 	h.grantAndSignal(wait)
 	h.env.ExecuteWorkflow(Onboarding, in)

@@ -46,13 +46,16 @@ const (
 
 // OnboardingInput is what the operator asks for.
 type OnboardingInput struct {
-	TenantID               string         `json:"tenantId"`
-	OrgURL                 string         `json:"orgUrl"`
-	AppDisplayName         string         `json:"appDisplayName,omitempty"`
-	SecretLifetimeMonths   int            `json:"secretLifetimeMonths,omitempty"`
-	ConsentTimeout         time.Duration  `json:"consentTimeout,omitempty"`
-	ConsentRecheckInterval time.Duration  `json:"consentRecheckInterval,omitempty"`
-	Federation             FederationMode `json:"federation,omitempty"`
+	TenantID               string        `json:"tenantId"`
+	OrgURL                 string        `json:"orgUrl"`
+	AppDisplayName         string        `json:"appDisplayName,omitempty"`
+	SecretLifetimeMonths   int           `json:"secretLifetimeMonths,omitempty"`
+	ConsentTimeout         time.Duration `json:"consentTimeout,omitempty"`
+	ConsentRecheckInterval time.Duration `json:"consentRecheckInterval,omitempty"`
+	// ConsentReminderBefore is when, before the consent wait times out, the
+	// hand-off webhook's reminder goes out (consent.reminderBefore); 0 = 24h.
+	ConsentReminderBefore time.Duration  `json:"consentReminderBefore,omitempty"`
+	Federation            FederationMode `json:"federation,omitempty"`
 	// SyncFilterEntities opts in to the custom sync filter: the Boolean
 	// column new_synctomkto is added to each of these entities.
 	SyncFilterEntities []string `json:"syncFilterEntities,omitempty"`

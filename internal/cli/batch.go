@@ -99,7 +99,7 @@ func (a *app) readBatch(f startFlags, name string) ([]batch.Entry, error) {
 	}
 	base := workflows.OnboardingInput{
 		AppDisplayName: f.appName, SecretLifetimeMonths: f.secretMonths, ConsentTimeout: f.consentTimeout,
-		ConsentRecheckInterval: a.cfg.Consent.RecheckInterval, Federation: workflows.FederationMode(strings.ToLower(f.federation)),
+		ConsentRecheckInterval: a.cfg.Consent.RecheckInterval, ConsentReminderBefore: a.cfg.Consent.ReminderBefore, Federation: workflows.FederationMode(strings.ToLower(f.federation)),
 		SyncFilterEntities: f.syncFilter, SolutionName: f.solution, MinSolutionVersion: f.minSolutionVersion,
 	}
 	entries, berr := batch.Build(name, rows, base, func(in workflows.OnboardingInput) []workflows.FieldError {

@@ -123,6 +123,7 @@ func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
 		SecretLifetimeMonths:   f.secretMonths,
 		ConsentTimeout:         f.consentTimeout,
 		ConsentRecheckInterval: a.cfg.Consent.RecheckInterval,
+		ConsentReminderBefore:  a.cfg.Consent.ReminderBefore,
 		Federation:             workflows.FederationMode(strings.ToLower(f.federation)),
 		SyncFilterEntities:     f.syncFilter,
 		SolutionName:           f.solution,
