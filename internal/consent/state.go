@@ -126,6 +126,11 @@ func (s *Signer) Verify(state string) (Claims, error) {
 	if len(state) > maxStateLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d characters", ErrMalformed, maxStateLen)
 	}
+	// Go's base64 decoders skip \r and \n even in strict mode; refusing them
+	// keeps one spelling per state.
+	if strings.ContainsAny(state, "\r\n") {
+		return Claims{}, fmt.Errorf("%w: line breaks in the state", ErrMalformed)
+	}
 	enc, encSig, ok := strings.Cut(state, ".")
 	if !ok || enc == "" || encSig == "" {
 		return Claims{}, fmt.Errorf("%w: want <payload>.<signature>", ErrMalformed)
