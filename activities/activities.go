@@ -47,6 +47,11 @@ type Deps struct {
 	// them where one is needed (validation). The worker refuses to start
 	// without it.
 	Custody *custody.Keyring
+	// KeyVaultURL and KeyVaultTenantID are the vault DeliverSecretToVault
+	// writes to (keyVault.*) and the tenant the provisioner signs in to for
+	// it; empty URL = no hand-off.
+	KeyVaultURL      string
+	KeyVaultTenantID string
 	// Now is the clock for secret end dates; nil means time.Now.
 	Now func() time.Time
 }

@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/inert"
 	"github.com/mktos2s/mktos2s/internal/orgurl"
 )
@@ -78,6 +79,10 @@ type OnboardingInput struct {
 	// ProvisionerUserWait bounds the wait for the application user addAppUser
 	// promised (default 10 minutes in session mode).
 	ProvisionerUserWait time.Duration `json:"provisionerUserWait,omitempty"`
+	// KeyVault, when set (keyVault.url on the starter), hands the validated
+	// secret once to this Azure Key Vault secret, and the rotation each
+	// successor to the same name. Runs without it schedule nothing new.
+	KeyVault *activities.VaultTarget `json:"keyVault,omitempty"`
 }
 
 // WithDefaults fills every empty optional field and normalises the rest, so

@@ -397,7 +397,26 @@ func (r *run) execute(ctx workflow.Context) (OnboardingResult, error) {
 	}
 	r.say(ctx, "validation passed")
 
+	vaultID, vaultErr := "", ""
+	if in.KeyVault != nil {
+		// Once, after validation: only a secret that signs in is handed over.
+		// A failure does not undo a working onboarding; it is reported.
+		res, err := call[activities.DeliverSecretResult](ctx, StepDeliverToVault, a.DeliverSecretToVault, activities.DeliverSecretInput{
+			TenantID: tenant, OrgURL: orgURL, ClientID: ids.AppID, KeyID: secret.KeyID, Secret: secret.Secret, ExpiresAt: secret.ExpiresAt,
+			Vault: *in.KeyVault,
+		})
+		if err != nil {
+			vaultErr = "the secret was not delivered to Key Vault: " + errorMessage(err)
+			r.say(ctx, "validation passed; "+vaultErr)
+		} else {
+			vaultID = res.VersionID
+			r.say(ctx, "validation passed; the secret is in Key Vault as "+in.KeyVault.SecretName)
+		}
+	}
+
 	return OnboardingResult{
+		VaultSecretID:   vaultID,
+		VaultError:      vaultErr,
 		OrgURL:          orgURL,
 		Username:        user.Username,
 		ClientID:        ids.AppID,

@@ -830,3 +830,43 @@ func rawOf(t *testing.T, v any) converter.RawValue {
 	require.NoError(t, err)
 	return converter.NewRawValue(p)
 }
+
+// keyVault.url on the starter puts the vault in the input: the validated
+// secret is handed over once, after ValidateConnection, and the result says
+// which version holds it. A failed hand-off is reported, not undone.
+func TestOnboardingDeliversToKeyVault(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fails=%v", fail), func(t *testing.T) {
+			h := newHarness(t)
+			h.mock()
+			var delivered []activities.DeliverSecretInput
+			h.env.OnActivity(a.DeliverSecretToVault, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, d activities.DeliverSecretInput) (activities.DeliverSecretResult, error) {
+					delivered = append(delivered, d)
+					if fail {
+						return activities.DeliverSecretResult{}, temporal.NewNonRetryableApplicationError("forbidden", activities.ErrPermissionDenied, nil)
+					}
+					return activities.DeliverSecretResult{VersionID: "https://v.vault.azure.net/secrets/s/1"}, nil
+				})
+			h.grantAndSignal(time.Minute)
+			in := input()
+			in.KeyVault = &activities.VaultTarget{URL: "https://v.vault.azure.net", SecretName: "s"}
+			h.env.ExecuteWorkflow(Onboarding, in)
+			require.NoError(t, h.env.GetWorkflowError(), "a failed hand-off does not fail the onboarding")
+			var res OnboardingResult
+			require.NoError(t, h.env.GetWorkflowResult(&res))
+			require.Len(t, delivered, 1)
+			assert.Equal(t, testSecret, testcodec.Open(delivered[0].Secret))
+			assert.Equal(t, "key-1", delivered[0].KeyID)
+			started := h.startedActivities()
+			assert.Equal(t, []string{"ValidateConnection", "DeliverSecretToVault"}, started[len(started)-2:], "after validation")
+			if fail {
+				assert.Empty(t, res.VaultSecretID)
+				assert.Contains(t, res.VaultError, "forbidden")
+			} else {
+				assert.Equal(t, "https://v.vault.azure.net/secrets/s/1", res.VaultSecretID)
+				assert.Empty(t, res.VaultError)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ const (
 	StepCreateServicePrincipal      = "create-service-principal"
 	StepAwaitingAdminConsent        = "awaiting-admin-consent"
 	StepAddClientSecret             = "add-client-secret"
+	StepDeliverToVault              = "deliver-to-key-vault" // not a plan step: only with keyVault.url
 	StepCreateApplicationUser       = "create-application-user"
 	StepConfigureHomeRealmDiscovery = "configure-home-realm-discovery"
 	StepAssignSecurityRole          = "assign-security-role"
@@ -104,11 +105,15 @@ type Progress struct {
 // The secret is sealed with the custody key (internal/custody): the codec
 // endpoint that decodes the result for the UI cannot read it.
 type OnboardingResult struct {
-	OrgURL          string             `json:"orgUrl"`
-	Username        string             `json:"username"` // the application user's e-mail
-	ClientID        string             `json:"clientId"`
-	TenantID        string             `json:"tenantId"`
-	ClientSecret    custody.Sealed     `json:"clientSecret"`
+	OrgURL       string         `json:"orgUrl"`
+	Username     string         `json:"username"` // the application user's e-mail
+	ClientID     string         `json:"clientId"`
+	TenantID     string         `json:"tenantId"`
+	ClientSecret custody.Sealed `json:"clientSecret"`
+	// VaultSecretID is the Key Vault secret version the secret was handed
+	// to (keyVault.url); VaultError says why the hand-off failed.
+	VaultSecretID   string             `json:"vaultSecretId,omitempty"`
+	VaultError      string             `json:"vaultError,omitempty"`
 	SecretExpiresAt time.Time          `json:"secretExpiresAt"`
 	Validation      []activities.Check `json:"validation"`
 	Resources       Resources          `json:"resources"`

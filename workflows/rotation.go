@@ -144,6 +144,8 @@ type RotationInput struct {
 	// (secret-revealed signals) across continue-as-new.
 	Reveals    int           `json:"reveals,omitempty"`
 	LastReveal *RevealRecord `json:"lastReveal,omitempty"`
+	// KeyVault receives each new secret (from the onboarding's input).
+	KeyVault *activities.VaultTarget `json:"keyVault,omitempty"`
 }
 
 // RotationFailure is a step of the rotation that fails and is retried:
@@ -253,6 +255,10 @@ type RotationProgress struct {
 	Message   string           `json:"message"`
 	Error     string           `json:"error,omitempty"`
 	UpdatedAt time.Time        `json:"updatedAt"`
+	// VaultSecretID is the Key Vault version this run delivered; VaultError
+	// says why a delivery failed.
+	VaultSecretID string `json:"vaultSecretId,omitempty"`
+	VaultError    string `json:"vaultError,omitempty"`
 	// Reveals counts `credentials --reveal` of this tenant's secret, all runs.
 	Reveals    int           `json:"reveals"`
 	LastReveal *RevealRecord `json:"lastReveal,omitempty"`
@@ -425,6 +431,9 @@ func (r *rotation) cycle(ctx workflow.Context) error {
 			return r.failedFor(ctx, "adding the new secret failed", err)
 		}
 		r.pending = &RotationSecret{KeyID: res.KeyID, Value: res.Secret, ExpiresAt: res.ExpiresAt}
+		if r.in.KeyVault != nil {
+			r.deliverToVault(ctx, *r.pending)
+		}
 		r.progress.WaitingSince = workflow.Now(ctx)
 		r.progress.Reminders = 0
 	}
@@ -473,6 +482,21 @@ func (r *rotation) failedFor(ctx workflow.Context, what string, err error) error
 		return old.error
 	}
 	return err
+}
+
+// deliverToVault updates the tenant's Key Vault secret with the new one. A
+// failure is reported and the rotation goes on: the operator can still
+// reveal the secret and save it in Marketo.
+func (r *rotation) deliverToVault(ctx workflow.Context, s RotationSecret) {
+	res, err := call[activities.DeliverSecretResult](ctx, StepDeliverToVault, a.DeliverSecretToVault, activities.DeliverSecretInput{
+		TenantID: r.in.TenantID, OrgURL: r.in.OrgURL, ClientID: r.in.AppID, KeyID: s.KeyID, Secret: s.Value, ExpiresAt: s.ExpiresAt,
+		Vault: *r.in.KeyVault,
+	})
+	if err != nil {
+		r.progress.VaultError = "the new secret was not delivered to Key Vault: " + errorMessage(err)
+		return
+	}
+	r.progress.VaultError, r.progress.VaultSecretID = "", res.VersionID
 }
 
 func (r *rotation) fail(ctx workflow.Context, what string, err error) {

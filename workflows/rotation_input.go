@@ -16,5 +16,6 @@ func RotationInputFor(in OnboardingInput, res OnboardingResult) RotationInput {
 		Current:              RotationSecret{KeyID: res.Resources.SecretKeyID, Value: res.ClientSecret, ExpiresAt: res.SecretExpiresAt},
 		SecretLifetimeMonths: in.SecretLifetimeMonths, Settings: settings,
 		RoleName: in.SecurityRoleName, SolutionName: in.SolutionName, MinSolutionVersion: in.MinSolutionVersion,
+		KeyVault: in.KeyVault,
 	}
 }

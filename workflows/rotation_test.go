@@ -479,3 +479,32 @@ func TestRotationCountsReveals(t *testing.T) {
 	require.NotNil(t, next.LastReveal)
 	assert.Equal(t, "carol@ops", next.LastReveal.By)
 }
+
+// With keyVault.url, each new secret is handed to the same vault secret as
+// soon as it exists, so the operator can read it there and save it in
+// Marketo; without it nothing new is scheduled (the other tests).
+func TestRotationDeliversTheNewSecretToKeyVault(t *testing.T) {
+	entra := newFakeEntra()
+	in := rotationInput()
+	in.KeyVault = &activities.VaultTarget{URL: "https://mktos2s.vault.azure.net", SecretName: "mktos2s-contoso"}
+	r := newRotationEnv(t, entra, rotationStart)
+	var delivered []activities.DeliverSecretInput
+	r.env.OnActivity(a.DeliverSecretToVault, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, d activities.DeliverSecretInput) (activities.DeliverSecretResult, error) {
+			delivered = append(delivered, d)
+			return activities.DeliverSecretResult{VersionID: "https://mktos2s.vault.azure.net/secrets/mktos2s-contoso/v1"}, nil
+		})
+	rotateAt := in.Current.ExpiresAt.Add(-DefaultRotationLeadTime)
+	var waiting RotationProgress
+	r.env.RegisterDelayedCallback(func() { waiting = r.progress(t) }, rotateAt.Sub(rotationStart)+time.Hour)
+	r.confirm(rotateAt.Sub(rotationStart) + 2*time.Hour)
+	r.env.ExecuteWorkflow(SecretRotation, in)
+	next := continued(t, r.env.GetWorkflowError())
+
+	require.Len(t, delivered, 1, "once per new secret")
+	assert.Equal(t, *in.KeyVault, delivered[0].Vault, "the same vault secret every cycle")
+	assert.Equal(t, next.Current.KeyID, delivered[0].KeyID, "the new secret, not the old one")
+	assert.Equal(t, entra.secrets[next.Current.KeyID], testcodec.Open(delivered[0].Secret), "sealed, opened only by the activity")
+	assert.Equal(t, "https://mktos2s.vault.azure.net/secrets/mktos2s-contoso/v1", waiting.VaultSecretID)
+	assert.Equal(t, in.KeyVault, next.KeyVault, "carried into the next cycle")
+}

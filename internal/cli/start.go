@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/lifecycle"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -136,6 +137,9 @@ func (a *app) input(f startFlags) (workflows.OnboardingInput, error) {
 	// operator (or set in the environment): WithDefaults would silently turn
 	// it into 12 months or 7 days, so keep it and let validation refuse it.
 	in.SecretLifetimeMonths, in.ConsentTimeout = f.secretMonths, f.consentTimeout
+	if kv := a.cfg.KeyVault; kv.URL != "" {
+		in.KeyVault = &activities.VaultTarget{URL: kv.URL, SecretName: activities.VaultSecretName(kv.SecretNamePrefix, in.TenantID, in.OrgHost())}
+	}
 	return in, validateInput(in, a.cfg)
 }
 

@@ -26,6 +26,7 @@ type Config struct {
 	Temporal    Temporal    `mapstructure:"temporal"`
 	Codec       Codec       `mapstructure:"codec"`
 	Custody     Custody     `mapstructure:"custody"`
+	KeyVault    KeyVault    `mapstructure:"keyVault"`
 	Microsoft   Microsoft   `mapstructure:"microsoft"`
 	Dataverse   Dataverse   `mapstructure:"dataverse"`
 	Consent     Consent     `mapstructure:"consent"`
@@ -67,6 +68,14 @@ type Codec struct {
 type Custody struct {
 	Keys        map[string]string `mapstructure:"keys"` // key ID → base64 of 32 bytes
 	ActiveKeyID string            `mapstructure:"activeKeyId"`
+}
+
+// KeyVault is the optional hand-off of each new client secret to an Azure
+// Key Vault secret (README "Secret custody").
+type KeyVault struct {
+	URL              string `mapstructure:"url"`
+	TenantID         string `mapstructure:"tenantId"`
+	SecretNamePrefix string `mapstructure:"secretNamePrefix"`
 }
 
 type Microsoft struct {
@@ -300,6 +309,7 @@ func (c *Config) normalize() {
 	}
 	c.Microsoft.AuthorityHost = strings.TrimRight(c.Microsoft.AuthorityHost, "/")
 	c.Microsoft.GraphBaseURL = strings.TrimRight(c.Microsoft.GraphBaseURL, "/")
+	c.KeyVault.URL = strings.TrimRight(strings.TrimSpace(c.KeyVault.URL), "/")
 }
 
 // defaultActive lower-cases an active key ID, and picks the only key when

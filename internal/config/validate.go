@@ -64,6 +64,7 @@ func (c Config) Validate() error {
 	validateKeyRing(&p, "custody", c.Custody.Keys, c.Custody.ActiveKeyID)
 	c.validateKeySeparation(&p)
 	c.validateMicrosoft(&p)
+	c.validateKeyVault(&p)
 	c.validatePublicValues(&p)
 
 	mc := c.Dataverse.MarketoConfig
@@ -238,6 +239,32 @@ func (c Config) validateKeySeparation(p *problems) {
 					"so the custody key must differ: generate one with openssl rand -base64 32", shownKeyID(cid), shownKeyID(kid))
 			}
 		}
+	}
+}
+
+// VaultHostSuffixes are the Key Vault DNS zones of Microsoft's clouds.
+var VaultHostSuffixes = []string{".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net"}
+
+func (c Config) validateKeyVault(p *problems) {
+	kv := c.KeyVault
+	if kv.URL == "" {
+		return
+	}
+	u, err := url.Parse(kv.URL)
+	host := ""
+	if err == nil {
+		host = strings.ToLower(u.Hostname())
+	}
+	okHost := slices.ContainsFunc(VaultHostSuffixes, func(s string) bool { return strings.HasSuffix(host, s) }) ||
+		(c.Microsoft.Sandboxed() && strings.HasSuffix(host, ".vault.localhost"))
+	if err != nil || u.Scheme != "https" || !okHost || (u.Path != "" && u.Path != "/") {
+		p.add("keyVault.url", "%q must be https://<vault>.vault.azure.net without a path (the emulator: https://<vault>.vault.localhost:<port>)", kv.URL)
+	}
+	if !guidPattern.MatchString(kv.TenantID) {
+		p.add("keyVault.tenantId", "%q is not a GUID; set the Directory (tenant) ID of the vault's tenant", kv.TenantID)
+	}
+	if kv.SecretNamePrefix != "" && !regexp.MustCompile(`^[0-9a-zA-Z-]{1,60}$`).MatchString(kv.SecretNamePrefix) {
+		p.add("keyVault.secretNamePrefix", "%q: use letters, digits and dashes only (Key Vault's rule), at most 60", kv.SecretNamePrefix)
 	}
 }
 

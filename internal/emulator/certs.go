@@ -100,7 +100,7 @@ func newPKI(dir string, hosts []string) (*pki, error) {
 
 // wildcardNames are always in the server certificate; they cover every org host of the
 // usual form (contoso.crm.localhost) and the emulator's own names.
-var wildcardNames = []string{"localhost", "*.localhost", "*.crm.localhost"}
+var wildcardNames = []string{"localhost", "*.localhost", "*.crm.localhost", "*.vault.localhost"}
 
 // certNames lists the certificate's DNS names: the wildcards, plus only those seeded hosts
 // they do not cover. Listing every host made a 10,000-org seed's certificate (and every TLS

@@ -136,7 +136,7 @@ func (s *Server) visible(created time.Time) bool {
 // in tenant t. Called with s.mu held.
 func (s *Server) resourceAudience(t *tenant, resource string) string {
 	res := strings.TrimSuffix(strings.ToLower(resource), "/")
-	if res == strings.ToLower(s.URL()) || res == "https://graph.microsoft.com" {
+	if res == strings.ToLower(s.URL()) || res == "https://graph.microsoft.com" || res == VaultAudience {
 		return res
 	}
 	u, err := url.Parse(res)

@@ -60,6 +60,7 @@ type Server struct {
 	now      func() time.Time
 
 	secretIssued func(keyID, secret string)
+	vaults       map[string]map[string][]vaultVersion // Key Vault (keyvault.go): host → name → versions
 }
 
 // Start listens on o.Addr and serves until Close or ctx is done.
@@ -280,6 +281,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("request", "method", r.Method, "host", host, "path", r.URL.Path, "status", rec.status,
 			"op", c.op, "request-id", c.reqID, "ms", time.Since(start).Milliseconds())
 	}()
+	if o == nil && isVaultHost(host) {
+		s.serveKeyVault(rec, r, c, host)
+		return
+	}
 	switch svc {
 	case svcDataverse:
 		rec.Header().Set("OData-Version", "4.0")

@@ -300,6 +300,8 @@ func activityDeps(cfg config.Config, mt *metrics.Metrics) (activities.Deps, erro
 	mc := cfg.Dataverse.MarketoConfig
 	return activities.Deps{
 		Custody:              ring,
+		KeyVaultURL:          cfg.KeyVault.URL,
+		KeyVaultTenantID:     cfg.KeyVault.TenantID,
 		Auth:                 msauth.New(msauth.Options{AuthorityHost: m.AuthorityHost, HTTPClient: hc}),
 		HTTP:                 hc,
 		GraphBaseURL:         m.GraphBaseURL,
