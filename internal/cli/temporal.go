@@ -99,7 +99,7 @@ func fetch(ctx context.Context, c client.Client, workflowID string) (snapshot, e
 		WorkflowID: workflowID,
 		RunID:      info.GetExecution().GetRunId(),
 		status:     info.GetStatus(),
-		Execution:  executionStatus(info.GetStatus()),
+		Execution:  lifecycle.StatusName(info.GetStatus()),
 		started:    info.GetStartTime().AsTime(),
 	}
 	if ct := info.GetCloseTime(); ct != nil && !s.running() {
@@ -133,25 +133,4 @@ func fetch(ctx context.Context, c client.Client, workflowID string) (snapshot, e
 // progressFromFailure is lifecycle.ProgressFromFailure.
 func progressFromFailure(err error, status enumspb.WorkflowExecutionStatus) workflows.Progress {
 	return lifecycle.ProgressFromFailure(err, status)
-}
-
-func executionStatus(s enumspb.WorkflowExecutionStatus) string {
-	switch s {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		return "Running"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		return "Completed"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
-		return "Failed"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		return "Canceled"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		return "Terminated"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		return "TimedOut"
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
-		return "ContinuedAsNew"
-	default:
-		return s.String()
-	}
 }

@@ -96,7 +96,7 @@ func Fleet(ctx context.Context, c client.Client, o FleetOptions) ([]TenantState,
 		for _, e := range resp.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()
 			fields := e.GetSearchAttributes().GetIndexedFields()
-			r := &RunRef{WorkflowID: id, RunID: e.GetExecution().GetRunId(), status: e.GetStatus(), Status: statusName(e.GetStatus()),
+			r := &RunRef{WorkflowID: id, RunID: e.GetExecution().GetRunId(), status: e.GetStatus(), Status: StatusName(e.GetStatus()),
 				Started: e.GetStartTime().AsTime()}
 			if ct := e.GetCloseTime(); ct != nil && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				r.Closed = ct.AsTime()
@@ -287,7 +287,9 @@ func keyword(p *commonpb.Payload) string {
 	return s
 }
 
-func statusName(s enumspb.WorkflowExecutionStatus) string {
+// StatusName is the name the Temporal UI and CLI give a run's status; the
+// fleet view and `status` print the same words.
+func StatusName(s enumspb.WorkflowExecutionStatus) string {
 	switch s {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		return "Running"
