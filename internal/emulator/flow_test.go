@@ -72,6 +72,7 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 			"wrong method":                     {e.do(http.MethodPut, e.graph("/applications(uniqueName='mktos2s-contoso')"), tok, map[string]any{}), 405},
 			"unknown segment":                  {e.do(http.MethodGet, e.graph("/aplications"), tok, nil), 400},
 			"addPassword bad field":            {e.do(http.MethodPost, e.graph("/applications/"+objID+"/addPassword"), tok, map[string]any{"passwordCredential": map[string]any{"name": "x"}}), 400},
+			"addPassword nested wrong case":    {e.do(http.MethodPost, e.graph("/applications/"+objID+"/addPassword"), tok, map[string]any{"passwordCredential": map[string]any{"DisplayName": "x"}}), 400},
 			"addPassword sets secretText":      {e.do(http.MethodPost, e.graph("/applications/"+objID+"/addPassword"), tok, map[string]any{"passwordCredential": map[string]any{"secretText": "mine"}}), 400},
 			"dataverse quoted guid":            {e.do(http.MethodGet, e.dv(contosoHost, "/systemusers?$filter=applicationid%20eq%20'"+appID+"'"), dvTok, nil), 400},
 			"dataverse unknown column":         {e.do(http.MethodGet, e.dv(contosoHost, "/roles?$filter=nam%20eq%20'x'"), dvTok, nil), 400},

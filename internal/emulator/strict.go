@@ -11,9 +11,11 @@ import (
 )
 
 // decodeExact decodes a JSON object into the struct v, rejecting any property v does not
-// declare. encoding/json matches names case-insensitively, Microsoft's services do not, so
-// top-level names are compared exactly first; DisallowUnknownFields covers nested objects.
-// It returns the offending property name ("" for syntax errors) with the error.
+// declare. encoding/json matches names case-insensitively at every depth, Microsoft's
+// services do not (Dataverse: "Property names are case sensitive", Graph likewise), so every
+// object's names are compared exactly with the struct it decodes into, nested ones included,
+// before encoding/json sees the body. It returns the offending property name ("" for syntax
+// errors) with the error.
 func decodeExact(r io.Reader, v any) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
@@ -26,25 +28,85 @@ func decodeExact(r io.Reader, v any) (string, error) {
 	if err := json.Unmarshal(b, &top); err != nil {
 		return "", fmt.Errorf("invalid JSON: %w", err)
 	}
-	known := map[string]bool{}
-	rt := reflect.TypeOf(v).Elem()
-	for i := range rt.NumField() {
-		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
-		known[name] = true
+	if prop := unknownName(b, reflect.TypeOf(v)); prop != "" {
+		return prop, fmt.Errorf("unknown property '%s'", prop)
 	}
-	for k := range top {
-		if !known[k] {
-			return k, fmt.Errorf("unknown property '%s'", k)
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			f = strings.Trim(f, `"`)
-			return f, fmt.Errorf("unknown property '%s'", f)
-		}
+	if err := json.Unmarshal(b, v); err != nil {
 		return "", fmt.Errorf("invalid JSON: %w", err)
 	}
 	return "", nil
+}
+
+// unknownName walks the JSON value raw against the Go type t and returns the
+// first object property t does not declare with exactly that spelling.
+// Maps, json.RawMessage and interfaces take any name; a value of the wrong
+// shape is left for encoding/json to reject.
+func unknownName(raw json.RawMessage, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == reflect.TypeOf(json.RawMessage{}):
+		return ""
+	case t.Kind() == reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return ""
+		}
+		fields := jsonFields(t)
+		for k, sub := range obj {
+			ft, ok := fields[k]
+			if !ok {
+				return k
+			}
+			if p := unknownName(sub, ft); p != "" {
+				return p
+			}
+		}
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return ""
+		}
+		for _, it := range items {
+			if p := unknownName(it, t.Elem()); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// jsonFields maps the JSON names of a struct's fields (embedded structs
+// flattened, as encoding/json does) to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for k, v := range jsonFields(ft) {
+					out[k] = v
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
 }
