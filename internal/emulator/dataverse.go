@@ -1,9 +1,12 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -40,6 +43,10 @@ var (
 	nameRE = regexp.MustCompile(`^([A-Za-z]+)\(LogicalName='([A-Za-z0-9_]+)'\)$`)
 )
 
+// codeNoSegment is "Resource not found for the segment" (web-api-client-errors);
+// entity set, function and action names are case-sensitive.
+const codeNoSegment = "0x8006088a"
+
 type dvHandler = func(w http.ResponseWriter, r *http.Request, c *call)
 
 func (s *Server) dvErr(w http.ResponseWriter, c *call, status int, code, msg string) {
@@ -49,7 +56,7 @@ func (s *Server) dvErr(w http.ResponseWriter, c *call, status int, code, msg str
 func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
 	p, ok := strings.CutPrefix(r.URL.Path, dvBase+"/")
 	if !ok {
-		return route{}, http.StatusNotFound, "0x80060888", "Resource not found for the segment '" + strings.TrimPrefix(r.URL.Path, "/") + "'."
+		return route{}, http.StatusNotFound, codeNoSegment, "Resource not found for the segment '" + strings.TrimPrefix(r.URL.Path, "/") + "'."
 	}
 	segs := strings.Split(p, "/")
 	methods := map[string]route{}
@@ -63,7 +70,7 @@ func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
 	}
 	s.mu.Unlock()
 	badSeg := func(seg string) (route, int, string, string) {
-		return route{}, http.StatusNotFound, "0x80060888", fmt.Sprintf("Resource not found for the segment '%s'.", seg)
+		return route{}, http.StatusNotFound, codeNoSegment, fmt.Sprintf("Resource not found for the segment '%s'.", seg)
 	}
 	k := keyRE.FindStringSubmatch(segs[0])
 	switch {
@@ -152,7 +159,8 @@ func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
 	}
 	rt, ok := methods[r.Method]
 	if !ok {
-		return route{}, http.StatusMethodNotAllowed, "0x80060888", "The requested resource does not support http method '" + r.Method + "'."
+		// web-api-client-errors: "No HTTP resource was found that matches the request URI" (404, empty code)
+		return route{}, http.StatusNotFound, "", "No HTTP resource was found that matches the request URI 'https://" + r.Host + r.URL.Path + "'."
 	}
 	return rt, 0, "", ""
 }
@@ -220,7 +228,27 @@ func (s *Server) dWhoAmI(w http.ResponseWriter, r *http.Request, c *call) {
 	})
 }
 
+// dPublish is the PublishAllXml action (reference/publishallxml), which
+// takes no parameters: the body is empty or {}. OData reads an action's
+// body as its parameters, before the action runs, and refuses any it does
+// not declare; parameter names are case-sensitive.
 func (s *Server) dPublish(w http.ResponseWriter, r *http.Request, c *call) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		s.dvPayloadError(w, c, "", "The request body could not be read.")
+		return
+	}
+	if len(bytes.TrimSpace(b)) > 0 {
+		var params map[string]json.RawMessage
+		if err := json.Unmarshal(b, &params); err != nil || params == nil {
+			s.dvPayloadError(w, c, "", "The parameters of the operation 'PublishAllXml' must be a JSON object.")
+			return
+		}
+		if names := slices.Sorted(maps.Keys(params)); len(names) > 0 {
+			s.dvPayloadError(w, c, "", fmt.Sprintf("The parameter '%s' in the request payload is not a valid parameter for the operation 'PublishAllXml'.", names[0]))
+			return
+		}
+	}
 	if !s.requireAdmin(w, c, "prvPublishCustomization") {
 		return
 	}
@@ -233,7 +261,7 @@ func (s *Server) dPublish(w http.ResponseWriter, r *http.Request, c *call) {
 func (s *Server) queryError(w http.ResponseWriter, c *call, entity string, err error) {
 	var up *unknownPropError
 	if errors.As(err, &up) {
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", up.prop, entity))
+		s.dvErr(w, c, http.StatusBadRequest, "0x0", fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", up.prop, entity))
 		return
 	}
 	s.dvErr(w, c, http.StatusBadRequest, "0x80060888", strings.ToUpper(err.Error()[:1])+err.Error()[1:]+".")
@@ -311,32 +339,82 @@ func (s *Server) dvContext(c *call, set string) string {
 	return s.OrgURL(c.org.host) + dvBase + "/$metadata#" + set
 }
 
+// Dataverse's answers to a body it cannot take (web-api-client-errors,
+// learn.microsoft.com/troubleshoot/power-platform/dataverse/dataverse-web-api-and-sdk/web-api-client-errors):
+// a property the type does not have is "Invalid property … was found in
+// entity" with code 0x0; what the OData reader refuses (an undeclared
+// annotation-only property, a literal of the wrong type, a reference not
+// based on the service root, an action parameter the action does not have)
+// is 0x80048d19 "Error identified in Payload provided by the user" with the
+// OData library's reason as InnerException.
+const codePayload = "0x80048d19"
+
+func (s *Server) dvInvalidProperty(w http.ResponseWriter, c *call, entity, prop string) {
+	s.dvErr(w, c, http.StatusBadRequest, "0x0", fmt.Sprintf("An error occurred while validating input parameters: Microsoft.Crm.CrmException: "+
+		"Invalid property '%s' was found in entity 'Microsoft.Dynamics.CRM.%s'. ---> Microsoft.OData.ODataException: "+
+		"Does not support untyped value in non-open type.", prop, entity))
+}
+
+func (s *Server) dvPayloadError(w http.ResponseWriter, c *call, entitySet, reason string) {
+	s.dvErr(w, c, http.StatusBadRequest, codePayload, fmt.Sprintf("Error identified in Payload provided by the user for Entity :'%s', "+
+		"For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  "+
+		"InnerException : Microsoft.OData.ODataException: %s", entitySet, reason))
+}
+
 // decodeDataverse decodes a body, naming an unknown property the way Dataverse does.
 func (s *Server) decodeDataverse(w http.ResponseWriter, r *http.Request, c *call, entity string, v any) bool {
 	prop, err := decodeExact(r.Body, v)
-	if err == nil {
+	switch {
+	case err == nil:
 		return true
+	case prop != "":
+		s.dvInvalidProperty(w, c, entity, prop)
+	default:
+		s.dvPayloadError(w, c, entity+"s", strings.ToUpper(err.Error()[:1])+err.Error()[1:]+".")
 	}
-	msg := "Error identified in Payload provided by the user for Entity :'" + entity + "s'."
-	if prop != "" {
-		msg = fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", prop, entity)
-	}
-	s.dvErr(w, c, http.StatusBadRequest, "0x80060888", msg)
 	return false
 }
 
-// bindID extracts the GUID from an @odata.bind / @odata.id value naming entitySet(guid).
-func bindID(v, entitySet string) (string, bool) {
-	if u, err := url.Parse(v); err == nil && u.IsAbs() {
-		v = u.Path
+// serviceRoot is the org's Web API base, which every absolute reference in
+// a body must be based on.
+func (s *Server) serviceRoot(c *call) string { return s.OrgURL(c.org.host) + dvBase + "/" }
+
+// refID extracts the GUID from an @odata.bind / @odata.id value naming
+// entitySet(guid). A relative value ("roles(…)", "/roles(…)") is resolved
+// against the org; an absolute one must be based on this org's Web API
+// root, as OData requires ("The URI '…' is not valid because it is not
+// based on '…'"): another host, scheme or API version is refused, so a
+// reference can never point the org at a record elsewhere. notBased
+// reports that case, for the caller's payload error.
+func (s *Server) refID(c *call, v, entitySet string) (id string, notBased, ok bool) {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "", false, false
 	}
-	v = strings.TrimPrefix(v, dvBase)
-	v = strings.TrimPrefix(v, "/")
-	m := keyRE.FindStringSubmatch(v)
+	path := v
+	if u.IsAbs() || u.Host != "" {
+		root, _ := url.Parse(s.serviceRoot(c))
+		if !strings.EqualFold(u.Scheme, root.Scheme) || !strings.EqualFold(u.Host, root.Host) ||
+			!strings.HasPrefix(u.Path, root.Path) || u.User != nil {
+			return "", true, false
+		}
+		path = strings.TrimPrefix(u.Path, root.Path)
+	}
+	path = strings.TrimPrefix(strings.TrimPrefix(path, dvBase), "/")
+	m := keyRE.FindStringSubmatch(path)
 	if m == nil || m[1] != entitySet {
-		return "", false
+		return "", false, false
 	}
-	return strings.ToLower(m[2]), true
+	return strings.ToLower(m[2]), false, true
+}
+
+// badRef answers a reference refID could not take.
+func (s *Server) badRef(w http.ResponseWriter, c *call, entitySet, what, v string, notBased bool) {
+	if notBased {
+		s.dvPayloadError(w, c, entitySet, fmt.Sprintf("The URI '%s' is not valid because it is not based on '%s'.", v, s.serviceRoot(c)))
+		return
+	}
+	s.dvErr(w, c, http.StatusBadRequest, "0x80040203", fmt.Sprintf("Invalid argument: the value of '%s' is not a valid entity reference: '%s'.", what, v))
 }
 
 type wireSystemUserCreate struct {
@@ -366,9 +444,9 @@ func (s *Server) dCreateUser(w http.ResponseWriter, r *http.Request, c *call) {
 		s.dvErr(w, c, http.StatusBadRequest, "0x80040203", "Invalid argument: a business unit is required ('businessunitid@odata.bind').")
 		return
 	}
-	buID, ok := bindID(*in.BusinessUnitBind, "businessunits")
+	buID, notBased, ok := s.refID(c, *in.BusinessUnitBind, "businessunits")
 	if !ok {
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The value of 'businessunitid@odata.bind' is not a valid entity reference: '"+*in.BusinessUnitBind+"'.")
+		s.badRef(w, c, "systemusers", "businessunitid@odata.bind", *in.BusinessUnitBind, notBased)
 		return
 	}
 	if in.AccessMode == nil || *in.AccessMode != 4 {
@@ -492,9 +570,9 @@ func (s *Server) dAssociate(w http.ResponseWriter, r *http.Request, c *call, id 
 	if !s.decodeDataverse(w, r, c, "role", &in) {
 		return
 	}
-	rid, ok := bindID(in.ODataID, "roles")
+	rid, notBased, ok := s.refID(c, in.ODataID, "roles")
 	if !ok {
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The '@odata.id' value is not a valid reference to a role: '"+in.ODataID+"'.")
+		s.badRef(w, c, "systemusers", "@odata.id", in.ODataID, notBased)
 		return
 	}
 	s.mu.Lock()
@@ -519,9 +597,9 @@ func (s *Server) dDisassociate(w http.ResponseWriter, c *call, id, ref string) {
 	if !s.requireAdmin(w, c, "prvAssignRole") {
 		return
 	}
-	rid, ok := bindID(ref, "roles")
+	rid, notBased, ok := s.refID(c, ref, "roles")
 	if !ok {
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The $id value is not a valid reference to a role: '"+ref+"'.")
+		s.badRef(w, c, "systemusers", "$id", ref, notBased)
 		return
 	}
 	s.mu.Lock()
@@ -568,7 +646,7 @@ func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, 
 	entity := strings.TrimSuffix(n.EntitySet, "s")
 	var in map[string]json.RawMessage
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "Error identified in Payload provided by the user for Entity :'"+n.EntitySet+"'.")
+		s.dvPayloadError(w, c, n.EntitySet, "The payload is not a JSON object: "+err.Error()+".")
 		return
 	}
 	// A lookup is bound through its navigation property, case-sensitively:
@@ -577,7 +655,7 @@ func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, 
 	var bind *string
 	for k, v := range in {
 		if nav, ok := strings.CutSuffix(k, "@odata.bind"); ok && k != bindKey {
-			s.dvErr(w, c, http.StatusBadRequest, "0x80060888", fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload "+
+			s.dvPayloadError(w, c, n.EntitySet, fmt.Sprintf("An undeclared property '%s' which only has property annotations in the payload "+
 				"but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be "+
 				"represented as properties without values.", nav))
 			return
@@ -585,12 +663,12 @@ func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, 
 		switch k {
 		case bindKey:
 			if err := json.Unmarshal(v, &bind); err != nil {
-				s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The value of '"+bindKey+"' must be a string or null.")
+				s.dvPayloadError(w, c, n.EntitySet, "The value of '"+bindKey+"' must be a string or null.")
 				return
 			}
 		case n.NameColumn:
 		default:
-			s.dvErr(w, c, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.", k, entity))
+			s.dvInvalidProperty(w, c, entity, k)
 			return
 		}
 	}
@@ -608,9 +686,9 @@ func (s *Server) dUpdateConfig(w http.ResponseWriter, r *http.Request, c *call, 
 		if bind == nil {
 			cfg.userID = ""
 		} else {
-			uid, ok := bindID(*bind, "systemusers")
+			uid, notBased, ok := s.refID(c, *bind, "systemusers")
 			if !ok {
-				s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The value of '"+bindKey+"' is not a valid reference to a systemuser.")
+				s.badRef(w, c, n.EntitySet, bindKey, *bind, notBased)
 				return
 			}
 			if c.org.userByID(uid) == nil {
@@ -628,7 +706,7 @@ func (s *Server) dClearConfigRef(w http.ResponseWriter, c *call, id, nav string)
 		return
 	}
 	if nav != c.org.cfgNames.UserLookupNavigation {
-		s.dvErr(w, c, http.StatusNotFound, "0x80060888", "Resource not found for the segment '"+nav+"'.")
+		s.dvErr(w, c, http.StatusNotFound, codeNoSegment, "Resource not found for the segment '"+nav+"'.")
 		return
 	}
 	s.mu.Lock()
@@ -729,42 +807,28 @@ func (s *Server) dGetAttr(w http.ResponseWriter, c *call, entity, attr string) {
 	writeJSON(w, http.StatusOK, wireAttr(col))
 }
 
-// dCreateAttr accepts a BooleanAttributeMetadata definition. The metadata API has many optional
-// properties, so instead of rejecting unknown ones it checks the ones that matter.
+// dCreateAttr creates a Boolean column from a BooleanAttributeMetadata
+// definition, checked as Dataverse checks it (columns.go).
 func (s *Server) dCreateAttr(w http.ResponseWriter, r *http.Request, c *call, entity string) {
-	if !s.requireAdmin(w, c, "prvCreateAttribute") {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		s.dvPayloadError(w, c, "Attributes", "The request body could not be read.")
 		return
 	}
-	var in struct {
-		ODataType   string `json:"@odata.type"`
-		SchemaName  string `json:"SchemaName"`
-		DisplayName *struct {
-			LocalizedLabels []struct {
-				Label        string `json:"Label"`
-				LanguageCode int    `json:"LanguageCode"`
-			} `json:"LocalizedLabels"`
-		} `json:"DisplayName"`
-		OptionSet *struct {
-			TrueOption  *json.RawMessage `json:"TrueOption"`
-			FalseOption *json.RawMessage `json:"FalseOption"`
-		} `json:"OptionSet"`
-	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "Error identified in Payload provided by the user for Entity :'Attributes'.")
-		return
-	}
+	in, problem := parseBooleanColumn(b)
 	switch {
-	case strings.TrimPrefix(in.ODataType, "#") != "Microsoft.Dynamics.CRM.BooleanAttributeMetadata":
-		s.dvErr(w, c, http.StatusBadRequest, "0x80060888", "The emulator only creates Boolean columns: '@odata.type' must be 'Microsoft.Dynamics.CRM.BooleanAttributeMetadata'.")
+	case problem == nil:
+	case problem.kind == problemProperty:
+		s.dvInvalidProperty(w, c, "BooleanAttributeMetadata", problem.prop)
 		return
-	case !regexp.MustCompile(`^[A-Za-z]+_[A-Za-z0-9_]+$`).MatchString(in.SchemaName):
-		s.dvErr(w, c, http.StatusBadRequest, "0x80044150", "SchemaName must start with a customization prefix followed by '_' (e.g. new_SyncToMkto).")
+	case problem.kind == problemPayload:
+		s.dvPayloadError(w, c, "Attributes", problem.message)
 		return
-	case in.DisplayName == nil || len(in.DisplayName.LocalizedLabels) == 0:
-		s.dvErr(w, c, http.StatusBadRequest, "0x80044150", "DisplayName with at least one LocalizedLabel is required.")
+	default:
+		s.dvErr(w, c, http.StatusBadRequest, "0x80040203", problem.message)
 		return
-	case in.OptionSet == nil || in.OptionSet.TrueOption == nil || in.OptionSet.FalseOption == nil:
-		s.dvErr(w, c, http.StatusBadRequest, "0x80044150", "A Boolean column needs OptionSet with TrueOption and FalseOption.")
+	}
+	if !s.requireAdmin(w, c, "prvCreateAttribute") {
 		return
 	}
 	s.mu.Lock()
@@ -787,12 +851,13 @@ func (s *Server) dCreateAttr(w http.ResponseWriter, r *http.Request, c *call, en
 			return
 		}
 	}
-	ln := strings.ToLower(in.SchemaName)
+	schema := *in.SchemaName
+	ln := strings.ToLower(schema)
 	if _, ok := cols[ln]; ok {
 		s.dvErr(w, c, http.StatusBadRequest, "0x80047013", fmt.Sprintf("An attribute with the name %s already exists on entity %s.", ln, entity))
 		return
 	}
-	col := column{logicalName: ln, schemaName: in.SchemaName, displayName: in.DisplayName.LocalizedLabels[0].Label, metadataID: newGUID(), solution: sol}
+	col := column{logicalName: ln, schemaName: schema, displayName: *in.DisplayName.LocalizedLabels[0].Label, metadataID: newGUID(), solution: sol}
 	cols[ln] = col
 	w.Header().Set("OData-EntityId", fmt.Sprintf("%s%s/EntityDefinitions(LogicalName='%s')/Attributes(%s)", s.OrgURL(c.org.host), dvBase, entity, col.metadataID))
 	noContent(w, c)

@@ -64,6 +64,13 @@
 //	dataverse.getAttribute     GET    /api/data/v9.2/EntityDefinitions(LogicalName='…')/Attributes(LogicalName='…')
 //	dataverse.createAttribute  POST   /api/data/v9.2/EntityDefinitions(LogicalName='…')/Attributes
 //
+// Dataverse bodies are read as Dataverse reads them: property names are case-sensitive at every
+// depth (strict.go); an absolute @odata.id/@odata.bind must be based on the org's own
+// https://{org}/api/data/v9.2/ (another host, scheme or version: 400 0x80048d19); PublishAllXml
+// takes no parameters (no body or {}); a Boolean column needs the documented
+// BooleanAttributeMetadata with RequiredLevel (columns.go). A throttled Dataverse request gets one
+// of the three service protection codes 0x80072322, 0x80072321, 0x80072326 (throttleCode pins one).
+//
 // Faults (seed "faults" or POST /_emulator/faults with the JSON form of Faults) pick the most
 // specific entry of Routes: the operation name, then the service ("entra", "graph",
 // "dataverse"), then the global values. FailNext (or POST /_emulator/fail

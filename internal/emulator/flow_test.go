@@ -142,9 +142,7 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 		assert.Equal(t, http.StatusNoContent, e.do(http.MethodPost, e.dv(contosoHost, "/PublishAllXml"), dvTok, nil).status)
 
 		// Boolean column
-		col := map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata", "SchemaName": "new_SyncToMkto",
-			"DisplayName": map[string]any{"LocalizedLabels": []any{map[string]any{"Label": "Sync to Marketo", "LanguageCode": 1033}}},
-			"OptionSet":   map[string]any{"TrueOption": map[string]any{"Value": 1}, "FalseOption": map[string]any{"Value": 0}}}
+		col := booleanColumn("new_SyncToMkto", "Sync to Marketo")
 		assert.Equal(t, http.StatusNotFound, e.do(http.MethodGet, e.dv(contosoHost, "/EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_synctomkto')"), dvTok, nil).status)
 		assert.Equal(t, http.StatusNoContent, e.do(http.MethodPost, e.dv(contosoHost, "/EntityDefinitions(LogicalName='lead')/Attributes"), dvTok, col).status)
 		assert.Equal(t, http.StatusOK, e.do(http.MethodGet, e.dv(contosoHost, "/EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_synctomkto')"), dvTok, nil).status)

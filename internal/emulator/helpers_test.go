@@ -174,3 +174,21 @@ func (e *env) provDV(tenantID, host string) string {
 }
 
 func contains(hay, needle string) bool { return strings.Contains(hay, needle) }
+
+// booleanColumn is the documented Boolean column definition ("Create a
+// boolean column", create-update-column-definitions-using-web-api).
+func booleanColumn(schema, display string) map[string]any {
+	label := func(text string) map[string]any {
+		return map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.Label", "LocalizedLabels": []any{
+			map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel", "Label": text, "LanguageCode": 1033, "IsManaged": false}}}
+	}
+	return map[string]any{
+		"@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata", "AttributeType": "Boolean",
+		"AttributeTypeName": map[string]any{"Value": "BooleanType"}, "DefaultValue": false,
+		"OptionSet": map[string]any{"TrueOption": map[string]any{"Value": 1, "Label": label("True")},
+			"FalseOption": map[string]any{"Value": 0, "Label": label("False")}, "OptionSetType": "Boolean"},
+		"Description": label("Boolean Attribute"), "DisplayName": label(display),
+		"RequiredLevel": map[string]any{"Value": "None", "CanBeChanged": false, "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"},
+		"SchemaName":    schema,
+	}
+}

@@ -15,17 +15,12 @@ func TestColumnJoinsTheNamedUnmanagedSolution(t *testing.T) {
 	seed.Orgs[0].Solutions = append(seed.Orgs[0].Solutions, SeedSolution{UniqueName: "ContosoCustomizations", FriendlyName: "Contoso", Version: "1.0.0.0", Unmanaged: true})
 	e := start(t, seed)
 	dvTok := e.provDV(contosoID, contosoHost)
-	col := func(schema string) map[string]any {
-		return map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata", "SchemaName": schema,
-			"DisplayName": map[string]any{"LocalizedLabels": []any{map[string]any{"Label": "Sync", "LanguageCode": 1033}}},
-			"OptionSet":   map[string]any{"TrueOption": map[string]any{"Value": 1}, "FalseOption": map[string]any{"Value": 0}}}
-	}
 	post := func(schema, solution string) resp {
 		hdr := []string{}
 		if solution != "" {
 			hdr = []string{"MSCRM.SolutionUniqueName", solution}
 		}
-		return e.do(http.MethodPost, e.dv(contosoHost, "/EntityDefinitions(LogicalName='lead')/Attributes"), dvTok, col(schema), hdr...)
+		return e.do(http.MethodPost, e.dv(contosoHost, "/EntityDefinitions(LogicalName='lead')/Attributes"), dvTok, booleanColumn(schema, "Sync"), hdr...)
 	}
 	r := post("new_Managed", "MarketoLeadManagement")
 	assert.Equal(t, http.StatusBadRequest, r.status, "Adobe's solution is managed: %s", r.body)
