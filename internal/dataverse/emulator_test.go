@@ -2,6 +2,7 @@ package dataverse_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,21 @@ func newApp(t *testing.T, e *emutest.Emulated, uniqueName string) (graph.Applica
 	pw, err := g.AddPassword(ctx, app.ID, "mktos2s", time.Now().Add(24*time.Hour))
 	require.NoError(t, err)
 	return app, pw, g
+}
+
+// appUser registers an app and creates its application user in the root
+// business unit, returning the user and the Marketo Sync User role.
+func appUser(t *testing.T, e *emutest.Emulated, c *dataverse.Client, uniqueName string) (dataverse.SystemUser, dataverse.Role) {
+	t.Helper()
+	ctx := context.Background()
+	app, _, _ := newApp(t, e, uniqueName)
+	bu, err := c.RootBusinessUnit(ctx)
+	require.NoError(t, err)
+	user, _, err := c.CreateApplicationUser(ctx, app.AppID, bu.ID)
+	require.NoError(t, err)
+	role, err := c.FindRole(ctx, "Marketo Sync User", bu.ID)
+	require.NoError(t, err)
+	return user, role
 }
 
 func TestEmulatedPreflightReads(t *testing.T) {
@@ -139,13 +155,7 @@ func TestEmulatedRoleAndMarketoConfig(t *testing.T) {
 	e := emutest.StartEmulator(t)
 	c := provisionerOrg(e)
 	ctx := context.Background()
-	app, _, _ := newApp(t, e, "mktos2s-role")
-	bu, err := c.RootBusinessUnit(ctx)
-	require.NoError(t, err)
-	user, _, err := c.CreateApplicationUser(ctx, app.AppID, bu.ID)
-	require.NoError(t, err)
-	role, err := c.FindRole(ctx, "Marketo Sync User", bu.ID)
-	require.NoError(t, err)
+	user, role := appUser(t, e, c, "mktos2s-role")
 
 	require.NoError(t, c.AssociateRole(ctx, user.ID, role.ID))
 	require.NoError(t, c.AssociateRole(ctx, user.ID, role.ID), "associating twice is success")
@@ -233,4 +243,66 @@ func TestEmulatedSlowCallsOutliveTheClientTimeout(t *testing.T) {
 	assert.True(t, created)
 	_, err = c.WhoAmI(ctx)
 	assert.True(t, msapi.IsKind(err, msapi.Transient), "an ordinary call keeps the client's limit: %v", err)
+}
+
+// Dataverse throttles with three service protection codes (api-limits:
+// number of requests 0x80072322, combined execution time 0x80072321,
+// concurrent requests 0x80072326), each a 429 with Retry-After. The
+// emulator's random throttling sends all three; the client reads each as
+// Throttled and keeps the code and the Retry-After its retry waits for.
+func TestEmulatedServiceProtectionCodesAreThrottled(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	c := provisionerOrg(e)
+	ctx := context.Background()
+	_, err := c.WhoAmI(ctx) // the token is fetched before Dataverse throttles
+	require.NoError(t, err)
+	for _, code := range []string{"0x80072322", "0x80072321", "0x80072326"} {
+		t.Run(code, func(t *testing.T) {
+			e.Server.SetFaults(emulator.Faults{Routes: map[string]emulator.RouteFaults{
+				"dataverse": {ThrottleProbability: 1, ThrottleCode: code, RetryAfterMinSeconds: 7, RetryAfterMaxSeconds: 7}}})
+			defer e.Server.SetFaults(emulator.Faults{})
+			err := c.PublishAllXml(ctx)
+			me, ok := msapi.AsError(err)
+			require.True(t, ok, "%v", err)
+			assert.Equal(t, msapi.Throttled, me.Kind, me.Error())
+			assert.Equal(t, code, me.Code)
+			assert.Equal(t, 7*time.Second, me.RetryAfter)
+		})
+	}
+	e.Server.SetFaults(emulator.Faults{Routes: map[string]emulator.RouteFaults{"dataverse": {ThrottleProbability: 1}}})
+	defer e.Server.SetFaults(emulator.Faults{})
+	seen := map[string]int{}
+	for range 60 {
+		_, err := c.WhoAmI(ctx)
+		me, ok := msapi.AsError(err)
+		require.True(t, ok, "%v", err)
+		require.Equal(t, msapi.Throttled, me.Kind, me.Error())
+		require.Equal(t, time.Second, me.RetryAfter)
+		seen[me.Code]++
+	}
+	assert.Len(t, seen, 3, "random throttling sends every service protection code: %v", seen)
+}
+
+// The references the client writes (the role's @odata.id, the business
+// unit's and the Marketo user's @odata.bind) come from its own org URL,
+// which the emulator, like Dataverse, requires them to be based on; an org
+// URL written with capitals and a trailing slash is the same org.
+func TestEmulatedReferencesAreTheOrgsOwn(t *testing.T) {
+	e := emutest.StartEmulator(t)
+	orgURL := strings.ToUpper(e.Server.OrgURL(emutest.ContosoOrgHost)) + "/"
+	c := dataverse.New(orgURL, e.HTTP, e.OrgTokens(emutest.ContosoTenant, emutest.ContosoOrgHost, e.Provisioner()), dataverse.DefaultMarketoConfigNames())
+	ctx := context.Background()
+	user, role := appUser(t, e, c, "mktos2s-refs")
+	require.NoError(t, c.AssociateRole(ctx, user.ID, role.ID))
+	roles, err := c.UserRoles(ctx, user.ID)
+	require.NoError(t, err)
+	require.Len(t, roles, 1)
+	cfg, err := c.MarketoConfig(ctx)
+	require.NoError(t, err)
+	nav, err := c.MarketoUserNavigation(ctx)
+	require.NoError(t, err)
+	require.NoError(t, c.SetMarketoConfigUser(ctx, cfg.ID, nav, user.ID))
+	cfg, err = c.MarketoConfig(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, user.ID, cfg.UserID)
 }

@@ -7,11 +7,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -278,14 +280,28 @@ func TestFaultInjection(t *testing.T) {
 		// other routes are untouched
 		assert.Equal(t, http.StatusOK, e.do(http.MethodGet, e.graph("/organization"), tok, nil).status)
 	})
-	t.Run("dataverse 429 uses service protection code", func(t *testing.T) {
+	t.Run("dataverse 429s carry the three service protection codes", func(t *testing.T) {
+		// api-limits: requests (0x80072322), combined execution time
+		// (0x80072321) and concurrent requests (0x80072326), each a 429
+		// with Retry-After. Random throttling only ever sent the first before.
 		dvTok := e.provDV(contosoID, contosoHost)
 		e.s.SetFaults(Faults{Routes: map[string]RouteFaults{"dataverse": {ThrottleProbability: 1}}})
 		defer e.s.SetFaults(Faults{})
-		r := e.do(http.MethodGet, e.dv(contosoHost, "/WhoAmI"), dvTok, nil)
-		require.Equal(t, http.StatusTooManyRequests, r.status)
-		assert.Equal(t, "0x80072322", r.errCode(t))
-		assert.Equal(t, "1", r.header.Get("Retry-After"))
+		seen := map[string]int{}
+		for range 60 {
+			r := e.do(http.MethodGet, e.dv(contosoHost, "/WhoAmI"), dvTok, nil)
+			require.Equal(t, http.StatusTooManyRequests, r.status)
+			assert.Equal(t, "1", r.header.Get("Retry-After"))
+			seen[r.errCode(t)]++
+		}
+		assert.ElementsMatch(t, []string{"0x80072322", "0x80072321", "0x80072326"}, slices.Collect(maps.Keys(seen)), "%v", seen)
+		for _, code := range []string{"0x80072322", "0x80072321", "0x80072326"} {
+			e.s.SetFaults(Faults{Routes: map[string]RouteFaults{"dataverse.whoAmI": {ThrottleProbability: 1, ThrottleCode: code, RetryAfterMinSeconds: 3, RetryAfterMaxSeconds: 3}}})
+			r := e.do(http.MethodGet, e.dv(contosoHost, "/WhoAmI"), dvTok, nil)
+			assert.Equal(t, code, r.errCode(t))
+			assert.Equal(t, "3", r.header.Get("Retry-After"))
+		}
+		assert.Error(t, Faults{RouteFaults: RouteFaults{ThrottleCode: "0x80072320"}}.validate(), "only the documented codes")
 	})
 	t.Run("5xx via admin endpoint", func(t *testing.T) {
 		body := `{"serverErrorProbability":1,"serverErrorStatus":502}`

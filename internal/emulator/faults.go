@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,9 +17,12 @@ type Faults struct {
 // RouteFaults apply to every request (Faults), to one service ("graph", "dataverse", "entra")
 // or to one operation ("graph.addPassword").
 type RouteFaults struct {
-	ThrottleProbability    float64 `yaml:"throttleProbability" json:"throttleProbability"`
-	RetryAfterMinSeconds   int     `yaml:"retryAfterMinSeconds" json:"retryAfterMinSeconds"`
-	RetryAfterMaxSeconds   int     `yaml:"retryAfterMaxSeconds" json:"retryAfterMaxSeconds"`
+	ThrottleProbability  float64 `yaml:"throttleProbability" json:"throttleProbability"`
+	RetryAfterMinSeconds int     `yaml:"retryAfterMinSeconds" json:"retryAfterMinSeconds"`
+	RetryAfterMaxSeconds int     `yaml:"retryAfterMaxSeconds" json:"retryAfterMaxSeconds"`
+	// ThrottleCode pins the service protection code of Dataverse's 429s
+	// (dataverseThrottles); "" picks one of the three at random.
+	ThrottleCode           string  `yaml:"throttleCode" json:"throttleCode,omitempty"`
 	ServerErrorProbability float64 `yaml:"serverErrorProbability" json:"serverErrorProbability"`
 	ServerErrorStatus      int     `yaml:"serverErrorStatus" json:"serverErrorStatus"`
 	LatencyMs              int     `yaml:"latencyMs" json:"latencyMs"`
@@ -35,6 +39,9 @@ func (f Faults) validate() error {
 		if r.ThrottleProbability < 0 || r.ThrottleProbability > 1 || r.ServerErrorProbability < 0 || r.ServerErrorProbability > 1 ||
 			r.LostAnswerProbability < 0 || r.LostAnswerProbability > 1 {
 			return fmt.Errorf("faults %s: probabilities must be within 0..1", name)
+		}
+		if r.ThrottleCode != "" && !slices.ContainsFunc(dataverseThrottles, func(t throttleError) bool { return t.code == r.ThrottleCode }) {
+			return fmt.Errorf("faults %s: throttleCode %q is not one of 0x80072322, 0x80072321, 0x80072326 (or empty for any)", name, r.ThrottleCode)
 		}
 		if !validLoseMode(r.LostAnswerMode) {
 			return fmt.Errorf("faults %s: lostAnswerMode %q is not one of 5xx, reset, stall (or empty for any)", name, r.LostAnswerMode)
@@ -129,6 +136,29 @@ func (s *Server) takeFailure(op string) (failRule, bool) {
 		}
 	}
 	return out, true
+}
+
+// throttleError is one of Dataverse's service protection API limit errors
+// (api-limits, "Service protection API limit errors returned"), all sent by
+// the Web API as 429 with Retry-After.
+type throttleError struct{ code, message string }
+
+var dataverseThrottles = []throttleError{
+	{"0x80072322", "Number of requests exceeded the limit of 6000 over time window of 300 seconds."},
+	{"0x80072321", "Combined execution time of incoming requests exceeded limit of 1,200,000 milliseconds over time window of 300 seconds. " +
+		"Decrease number of concurrent requests or reduce the duration of requests and try again later."},
+	{"0x80072326", "Number of concurrent requests exceeded the limit of 52."},
+}
+
+// dataverseThrottle picks the service protection error of a throttled
+// Dataverse request: code when set, otherwise one of the three at random.
+func (s *Server) dataverseThrottle(code string) throttleError {
+	if i := slices.IndexFunc(dataverseThrottles, func(t throttleError) bool { return t.code == code }); i >= 0 {
+		return dataverseThrottles[i]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return dataverseThrottles[s.rng.IntN(len(dataverseThrottles))]
 }
 
 // roll decides the random faults of one request under the lock (the RNG is not goroutine safe).

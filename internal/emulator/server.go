@@ -386,8 +386,8 @@ func (s *Server) injectFaults(w http.ResponseWriter, r *http.Request, svc servic
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		switch svc {
 		case svcDataverse:
-			s.writeError(w, svc, c, http.StatusTooManyRequests, "0x80072322",
-				"Number of requests exceeded the limit of 6000 over time window of 300 seconds.")
+			te := s.dataverseThrottle(rf.ThrottleCode)
+			s.writeError(w, svc, c, http.StatusTooManyRequests, te.code, te.message)
 		case svcEntra:
 			s.writeError(w, svc, c, http.StatusTooManyRequests, "temporarily_unavailable",
 				"AADSTS90055: The request is throttled temporarily; retry after the Retry-After interval.")

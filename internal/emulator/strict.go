@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -28,7 +30,8 @@ func decodeExact(r io.Reader, v any) (string, error) {
 	if err := json.Unmarshal(b, &top); err != nil {
 		return "", fmt.Errorf("invalid JSON: %w", err)
 	}
-	if prop := unknownName(b, reflect.TypeOf(v)); prop != "" {
+	if path := unknownName(b, reflect.TypeOf(v)); path != nil {
+		prop := path[len(path)-1]
 		return prop, fmt.Errorf("unknown property '%s'", prop)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
@@ -38,43 +41,44 @@ func decodeExact(r io.Reader, v any) (string, error) {
 }
 
 // unknownName walks the JSON value raw against the Go type t and returns the
-// first object property t does not declare with exactly that spelling.
+// path of property names (outermost first) to the first object property t
+// does not declare with exactly that spelling, nil when there is none.
 // Maps, json.RawMessage and interfaces take any name; a value of the wrong
 // shape is left for encoding/json to reject.
-func unknownName(raw json.RawMessage, t reflect.Type) string {
+func unknownName(raw json.RawMessage, t reflect.Type) []string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch {
 	case t == reflect.TypeOf(json.RawMessage{}):
-		return ""
+		return nil
 	case t.Kind() == reflect.Struct:
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(raw, &obj) != nil {
-			return ""
+			return nil
 		}
 		fields := jsonFields(t)
-		for k, sub := range obj {
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
 			ft, ok := fields[k]
 			if !ok {
-				return k
+				return []string{k}
 			}
-			if p := unknownName(sub, ft); p != "" {
-				return p
+			if p := unknownName(obj[k], ft); p != nil {
+				return append([]string{k}, p...)
 			}
 		}
 	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
 		var items []json.RawMessage
 		if json.Unmarshal(raw, &items) != nil {
-			return ""
+			return nil
 		}
 		for _, it := range items {
-			if p := unknownName(it, t.Elem()); p != "" {
+			if p := unknownName(it, t.Elem()); p != nil {
 				return p
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
 // jsonFields maps the JSON names of a struct's fields (embedded structs

@@ -65,6 +65,13 @@ func TestDoMapsErrorResponses(t *testing.T) {
 			body: `{"error":{"code":"0x80072321","message":"Combined execution time"}}`, wantKind: Throttled, wantCode: "0x80072321"},
 		{name: "dataverse concurrency code", service: "dataverse", status: 429, header: map[string]string{"REQ_ID": "req-9"},
 			body: `{"error":{"code":"0x80072326","message":"Concurrent"}}`, wantKind: Throttled, wantCode: "0x80072326", wantReqID: "req-9"},
+		// The code decides, whatever the status: each of the three is
+		// throttling even where a 503 would be merely transient, so a client
+		// that knew only 0x80072322 fails these.
+		{name: "dataverse requests code with another status", service: "dataverse", status: 503, header: map[string]string{"Retry-After": "4"},
+			body: `{"error":{"code":"0x80072322","message":"Number of requests"}}`, wantKind: Throttled, wantCode: "0x80072322", wantRetry: 4 * time.Second},
+		{name: "dataverse concurrency code with another status", service: "dataverse", status: 503, header: map[string]string{"Retry-After": "5"},
+			body: `{"error":{"code":"0x80072326","message":"Number of concurrent requests exceeded the limit of 52."}}`, wantKind: Throttled, wantCode: "0x80072326", wantRetry: 5 * time.Second},
 		{name: "401", service: "graph", status: 401, body: `{"error":{"code":"InvalidAuthenticationToken","message":"Access token has expired."}}`,
 			wantKind: Unauthorized, wantCode: "InvalidAuthenticationToken"},
 		{name: "403 request-id from innerError", service: "graph", status: 403,
