@@ -36,6 +36,7 @@ type stack struct {
 	self, workerBin     string
 	starterBin          string
 	codecKey            string
+	custodyKey          string
 	emuURL, caFile      string
 	dev                 *devserver.Server // nil on an external stack
 	address, namespace  string            // the Temporal frontend and namespace
@@ -94,6 +95,12 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		return st, err
 	}
 	st.codecKey = base64.StdEncoding.EncodeToString(key)
+	// The custody key seals the client secret inside payloads; it must
+	// differ from the codec key.
+	if _, err := rand.Read(key); err != nil {
+		return st, err
+	}
+	st.custodyKey = base64.StdEncoding.EncodeToString(key)
 
 	progress("building ./worker and ./starter")
 	st.workerBin = filepath.Join(o.out, "bin", "worker")
@@ -207,6 +214,7 @@ func (st *stack) startWorker(ctx context.Context, name string) error {
 	// Secrets go to the worker in its environment only, never in a file.
 	env := append(baseEnv(st.runDir),
 		config.EnvPrefix+"_CODEC_KEYS=bench="+st.codecKey,
+		config.EnvPrefix+"_CUSTODY_KEYS=bench="+st.custodyKey,
 		config.EnvPrefix+"_MICROSOFT_PROVISIONER_CLIENTSECRET="+emulator.DefaultSeed().Tenants[0].Provisioner.Secret)
 	if st.worker, err = startChild(ctx, name, st.logDir, st.runDir, st.workerBin, []string{"--config", cfgFile}, env, ""); err != nil {
 		return err
