@@ -210,7 +210,7 @@ func TestTwoTenantsOnboardConcurrently(t *testing.T) {
 
 	if os.Getenv(EnvRecordHistory) == "1" {
 		// Fabrikam's run takes every branch but the sync filter: federated, so HRD runs.
-		recordHistory(t, ctx, runs[1], "onboarding-completed.json")
+		recordHistory(t, ctx, runs[1], "onboarding-completed-lean-consent.json")
 	}
 }
 
@@ -308,7 +308,7 @@ func TestPermissionErrorFailsActionablyAndLeavesNothing(t *testing.T) {
 			failedStep: workflows.StepConfigureHomeRealmDiscovery,
 			undone:     []string{"RemoveApplicationUser", "RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication"},
 			wantInMsg:  []string{"grant", permPolicy, "provisioner"},
-			record:     "onboarding-compensated.json",
+			record:     "onboarding-compensated-lean-consent.json",
 		},
 		{
 			name: "Dataverse refuses the role association", tenant: dvdenied, failOp: "dataverse.associateRole",

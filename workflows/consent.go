@@ -53,13 +53,28 @@ const (
 // through Graph; re-checks notice a consent given without a signal too.
 func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 	r.enter(ctx, StepAwaitingAdminConsent)
-	u, err := call[activities.BuildConsentURLResult](ctx, StepAwaitingAdminConsent, a.BuildConsentURL,
-		activities.BuildConsentURLInput{TenantID: r.in.TenantID, AppID: appID, WorkflowID: r.wfID})
+	lean := r.leanVersion >= leanConsentWait
+	urlIn := activities.BuildConsentURLInput{TenantID: r.in.TenantID, AppID: appID, WorkflowID: r.wfID}
+	var (
+		u   activities.BuildConsentURLResult
+		err error
+	)
+	if lean {
+		// Signing the link is local work of the worker (its key): no task
+		// of its own, its marker in the workflow task that starts the wait.
+		urlIn.RunID = firstRunID(ctx)
+		u, err = callLocal[activities.BuildConsentURLResult](ctx, StepAwaitingAdminConsent, a.BuildConsentURL, urlIn)
+	} else {
+		u, err = call[activities.BuildConsentURLResult](ctx, StepAwaitingAdminConsent, a.BuildConsentURL, urlIn)
+	}
 	if err != nil {
 		return err
 	}
 	r.progress.ConsentURL = u.URL
 	r.progress.Status = StatusWaitingConsent
+	if lean {
+		return r.awaitConsentByPoll(ctx, spID, true)
+	}
 	switch workflow.GetVersion(ctx, changeConsentPoll, workflow.DefaultVersion, consentPollRetries) {
 	case workflow.DefaultVersion:
 		return r.awaitConsentByTimer(ctx, spID)
@@ -70,22 +85,52 @@ func (r *run) awaitConsent(ctx workflow.Context, appID, spID string) error {
 	}
 }
 
+// firstRunID is the run the consent link is bound to.
+func firstRunID(ctx workflow.Context) string {
+	if id := workflow.GetInfo(ctx).FirstRunID; id != "" {
+		return id
+	}
+	return workflow.GetInfo(ctx).WorkflowExecution.RunID // the SDK's test environment leaves FirstRunID empty
+}
+
 // awaitConsentByPoll races the poll against the admin-consent signal: with
 // retries, CheckConsent under a retry policy that re-checks every interval
 // until the deadline (Temporal's infrequent-polling pattern); without, the
 // heartbeating AwaitConsent of version 1. Either way the history holds the
 // activity's three events however long the wait, plus about ten per signal.
+//
+// In a run of leanConsentWait the reminder needs no timer: the first
+// CheckConsent polls until the reminder is due, and when its schedule runs
+// out the reminder goes and a second one polls until the deadline. Most
+// consents come before the reminder, and their runs never pay for it.
 func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string, retries bool) error {
 	in := r.in
+	lean := r.leanVersion >= leanConsentWait
 	deadline := workflow.Now(ctx).Add(in.ConsentTimeout)
 	r.progress.ConsentWaitingSince, r.progress.ConsentExpiresAt = workflow.Now(ctx), deadline
 	pollCtx, stopPoll := workflow.WithCancel(ctx)
 	defer stopPoll() // a grant seen through a signal leaves the poll nothing to do
-	var poll workflow.Future
-	if retries {
-		poll = workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentRetryOptions(in.ConsentTimeout, in.ConsentRecheckInterval)),
+	before := in.ConsentReminderBefore
+	if before <= 0 {
+		before = 24 * time.Hour
+	}
+	var remindAt time.Time // lean: when the first poll's schedule ends and the reminder is due
+	if lean {
+		if at := deadline.Add(-before); at.After(workflow.Now(ctx)) {
+			remindAt = at
+		}
+	}
+	checkUntil := func(until time.Time) workflow.Future {
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentRetryOptions(until.Sub(workflow.Now(ctx)), in.ConsentRecheckInterval)),
 			a.CheckConsent, activities.VerifyConsentInput{TenantID: in.TenantID, ServicePrincipalID: spID})
-	} else {
+	}
+	var poll workflow.Future
+	switch {
+	case lean && !remindAt.IsZero():
+		poll = checkUntil(remindAt)
+	case retries:
+		poll = checkUntil(deadline)
+	default:
 		poll = workflow.ExecuteActivity(workflow.WithActivityOptions(pollCtx, consentPollOptions(in.ConsentTimeout, in.ConsentRecheckInterval)),
 			a.AwaitConsent, activities.AwaitConsentInput{
 				TenantID: in.TenantID, ServicePrincipalID: spID, Interval: in.ConsentRecheckInterval, Until: deadline,
@@ -96,21 +141,14 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string, retries bool
 		"the grant is re-checked every %s until %s", in.ConsentRecheckInterval, deadline.UTC().Format(time.RFC3339))
 	r.say(ctx, waiting)
 	var reminder workflow.Future
-	if workflow.GetVersion(ctx, changeConsentNotify, workflow.DefaultVersion, 1) == 1 {
+	if lean || workflow.GetVersion(ctx, changeConsentNotify, workflow.DefaultVersion, 1) == 1 {
 		r.notifyConsent(ctx, activities.NotifyWaiting, deadline)
-		before := in.ConsentReminderBefore
-		if before <= 0 {
-			before = 24 * time.Hour
-		}
-		if at := deadline.Add(-before); at.After(workflow.Now(ctx)) {
+		if at := deadline.Add(-before); !lean && at.After(workflow.Now(ctx)) {
 			reminder = workflow.NewTimer(pollCtx, at.Sub(workflow.Now(ctx)))
 		}
 	}
 	signals := workflow.GetSignalChannel(ctx, SignalAdminConsent)
-	firstRun := workflow.GetInfo(ctx).FirstRunID
-	if firstRun == "" { // the SDK's test environment leaves it empty
-		firstRun = workflow.GetInfo(ctx).WorkflowExecution.RunID
-	}
+	firstRun := firstRunID(ctx)
 	for {
 		var (
 			polled  bool
@@ -142,6 +180,12 @@ func (r *run) awaitConsentByPoll(ctx workflow.Context, spID string, retries bool
 		case polled && pollErr == nil && (retries || res.Granted):
 			r.consentVerified(ctx, "periodic re-check")
 			return nil
+		case polled && !remindAt.IsZero() && (pollErr == nil || isTimeout(pollErr)):
+			// The first poll's schedule ended without the grant: the reminder
+			// is due, and a second poll takes the wait to its deadline.
+			remindAt = time.Time{}
+			r.notifyConsent(ctx, activities.NotifyReminder, deadline)
+			poll = checkUntil(deadline)
 		case polled && (pollErr == nil || isTimeout(pollErr)):
 			return r.consentTimedOut()
 		case polled:
@@ -174,9 +218,15 @@ type consentPolled struct {
 	Granted bool `json:"granted"`
 }
 
-// verifyConsent checks the grant once, for a signal.
+// verifyConsent checks the grant once, for a signal: in a lean run as a
+// local activity (a read, retried for minutes at most), in the workflow
+// task the signal wakes.
 func (r *run) verifyConsent(ctx workflow.Context, spID, trigger string) (bool, error) {
-	v, err := call[activities.VerifyConsentResult](ctx, StepAwaitingAdminConsent, a.VerifyConsent,
+	callVerify := call[activities.VerifyConsentResult]
+	if r.leanVersion >= leanConsentWait {
+		callVerify = callLocal[activities.VerifyConsentResult]
+	}
+	v, err := callVerify(ctx, StepAwaitingAdminConsent, a.VerifyConsent,
 		activities.VerifyConsentInput{TenantID: r.in.TenantID, ServicePrincipalID: spID})
 	if err != nil || !v.Granted {
 		return false, err

@@ -112,5 +112,5 @@ func TestLongConsentWaitOnTheDevServer(t *testing.T) {
 	total := len(runHistory(t, ctx, c, run.GetID(), run.GetRunID()).GetEvents())
 	t.Logf("whole history: %d events", total)
 	assert.Less(t, total, 200)
-	maybeRecord(t, ctx, c, run.GetID(), run.GetRunID(), "onboarding-long-consent-wait-retries.json")
+	maybeRecord(t, ctx, c, run.GetID(), run.GetRunID(), "onboarding-long-consent-wait-lean.json")
 }

@@ -2,20 +2,26 @@ package workflows
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/mktos2s/mktos2s/activities"
 	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 )
 
@@ -146,4 +152,74 @@ func TestConsentBudgetIsValidated(t *testing.T) {
 	require.Error(t, h.env.GetWorkflowError())
 	assert.Equal(t, ErrInvalidInput, appErr(t, h.env.GetWorkflowError()).Type())
 	assert.Empty(t, h.startedActivities())
+}
+
+// reminderWait runs a lean onboarding with a 48-hour consent wait,
+// re-checked every 10 minutes, whose reminder is due 24 hours before the
+// timeout; grantAfter < 0 never grants. It returns the hand-off messages
+// (kind and workflow time) and the CheckConsent activities scheduled.
+func reminderWait(t *testing.T, grantAfter time.Duration) (*harness, []string, []time.Time, int) {
+	h := newHarness(t)
+	h.mock()
+	var (
+		mu    sync.Mutex
+		kinds []string
+		at    []time.Time
+	)
+	var a *activities.Activities
+	h.env.OnActivity(a.NotifyConsent, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NotifyConsentInput) (activities.NotifyConsentResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			kinds, at = append(kinds, in.Kind), append(at, h.env.Now().UTC())
+			return activities.NotifyConsentResult{Sent: true}, nil
+		})
+	scheduled := 0
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, ctx context.Context, args converter.EncodedValues) {
+		if info.ActivityType.Name == "CheckConsent" && info.Attempt == 1 {
+			scheduled++
+		}
+		h.started1(info, ctx, args)
+	})
+	in := input()
+	in.ConsentTimeout, in.ConsentRecheckInterval, in.ConsentReminderBefore = 48*time.Hour, 10*time.Minute, 24*time.Hour
+	if grantAfter >= 0 {
+		h.grantAndSignal(grantAfter)
+	}
+	h.env.ExecuteWorkflow(Onboarding, in)
+	mu.Lock()
+	defer mu.Unlock()
+	return h, kinds, at, scheduled
+}
+
+// A lean wait sends its reminder without a timer: the first CheckConsent
+// polls until the reminder is due, the second until the deadline.
+func TestLeanConsentWaitRemindsWithoutATimer(t *testing.T) {
+	t.Run("consent after the reminder", func(t *testing.T) {
+		h, kinds, at, scheduled := reminderWait(t, 30*time.Hour)
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.Equal(t, []string{activities.NotifyWaiting, activities.NotifyReminder}, kinds)
+		require.Len(t, at, 2)
+		assert.Equal(t, harnessStart, at[0])
+		// Due 24 hours before the timeout, sent at the last re-check before it.
+		assert.WithinDuration(t, harnessStart.Add(24*time.Hour), at[1], 10*time.Minute)
+		assert.False(t, at[1].After(harnessStart.Add(24*time.Hour)))
+		assert.Equal(t, 2, scheduled, "one CheckConsent until the reminder, one until the deadline")
+		assert.Equal(t, StepCompleted, h.progress().Step)
+	})
+	t.Run("consent before the reminder", func(t *testing.T) {
+		h, kinds, _, scheduled := reminderWait(t, 3*time.Hour)
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.Equal(t, []string{activities.NotifyWaiting}, kinds, "no reminder")
+		assert.Equal(t, 1, scheduled)
+	})
+	t.Run("no consent", func(t *testing.T) {
+		h, kinds, _, scheduled := reminderWait(t, -1)
+		err := h.env.GetWorkflowError()
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "not granted within 48h0m0s")
+		assert.Equal(t, []string{activities.NotifyWaiting, activities.NotifyReminder}, kinds, "one reminder")
+		assert.Equal(t, 2, scheduled)
+		assert.WithinDuration(t, harnessStart.Add(48*time.Hour), h.env.Now(), 11*time.Minute, "it waited to the deadline")
+	})
 }

@@ -20,7 +20,7 @@ import (
 // (3) plus 1 for a cancellation it may be asked for; a timer 2 plus its
 // task; a signal 1 plus its task; a child start 2 plus its task; a
 // cancellation of another workflow 2 plus its task; a search attribute
-// upsert 1; a version marker 2 (the marker and the TemporalChangeVersion
+// upsert 1; a local activity 1 (its marker); a version marker 2 (the marker and the TemporalChangeVersion
 // upsert). A task that handles several wake-ups at once makes the real
 // history shorter than the count, never longer.
 type eventCounter struct {
@@ -76,6 +76,12 @@ type countOutbound struct {
 func (o *countOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
 	o.c.add(3 + workflowTask + 1)
 	return o.Next.ExecuteActivity(ctx, activityType, args...)
+}
+
+// ExecuteLocalActivity: its marker, in the workflow task that ran it.
+func (o *countOutbound) ExecuteLocalActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
+	o.c.add(1)
+	return o.Next.ExecuteLocalActivity(ctx, activityType, args...)
 }
 
 func (o *countOutbound) NewTimer(ctx workflow.Context, d time.Duration) workflow.Future {

@@ -41,7 +41,8 @@ func Onboarding(ctx workflow.Context, in OnboardingInput) (OnboardingResult, err
 	}
 	// One version for the lean history of issue 16; recorded histories
 	// without its marker replay as before.
-	r.lean = workflow.GetVersion(ctx, changeLeanHistory, workflow.DefaultVersion, 1) >= 1
+	r.leanVersion = workflow.GetVersion(ctx, changeLeanHistory, workflow.DefaultVersion, leanConsentWait)
+	r.lean = r.leanVersion >= leanSteps
 	r.setIdentityAttributes(ctx)
 
 	res, err := r.execute(ctx)
@@ -85,10 +86,12 @@ type run struct {
 	saStep   string     // last OnboardingStep value upserted
 	// lean (changeLeanHistory): OnboardingStep only at the states operators
 	// filter on, Preflight as a local activity, the rotation started
-	// without a version marker of its own.
-	lean   bool
-	failed string // step that failed
-	checks []activities.Check
+	// without a version marker of its own. leanVersion says which lean
+	// changes the run has (leanSteps, leanConsentWait).
+	lean        bool
+	leanVersion workflow.Version
+	failed      string // step that failed
+	checks      []activities.Check
 	// detailsMessage is progress.Message for the UI's Markdown details:
 	// the same words, with outside text escaped (sayOutside).
 	detailsMessage string
@@ -128,7 +131,19 @@ func (r *run) setIdentityAttributes(ctx workflow.Context) {
 // per step) were most of its cost beyond a bare chain of its steps. The
 // fine-grained step lives in the progress query and the UI's current
 // details; OnboardingStep changes only where operators filter (stepAttribute).
+//
+// Version leanSteps is the above. Version leanConsentWait also makes the
+// consent wait lean: BuildConsentURL and the VerifyConsent of a signal run
+// as local activities in the workflow task that needs them, the wait's own
+// changes (consent-wait-poll-activity 2, consent-notify 1) are implied
+// instead of each recording a marker and a TemporalChangeVersion upsert,
+// and the reminder needs no timer (awaitConsentByPoll).
 const changeLeanHistory = "onboarding-lean-history"
+
+const (
+	leanSteps       workflow.Version = 1
+	leanConsentWait workflow.Version = 2
+)
 
 // stepAttribute is the OnboardingStep value a step shows in a lean run:
 // preflight until the consent wait, awaiting-admin-consent, provisioning
