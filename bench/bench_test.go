@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -327,4 +328,33 @@ func TestHistoryStateWaitingOnTheConsentPoll(t *testing.T) {
 	h.add(done(5))
 	h.add(sched(9, "AddClientSecret"))
 	assert.False(t, h.waiting())
+}
+
+// The scale phase reads each waiting onboarding's consent URL from its
+// history instead of a query: from BuildConsentURL's result, an activity's
+// in older runs and a local activity's marker in lean ones.
+func TestHistoryStateReadsTheConsentURL(t *testing.T) {
+	opts, err := testcodec.ClientOptions(client.Options{})
+	require.NoError(t, err)
+	for _, name := range []string{"onboarding-completed.json", "onboarding-completed-lean-consent.json"} {
+		t.Run(name, func(t *testing.T) {
+			f, err := os.Open("../workflows/testdata/" + name)
+			require.NoError(t, err)
+			defer f.Close()
+			hist, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+			require.NoError(t, err)
+			h := historyState{dc: opts.DataConverter}
+			for _, e := range hist.GetEvents() {
+				h.add(e)
+			}
+			assert.Contains(t, h.ConsentURL, "/adminconsent?")
+			assert.Contains(t, h.ConsentURL, "client_id=")
+
+			plain := historyState{} // without the codec, nothing is decoded
+			for _, e := range hist.GetEvents() {
+				plain.add(e)
+			}
+			assert.Empty(t, plain.ConsentURL)
+		})
+	}
 }

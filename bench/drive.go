@@ -14,6 +14,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/mktos2s/mktos2s/workflows"
 )
@@ -56,6 +57,26 @@ type historyState struct {
 	taskDone    bool // at least one workflow task completed
 	signalled   bool
 	closed      bool
+	// dc, when set, decodes the consent URL from BuildConsentURL's result
+	// (an activity's, or a local activity's marker) into ConsentURL: the
+	// scale phase reads it from the history it follows anyway instead of
+	// asking every waiting onboarding a query.
+	dc         converter.DataConverter
+	urlEvent   int64
+	ConsentURL string
+}
+
+// buildConsentURL is the activity whose result is the consent URL.
+const buildConsentURL = "BuildConsentURL"
+
+// consentURLFrom reads the consent URL from BuildConsentURL's result.
+func (h *historyState) consentURLFrom(p *commonpb.Payloads) {
+	var res struct {
+		URL string `json:"url"`
+	}
+	if p != nil && h.dc.FromPayloads(p, &res) == nil {
+		h.ConsentURL = res.URL
+	}
 }
 
 func (h *historyState) add(e *historypb.HistoryEvent) {
@@ -74,6 +95,9 @@ func (h *historyState) add(e *historypb.HistoryEvent) {
 		h.pendingTask = false
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 		h.Activities++
+		if e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == buildConsentURL {
+			h.urlEvent = e.GetEventId()
+		}
 		if isConsentPoll(e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()) {
 			h.pollEvent = e.GetEventId()
 		} else {
@@ -84,14 +108,21 @@ func (h *historyState) add(e *historypb.HistoryEvent) {
 		if h.pollEvent == 0 || scheduledEventID(e) != h.pollEvent {
 			h.open--
 		}
+		if c := e.GetActivityTaskCompletedEventAttributes(); c != nil && h.dc != nil && c.GetScheduledEventId() == h.urlEvent {
+			h.consentURLFrom(c.GetResult())
+		}
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 		if !h.signalled {
 			h.signalled, h.ActivitiesBeforeSignal = true, h.Activities
 		}
 	case enumspb.EVENT_TYPE_MARKER_RECORDED:
-		if e.GetMarkerRecordedEventAttributes().GetMarkerName() == localActivityMarker {
+		if m := e.GetMarkerRecordedEventAttributes(); m.GetMarkerName() == localActivityMarker {
 			h.Activities++
 			h.LocalActivities++
+			var data struct{ ActivityType string }
+			if h.dc != nil && h.dc.FromPayloads(m.GetDetails()["data"], &data) == nil && data.ActivityType == buildConsentURL {
+				h.consentURLFrom(m.GetDetails()["result"])
+			}
 		}
 	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
 		h.Children = append(h.Children, e.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution())

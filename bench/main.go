@@ -214,7 +214,9 @@ func run(o options) error {
 		}
 		sr, err := measureScale(ctx, st, o.warmup+o.n+1, o.scale, o.parallel, o.scaleWindow, began.Add(o.timeout-30*time.Second))
 		if err != nil {
-			return err
+			// The report still says what the phase has.
+			progress("scale: %v", err)
+			sr.Note = strings.TrimPrefix(sr.Note+"; stopped: "+err.Error(), "; ")
 		}
 		rep.Scale = &sr
 		rep.Profiles = append(rep.Profiles, sr.Profiles...)

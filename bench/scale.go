@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,8 +11,10 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/mktos2s/mktos2s/internal/ctxtime"
+	"github.com/mktos2s/mktos2s/workflows"
 )
 
 // scaleResult is the scale phase: many onboardings waiting at once, then drained.
@@ -27,8 +30,9 @@ type scaleResult struct {
 	Completed           int     `json:"completed"`
 	WorkerPeakMiB       float64 `json:"workerPeakRssMiB"`
 	ServerPeakMiB       float64 `json:"serverPeakRssMiB"`
-	// Per completed onboarding over the whole phase (start, wait, drain),
-	// comparable with the product phase's per-onboarding figures.
+	// Per onboarding over the whole phase: the way to the wait per one that
+	// waited plus the drain per one that completed, comparable with the
+	// product phase's per-onboarding figures.
 	WorkerCPUMs float64 `json:"workerCpuMsPerOnboarding"`
 	ServerCPUMs float64 `json:"serverCpuMsPerOnboarding"`
 	// The drain alone (consent to completion).
@@ -66,6 +70,7 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 		progress("scale: %d started, %d waiting for consent, %d completed", nStarted.Load(), nWaiting.Load(), nDone.Load())
 	})
 	defer stopTelling()
+	urls := make([]string, n)
 	err = forEach(dctx, n, window, func(ctx context.Context, k int) error {
 		run, err := startOnboarding(ctx, st, first+k)
 		if err != nil {
@@ -74,7 +79,7 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 		nStarted.Add(1)
 		lastStart.Store(int64(time.Since(t0)))
 		ids[k] = run.GetID()
-		if err := untilWaiting(ctx, svc, st.namespace, ids[k], run.GetRunID()); err != nil {
+		if urls[k], err = untilWaiting(ctx, svc, st.namespace, st.dc, ids[k], run.GetRunID()); err != nil {
 			return err
 		}
 		nWaiting.Add(1)
@@ -82,12 +87,13 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 	})
 	r.Waiting, r.AllWaitingSeconds = int(nWaiting.Load()), time.Since(t0).Seconds()
 	r.StartSeconds = time.Duration(lastStart.Load()).Seconds()
-	if err != nil && dctx.Err() == nil {
-		return r, fmt.Errorf("scale: to the consent wait: %w", err)
-	}
 	if r.Waiting < n {
-		r.Note = fmt.Sprintf("only %d of %d reached the consent point before the deadline (%.0f s after the first start)%s; none was drained",
-			r.Waiting, n, r.AllWaitingSeconds, extrapolate(r.Waiting, n, r.AllWaitingSeconds))
+		why := "before the deadline"
+		if err != nil && dctx.Err() == nil {
+			why = "(" + err.Error() + ")"
+		}
+		r.Note = fmt.Sprintf("only %d of %d reached the consent point %s (%.0f s after the first start)%s; the drain takes those",
+			r.Waiting, n, why, r.AllWaitingSeconds, extrapolate(r.Waiting, n, r.AllWaitingSeconds))
 		progress("scale: %s", r.Note)
 	} else {
 		progress("scale: all %d wait for consent, %.1f s after the first start", n, r.AllWaitingSeconds)
@@ -99,41 +105,45 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 	r.Profiles = st.profileHeap(ctx, "worker-scale-waiting")
 	r.WorkerRSSWaitingMiB, r.ServerRSSWaitingMiB = mib(waiting["worker"].RSS), mib(waiting["server"].RSS)
 	r.WorkerPeakMiB, r.ServerPeakMiB = mib(waiting["worker"].HWM), mib(waiting["server"].HWM)
-	if r.Waiting < n {
-		return r, nil
-	}
 
-	// The drain: each onboarding's consent URL from the progress query (as
-	// `starter status` shows it), the emulator's consent page, the signal,
-	// and its completion.
+	// The drain, of those that wait: each one's consent URL as its history
+	// recorded it (no query: a query is a workflow task, which for a run
+	// out of the sticky cache is a replay, and under load the server
+	// refuses them), the emulator's consent page, the signal, and its
+	// completion. A refused or timed-out call is tried again with back-off;
+	// a run that still fails is counted and the drain goes on.
 	t1 := time.Now()
-	err = forEach(dctx, n, window, func(ctx context.Context, k int) error {
-		// A query is a workflow task on the worker; on a loaded machine it
-		// can outlast the client's deadline: ask again, a few times.
-		var err error
-		for attempt := range 5 {
-			if err = grantAndSignal(ctx, st.product, st.consent, new(atomic.Int64), ids[k]); err == nil || ctx.Err() != nil {
-				break
-			}
-			_ = ctxtime.Sleep(ctx, time.Duration(attempt+1)*time.Second)
+	var nFailed atomic.Int64
+	var firstFailure atomic.Value
+	_ = forEach(dctx, n, window, func(ctx context.Context, k int) error {
+		if ids[k] == "" {
+			return nil // never started
+		}
+		err := retry(ctx, func(ctx context.Context) error { return drainOne(ctx, st, ids[k], urls[k]) })
+		if err == nil {
+			o := watch(ctx, svc, st.namespace, ids[k], "", false, nil)
+			err = o.Err
 		}
 		if err != nil {
-			return err
-		}
-		o := watch(ctx, svc, st.namespace, ids[k], "", false, nil)
-		if o.Err != nil {
-			return o.Err
+			if ctx.Err() == nil {
+				nFailed.Add(1)
+				firstFailure.CompareAndSwap(nil, err.Error())
+			}
+			return nil
 		}
 		nDone.Add(1)
 		return nil
 	})
 	r.Completed, r.DrainSeconds = int(nDone.Load()), time.Since(t1).Seconds()
-	if err != nil && dctx.Err() == nil {
-		return r, fmt.Errorf("scale: drain: %w", err)
-	}
 	if r.Completed < n {
-		r.Note = fmt.Sprintf("the drain stopped at the deadline: %d of %d completed %.0f s after the first signal%s",
-			r.Completed, n, r.DrainSeconds, extrapolate(r.Completed, n, r.DrainSeconds))
+		note := fmt.Sprintf("drained %d of %d in %.0f s after the first signal%s", r.Completed, n, r.DrainSeconds, extrapolate(r.Completed, n, r.DrainSeconds))
+		if f := nFailed.Load(); f > 0 {
+			note += fmt.Sprintf("; %d failed after retries, first: %v", f, firstFailure.Load())
+		}
+		if dctx.Err() != nil {
+			note += "; the rest were cut off by the deadline"
+		}
+		r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
 	}
 	progress("scale: %d completed %.1f s after the first signal", r.Completed, r.DrainSeconds)
 
@@ -141,11 +151,15 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 	if err != nil {
 		return r, err
 	}
-	per := func(name string, from map[string]procSample) float64 {
-		return float64(since(from[name], after[name]).CPU.Milliseconds()) / float64(max(r.Completed, 1))
+	// Per onboarding: the way to the wait over those that waited, plus the
+	// drain over those that completed, so a partial drain is not charged
+	// with the waits of the ones it did not reach.
+	per := func(from, to map[string]procSample, name string, n int) float64 {
+		return float64(since(from[name], to[name]).CPU.Milliseconds()) / float64(max(n, 1))
 	}
-	r.WorkerCPUMs, r.ServerCPUMs = per("worker", before), per("server", before)
-	r.DrainWorkerCPUMs, r.DrainServerCPUMs = per("worker", waiting), per("server", waiting)
+	r.DrainWorkerCPUMs, r.DrainServerCPUMs = per(waiting, after, "worker", r.Completed), per(waiting, after, "server", r.Completed)
+	r.WorkerCPUMs = per(before, waiting, "worker", r.Waiting) + r.DrainWorkerCPUMs
+	r.ServerCPUMs = per(before, waiting, "server", r.Waiting) + r.DrainServerCPUMs
 	w, s, e, d := since(before["worker"], after["worker"]), since(before["server"], after["server"]), since(before["emulator"], after["emulator"]), since(before["driver"], after["driver"])
 	r.WorkerPeakMiB, r.ServerPeakMiB = mib(w.HWM), mib(s.HWM)
 	if total := w.CPU + s.CPU + e.CPU; total > 0 {
@@ -155,25 +169,63 @@ func measureScale(ctx context.Context, st *stack, first, n, parallel, window int
 	return r, nil
 }
 
-// untilWaiting long-polls a run's history until it waits (see historyState.waiting).
-func untilWaiting(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace, id, runID string) error {
+// untilWaiting long-polls a run's history until it waits (see
+// historyState.waiting) and returns the consent URL the history recorded.
+// A history read that fails (a long poll refused or timed out under load)
+// is tried again with back-off.
+func untilWaiting(ctx context.Context, svc workflowservice.WorkflowServiceClient, namespace string, dc converter.DataConverter, id, runID string) (string, error) {
 	exec := &commonpb.WorkflowExecution{WorkflowId: id, RunId: runID}
-	h := historyState{outcome: outcome{ID: id}}
+	h := historyState{outcome: outcome{ID: id}, dc: dc}
 	var token []byte
 	for !h.waiting() {
 		if h.closed {
-			return fmt.Errorf("%s closed before the consent wait: %v", id, h.Err)
+			return "", fmt.Errorf("%s closed before the consent wait: %v", id, h.Err)
 		}
-		resp, err := historyPage(ctx, svc, namespace, exec, token, true, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		if err != nil {
+		var resp *workflowservice.GetWorkflowExecutionHistoryResponse
+		if err := retry(ctx, func(ctx context.Context) (err error) {
+			resp, err = historyPage(ctx, svc, namespace, exec, token, true, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			return err
+		}); err != nil {
+			return "", err
 		}
 		for _, e := range resp.GetHistory().GetEvents() {
 			h.add(e)
 		}
 		token = resp.GetNextPageToken()
 	}
-	return nil
+	return h.ConsentURL, nil
+}
+
+// drainOne consents for one waiting onboarding and signals it; without a
+// URL from the history it asks the progress query, as `starter status` does.
+func drainOne(ctx context.Context, st *stack, id, consentURL string) error {
+	if consentURL == "" {
+		return grantAndSignal(ctx, st.product, st.consent, new(atomic.Int64), id)
+	}
+	if err := st.consent.grant(ctx, consentURL); err != nil {
+		return err
+	}
+	return st.product.SignalWorkflow(ctx, id, "", workflows.SignalAdminConsent, workflows.ConsentSignal{Granted: true, By: "bench"})
+}
+
+// retry calls f until it succeeds, at most 8 times, waiting 1, 2, 4 … 30 s
+// between attempts: on a loaded machine the server refuses a call ("no
+// poller seen for task queue recently") or it outlasts its deadline, and
+// a moment later it goes through. Both are idempotent here: a history
+// read, a consent already given, a signal the workflow verifies.
+func retry(ctx context.Context, f func(context.Context) error) error {
+	var err error
+	wait := time.Second
+	for range 8 {
+		if err = f(ctx); err == nil || ctx.Err() != nil {
+			return err
+		}
+		if ctxtime.Sleep(ctx, wait) != nil {
+			return err
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+	return err
 }
 
 // tellEvery calls f every d until the returned stop is called.

@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
 	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
@@ -52,7 +54,9 @@ type stack struct {
 	bare        *child
 
 	product client.Client // encrypting client, as the starter builds it
-	plain   client.Client // no codec: the bare chain, visibility, describe
+	// dc decodes the product's payloads (the same codec key as product).
+	dc    converter.DataConverter
+	plain client.Client // no codec: the bare chain, visibility, describe
 	// watch holds only the history long polls, on a connection of its own,
 	// so that the start and signal calls of neither workload queue behind them.
 	watch   client.Client
@@ -90,17 +94,22 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	if st.self, err = os.Executable(); err != nil {
 		return st, err
 	}
-	key := make([]byte, 32)
+	key, custodyKey := make([]byte, 32), make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return st, err
 	}
 	st.codecKey = base64.StdEncoding.EncodeToString(key)
-	// The custody key seals the client secret inside payloads; it must
-	// differ from the codec key.
-	if _, err := rand.Read(key); err != nil {
+	cdc, err := codec.New(map[string][]byte{"bench": key}, "bench")
+	if err != nil {
 		return st, err
 	}
-	st.custodyKey = base64.StdEncoding.EncodeToString(key)
+	st.dc = codec.NewDataConverter(cdc)
+	// The custody key seals the client secret inside payloads; it must
+	// differ from the codec key.
+	if _, err := rand.Read(custodyKey); err != nil {
+		return st, err
+	}
+	st.custodyKey = base64.StdEncoding.EncodeToString(custodyKey)
 
 	progress("building ./worker and ./starter")
 	st.workerBin = filepath.Join(o.out, "bin", "worker")
