@@ -71,7 +71,7 @@ func main() {
 	flag.IntVar(&o.scaleWindow, "scale-window", 200, "scale phase: at most this many onboardings between start and the consent wait, and between signal and completion (consents arrive over time; keep it below -sticky-cache)")
 	flag.BoolVar(&o.stack, "stack", false, "run against the running production-shaped stack (make stack: Temporal cluster on PostgreSQL) instead of a dev server")
 	flag.StringVar(&o.stackAddress, "stack-address", "127.0.0.1:7233", "with -stack: the Temporal frontend")
-	flag.StringVar(&o.stackNamespace, "stack-namespace", "default", "with -stack: the namespace (TenantId, OrgHost and OnboardingStep registered)")
+	flag.StringVar(&o.stackNamespace, "stack-namespace", "mktos2s-bench", "with -stack: the namespace, registered with the search attributes if missing (not the stack's own: its workers poll the same task queue there)")
 	flag.StringVar(&o.stackProcs, "stack-procs", "temporal-server,server,postgres", "with -stack: process names (/proc/<pid>/comm) measured together as the server")
 	flag.StringVar(&o.stackMetrics, "stack-metrics", "", "with -stack: the server's Prometheus endpoint, for the follow phase's query count (empty = no follow phase)")
 	flag.DurationVar(&o.follow, "follow", 70*time.Second, "watch `starter start --wait` on a waiting onboarding this long and count its queries (0 = skip)")

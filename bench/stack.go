@@ -17,13 +17,19 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mktos2s/mktos2s/internal/codec"
 	"github.com/mktos2s/mktos2s/internal/config"
+	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/internal/devserver"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
@@ -128,6 +134,11 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 	if o.external {
 		st.address, st.namespace = o.address, o.namespace
 		progress("using the Temporal at %s (namespace %s); measuring processes %v as its server", st.address, st.namespace, o.serverProcs)
+		// Its own namespace: the stack's workers poll the same task queue in
+		// theirs, with other keys and another emulator.
+		if err := ensureNamespace(ctx, st.address, st.namespace); err != nil {
+			return st, err
+		}
 		if st.serverPIDs, err = pidsByName(o.serverProcs); err != nil {
 			return st, err
 		}
@@ -381,4 +392,59 @@ func quietLogger() tlog.Logger {
 
 func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// ensureNamespace registers namespace on the Temporal at address, with the
+// product's search attributes, unless it exists with them already, and
+// waits until the frontend accepts it.
+func ensureNamespace(ctx context.Context, address, namespace string) error {
+	c, err := client.DialContext(ctx, client.Options{HostPort: address, Logger: quietLogger()})
+	if err != nil {
+		return fmt.Errorf("bench: dial %s: %w", address, err)
+	}
+	defer c.Close()
+	svc := c.WorkflowService()
+	if _, err := svc.DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace}); err != nil {
+		var nf *serviceerror.NamespaceNotFound
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("bench: describe namespace %s: %w", namespace, err)
+		}
+		progress("registering namespace %s", namespace)
+		if _, err := svc.RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+			Namespace: namespace, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
+		}); err != nil {
+			return fmt.Errorf("bench: register namespace %s: %w", namespace, err)
+		}
+	}
+	attrs := map[string]enumspb.IndexedValueType{}
+	for _, name := range devserver.SearchAttributes {
+		attrs[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	// A new namespace reaches every frontend's cache within seconds.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: attrs})
+		var exists *serviceerror.AlreadyExists
+		if err == nil || errors.As(err, &exists) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: search attributes of namespace %s: %w", namespace, err)
+		}
+		if err := ctxtime.Sleep(ctx, 2*time.Second); err != nil {
+			return err
+		}
+	}
+	for {
+		resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+		if err == nil && len(resp.GetCustomAttributes()) >= len(attrs) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: search attributes of namespace %s not listed: %v", namespace, err)
+		}
+		if err := ctxtime.Sleep(ctx, 2*time.Second); err != nil {
+			return err
+		}
+	}
 }
