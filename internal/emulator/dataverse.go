@@ -111,7 +111,7 @@ func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
 		id := strings.ToLower(k[2])
 		switch {
 		case len(segs) == 1:
-			add(http.MethodGet, "dataverse.getSystemUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dGetUser(w, c, id) })
+			add(http.MethodGet, "dataverse.getSystemUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dGetUser(w, r, c, id) })
 			add(http.MethodPatch, "dataverse.updateSystemUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dUpdateUser(w, r, c, id) })
 			add(http.MethodDelete, "dataverse.deleteSystemUser", func(w http.ResponseWriter, r *http.Request, c *call) { s.dDeleteUser(w, c, id) })
 		case len(segs) == 2 && segs[1] == "systemuserroles_association":
@@ -150,7 +150,7 @@ func (s *Server) dataverseRoute(r *http.Request) (route, int, string, string) {
 			add(http.MethodGet, "dataverse.listManyToOneRelationships", func(w http.ResponseWriter, r *http.Request, c *call) { s.dManyToOne(w, r, c, entity) })
 		case len(segs) == 2 && nameRE.MatchString(segs[1]) && nameRE.FindStringSubmatch(segs[1])[1] == "Attributes":
 			attr := strings.ToLower(nameRE.FindStringSubmatch(segs[1])[2])
-			add(http.MethodGet, "dataverse.getAttribute", func(w http.ResponseWriter, r *http.Request, c *call) { s.dGetAttr(w, c, entity, attr) })
+			add(http.MethodGet, "dataverse.getAttribute", func(w http.ResponseWriter, r *http.Request, c *call) { s.dGetAttr(w, r, c, entity, attr) })
 		default:
 			return badSeg(segs[len(segs)-1])
 		}
@@ -307,16 +307,32 @@ func wireUser(u *systemUser) map[string]any {
 	}
 }
 
-func (s *Server) dGetUser(w http.ResponseWriter, c *call, id string) {
+func (s *Server) dGetUser(w http.ResponseWriter, r *http.Request, c *call, id string) {
+	q, ok := s.dvRecordQuery(w, r, c, "systemuser", userSchema)
+	if !ok {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := s.userFor(w, c, id)
 	if u == nil {
 		return
 	}
-	out := wireUser(u)
+	out := q.apply([]map[string]any{wireUser(u)}, "systemuserid")[0]
 	out["@odata.context"] = s.dvContext(c, "systemusers/$entity")
 	writeJSON(w, http.StatusOK, out)
+}
+
+// dvRecordQuery reads the query options of a request for one record: only
+// $select applies, its names checked (case-sensitively) against schema.
+func (s *Server) dvRecordQuery(w http.ResponseWriter, r *http.Request, c *call, entity string, schema map[string]colType) (queryOptions, bool) {
+	for k := range r.URL.Query() {
+		if strings.HasPrefix(k, "$") && k != "$select" {
+			s.dvErr(w, c, http.StatusBadRequest, "0x80060888", fmt.Sprintf("The query specified in the URI is not valid. The requested resource is not a collection. Query options $filter, $orderby, $count, $skip, and $top can be applied only on collections (%s).", k))
+			return queryOptions{}, false
+		}
+	}
+	return s.dvQuery(w, r, c, entity, schema)
 }
 
 // dvNotFound answers 404 for a record of entity that does not exist.
@@ -792,7 +808,11 @@ func (s *Server) dListAttrs(w http.ResponseWriter, r *http.Request, c *call, ent
 	writeJSON(w, http.StatusOK, map[string]any{"value": q.apply(recs, "MetadataId")})
 }
 
-func (s *Server) dGetAttr(w http.ResponseWriter, c *call, entity, attr string) {
+func (s *Server) dGetAttr(w http.ResponseWriter, r *http.Request, c *call, entity, attr string) {
+	q, ok := s.dvRecordQuery(w, r, c, "AttributeMetadata", attrSchema)
+	if !ok {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cols := s.entityCols(w, c, entity)
@@ -804,7 +824,7 @@ func (s *Server) dGetAttr(w http.ResponseWriter, c *call, entity, attr string) {
 		s.dvErr(w, c, http.StatusNotFound, "0x80040217", fmt.Sprintf("Could not find attribute with LogicalName '%s' on entity '%s'.", attr, entity))
 		return
 	}
-	writeJSON(w, http.StatusOK, wireAttr(col))
+	writeJSON(w, http.StatusOK, q.apply([]map[string]any{wireAttr(col)}, "MetadataId", "@odata.type")[0])
 }
 
 // dCreateAttr creates a Boolean column from a BooleanAttributeMetadata

@@ -227,3 +227,29 @@ func TestDataverseNamesAreCaseSensitive(t *testing.T) {
 	assert.Equal(t, "0x0", r.errCode(t))
 	assert.Contains(t, string(r.body), "Invalid property 'IsDisabled' was found in entity 'Microsoft.Dynamics.CRM.systemuser'")
 }
+
+// A single record's $select is checked like a list's: names are
+// case-sensitive (before, the emulator ignored the query of a single
+// record, so $select=logicalname passed).
+func TestSingleRecordSelectIsChecked(t *testing.T) {
+	e := start(t, DefaultSeed())
+	tok := e.provDV(contosoID, contosoHost)
+	require.Equal(t, http.StatusNoContent, e.do(http.MethodPost, e.dv(contosoHost, "/EntityDefinitions(LogicalName='lead')/Attributes"), tok, booleanColumn("new_Sel", "Sel")).status)
+	attr := e.dv(contosoHost, "/EntityDefinitions(LogicalName='lead')/Attributes(LogicalName='new_sel')")
+	r := e.do(http.MethodGet, attr+"?$select=LogicalName", tok, nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	m := r.json(t)
+	assert.Equal(t, "new_sel", m["LogicalName"])
+	assert.NotContains(t, m, "SchemaName", "$select projects")
+	r = e.do(http.MethodGet, attr+"?$select=logicalname", tok, nil)
+	assert.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	assert.Contains(t, string(r.body), "Could not find a property named 'logicalname'")
+
+	who := e.do(http.MethodGet, e.dv(contosoHost, "/WhoAmI"), tok, nil).json(t)
+	user := e.dv(contosoHost, "/systemusers("+who["UserId"].(string)+")")
+	r = e.do(http.MethodGet, user+"?$select=isdisabled,accessmode", tok, nil)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Equal(t, false, r.json(t)["isdisabled"])
+	assert.Equal(t, http.StatusBadRequest, e.do(http.MethodGet, user+"?$select=IsDisabled", tok, nil).status)
+	assert.Equal(t, http.StatusBadRequest, e.do(http.MethodGet, user+"?$top=1", tok, nil).status)
+}
