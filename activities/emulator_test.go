@@ -129,7 +129,7 @@ func TestEmulatorAppSecretConsentAndUndo(t *testing.T) {
 	require.NoError(t, err)
 	noFollow := *hc
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := noFollow.Get(link.URL)
+	resp, err := emulator.AnswerConsent(ctx, &noFollow, link.URL, true)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusFound, resp.StatusCode, "the emulator accepts the consent URL")

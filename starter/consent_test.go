@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/mktos2s/mktos2s/internal/consent"
+	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 	"github.com/mktos2s/mktos2s/internal/workerapp"
 	"github.com/mktos2s/mktos2s/workflows"
@@ -142,12 +143,12 @@ func TestSignedConsentCallbackEndToEnd(t *testing.T) {
 	p := progressOf(t, eventually(ctx, t, st.cfgFile, func(string) bool { return true }, append([]string{"status", "--json"}, target...)...))
 	assert.Equal(t, workflows.StatusWaitingConsent, p.Status, "the run keeps waiting")
 
-	// The admin accepts on the (emulated) Entra page, which redirects the
+	// The admin clicks Accept on the (emulated) Entra page, which redirects the
 	// browser to the callback with the state of the link.
 	browser, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: st.Emulator.CAFile()})
 	require.NoError(t, err)
 	browser.CheckRedirect = nil // a browser follows the redirect; it carries no credential
-	resp, err := browser.Get(link.String())
+	resp, err := emulator.AnswerConsent(ctx, browser, link.String(), true)
 	require.NoError(t, err)
 	page, err := io.ReadAll(resp.Body)
 	resp.Body.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mktos2s/mktos2s/internal/consent"
+	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/graph"
 	"github.com/mktos2s/mktos2s/internal/msapi/emutest"
 )
@@ -62,11 +63,11 @@ func TestCallbackThroughEmulatedEntra(t *testing.T) {
 	entra := *e.HTTP
 	entra.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	// admin opens the consent link; Entra answers with a redirect to the callback
-	openConsent := func(t *testing.T, workflowID, extra string) string {
+	openConsent := func(t *testing.T, workflowID string, accept bool) string {
 		t.Helper()
 		u, err := signer.ConsentURL(e.Server.URL(), emutest.ContosoTenant, app.AppID, redirect, workflowID, "run-1")
 		require.NoError(t, err)
-		resp, err := entra.Get(u + extra)
+		resp, err := emulator.AnswerConsent(t.Context(), &entra, u, accept)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		require.Equal(t, http.StatusFound, resp.StatusCode)
@@ -85,14 +86,14 @@ func TestCallbackThroughEmulatedEntra(t *testing.T) {
 	grantedWF := "onboarding/" + emutest.ContosoTenant + "/" + emutest.ContosoOrgHost
 	deniedWF := "onboarding/" + emutest.ContosoTenant + "/other.crm.localhost"
 
-	loc := openConsent(t, grantedWF, "")
+	loc := openConsent(t, grantedWF, true)
 	status, body := follow(t, loc)
 	assert.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, "Consent recorded for "+emutest.ContosoTenant)
 	status, _ = follow(t, loc)
 	assert.Equal(t, http.StatusForbidden, status, "the same redirect twice is a replay")
 
-	status, body = follow(t, openConsent(t, deniedWF, "&deny=true"))
+	status, body = follow(t, openConsent(t, deniedWF, false))
 	assert.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, "Refusal passed on")
 

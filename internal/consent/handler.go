@@ -237,10 +237,19 @@ func (h *Handler) handle(r *http.Request) (page, []slog.Attr) {
 	}
 	if !granted {
 		// A denial cannot be checked in Entra, and anyone with the link can
-		// send one, so it is passed on, not acted on.
+		// send one, so it is passed on, not acted on. Entra answers a Cancel
+		// and a consent its tenant's policy refuses alike (consent_required,
+		// AADSTS65004), so the page says how to get past both.
+		why := ""
+		if note != "" {
+			why = " Entra said: " + note
+		}
 		return page{Status: http.StatusOK, Title: "Refusal passed on",
-			Message: "Your refusal for " + c.TenantID + " was passed on to the person running the onboarding; you can close this tab.",
-			Next:    "The onboarding of " + c.OrgHost + " keeps waiting until they stop it, or until its consent timeout.", reason: "denied"}, attrs
+			Message: "Consent for " + c.TenantID + " was not granted, and this was passed on to the person running the onboarding." + why,
+			Next: "To grant it after all, open the consent link again signed in as a Global Administrator, Privileged Role Administrator or " +
+				"Cloud Application Administrator of " + c.TenantID + " and choose Accept; if Entra names a consent policy, an administrator first allows " +
+				"the app in the Microsoft Entra admin center (Enterprise applications > Consent and permissions). The onboarding of " + c.OrgHost +
+				" finds the grant at its next check; until then it keeps waiting until it is stopped, or until its consent timeout.", reason: "denied"}, attrs
 	}
 	return page{Status: http.StatusOK, Title: "Consent recorded",
 		Message: "Consent recorded for " + c.TenantID + "; you can close this tab.",

@@ -91,7 +91,10 @@ func with(q url.Values, k, v string) url.Values { q.Set(k, v); return q }
 func plus(q url.Values, k, v string) url.Values { q.Add(k, v); return q }
 
 func TestCallbackAccepts(t *testing.T) {
-	const desc = "AADSTS65004: User declined to consent to access the app."
+	const (
+		desc   = "AADSTS65004: User declined to consent to access the app."
+		policy = "AADSTS65004: The organization's consent policy does not allow granting this application."
+	)
 	tests := []struct {
 		name     string
 		query    func(state string) url.Values
@@ -104,10 +107,13 @@ func TestCallbackAccepts(t *testing.T) {
 			signal{testWFID, testRunID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded for " + testTenant},
 		{"admin_consent in lower case", func(s string) url.Values { return with(granted(s, testTenant), "admin_consent", "true") }, signal{testWFID, testRunID, true, SignalBy + " (tenant " + testTenant + ")", ""}, "Consent recorded"},
 		{"denied", func(s string) url.Values { return denied(s, desc) },
-			signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Your refusal for " + testTenant + " was passed on"},
+			signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Consent for " + testTenant + " was not granted, and this was passed on to the person running the onboarding. Entra said: " + desc},
 		{"denied as Entra answers it: admin_consent=True with error=consent_required", func(s string) url.Values {
 			return url.Values{"admin_consent": {"True"}, "error": {"consent_required"}, "error_description": {desc}, "state": {s}}
 		}, signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Refusal passed on"},
+		{"refused by the tenant's consent policy: the page says where to allow it", func(s string) url.Values {
+			return url.Values{"admin_consent": {"True"}, "error": {"consent_required"}, "error_description": {policy}, "state": {s}}
+		}, signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", policy}, "Enterprise applications &gt; Consent and permissions"},
 		{"denied, with the right tenant", func(s string) url.Values { return with(denied(s, desc), "tenant", testTenant) }, signal{testWFID, testRunID, false, SignalBy + " (tenant " + testTenant + ")", desc}, "Refusal passed on"},
 	}
 	for _, tt := range tests {

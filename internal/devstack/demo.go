@@ -91,16 +91,12 @@ func demoOrg(seed *emulator.Seed) (emulator.SeedOrg, error) {
 }
 
 // consentAsAdmin opens the consent URL the way an admin's browser would:
-// HTTPS to the emulator's consent page (trusting its CA), then the redirect
+// HTTPS to the emulator's consent page (trusting its CA), its Accept, then the redirect
 // to the consent callback, which signals the workflow. If the redirect
 // cannot be followed the demo sends the signal itself.
 func consentAsAdmin(ctx context.Context, hc *http.Client, c client.Client, w io.Writer, workflowID, consentURL string) error {
-	fmt.Fprintf(w, "  → admin opens the consent URL and accepts (emulator consent page)\n")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, consentURL, nil)
-	if err != nil {
-		return fmt.Errorf("demo: consent URL: %w", err)
-	}
-	resp, err := hc.Do(req)
+	fmt.Fprintf(w, "  → admin opens the consent URL and clicks Accept (emulator consent page)\n")
+	resp, err := emulator.AnswerConsent(ctx, hc, consentURL, true)
 	if err == nil {
 		_ = resp.Body.Close()
 		if resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/consent/callback" {

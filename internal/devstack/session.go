@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/mktos2s/mktos2s/internal/cli"
+	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/msapi"
 )
 
@@ -77,14 +78,16 @@ func NewAdminBrowser(caFile string) (*AdminBrowser, error) {
 	return b, nil
 }
 
-// Session opens the link, consents (the emulator's consent page grants on
-// open), signs in as login on the sign-in page (login "" cancels it), then
+// Session opens the link, consents (Accept on the emulator's consent page), signs in as login on the sign-in page (login "" cancels it), then
 // waits on the session page until it forwards to the Marketo app's
 // consent, which it accepts.
 func (b *AdminBrowser) Session(ctx context.Context, w io.Writer, link, login string) error {
-	fmt.Fprintf(w, "  → the customer's admin opens the one link: consent to the provisioner (emulator consent page)\n")
+	fmt.Fprintf(w, "  → the customer's admin opens the one link: consent to the provisioner (emulator consent page, Accept)\n")
 	res, body, err := b.get(ctx, link)
 	if err != nil {
+		return err
+	}
+	if res, body, err = b.accept(ctx, res, body); err != nil {
 		return err
 	}
 	if !strings.HasSuffix(res.Request.URL.Path, "/oauth2/v2.0/authorize") {
@@ -115,6 +118,12 @@ func (b *AdminBrowser) Session(ctx context.Context, w io.Writer, link, login str
 		if err != nil {
 			return err
 		}
+		if strings.HasSuffix(res.Request.URL.Path, "/adminconsent") && res.StatusCode == http.StatusOK {
+			// Forwarded to the Marketo app's consent page: Accept.
+			if res, body, err = b.accept(ctx, res, body); err != nil {
+				return err
+			}
+		}
 		if strings.HasSuffix(res.Request.URL.Path, "/consent/callback") {
 			fmt.Fprintf(w, "  → forwarded to the Marketo app's consent, accepted; Entra redirected to %s\n", redirectTarget(res.Request.URL))
 			return nil
@@ -129,6 +138,18 @@ func (b *AdminBrowser) Session(ctx context.Context, w io.Writer, link, login str
 		}
 	}
 	return errors.New("demo: the session page was not forwarded to the Marketo app's consent within 5 minutes")
+}
+
+// accept clicks Accept on the admin-consent page res showed.
+func (b *AdminBrowser) accept(ctx context.Context, res *http.Response, body string) (*http.Response, string, error) {
+	if res.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("demo: the consent page answered HTTP %d at %s: %.300s", res.StatusCode, redirectTarget(res.Request.URL), body)
+	}
+	action, form, err := emulator.ConsentForm(res.Request.URL, []byte(body), true)
+	if err != nil {
+		return nil, "", fmt.Errorf("demo: %w", err)
+	}
+	return b.post(ctx, action, form)
 }
 
 func (b *AdminBrowser) get(ctx context.Context, u string) (*http.Response, string, error) {

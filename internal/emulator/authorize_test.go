@@ -67,9 +67,9 @@ func (e *env) authorizeURL(prompt, challenge string) string {
 func (e *env) consentProvisioner() {
 	e.t.Helper()
 	q := url.Values{"client_id": {provClient}, "scope": {"https://graph.microsoft.com/.default"}, "redirect_uri": {callbackURI}, "state": {"s"}}
-	res, _ := e.browser(http.MethodGet, e.s.URL()+"/"+northwindID+"/v2.0/adminconsent?"+q.Encode(), nil, nil)
-	require.Equal(e.t, http.StatusFound, res.StatusCode)
-	require.Contains(e.t, res.Header.Get("Location"), "admin_consent=True")
+	res := e.answerConsent(e.s.URL()+"/"+northwindID+"/v2.0/adminconsent?"+q.Encode(), true)
+	require.Equal(e.t, http.StatusFound, res.status)
+	require.Contains(e.t, res.header.Get("Location"), "admin_consent=True")
 }
 
 // signIn posts the sign-in form and returns the callback query and the session cookie.

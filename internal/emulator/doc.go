@@ -18,8 +18,10 @@
 //	entra.discovery            GET  /{tenant}/v2.0/.well-known/openid-configuration
 //	entra.keys                 GET  /{tenant}/discovery/v2.0/keys
 //	entra.token                POST /{tenant}/oauth2/v2.0/token
-//	entra.adminConsent         GET  /{tenant}/adminconsent (also /{tenant}/v2.0/adminconsent, which requires scope);
-//	                           a cancel (deny=true) redirects with admin_consent=True&error=consent_required&
+//	entra.adminConsent         GET|POST /{tenant}/adminconsent (also /{tenant}/v2.0/adminconsent, which requires scope);
+//	                           (GET shows the page and grants nothing; POST is its Accept or Cancel, with the page's
+//	                           anti-forgery consent_token; adminconsent.go); a Cancel, or a tenant whose consent policy refuses
+//	                           (seed adminConsentBlocked), redirects with admin_consent=True&error=consent_required&
 //	                           error_description=AADSTS65004…&state, as learn.microsoft.com/entra/identity-platform/v2-admin-consent documents
 //	entra.authorize            GET|POST /{tenant}/oauth2/v2.0/authorize (sign-in page, PKCE, prompt; authorize.go)
 //	powerplatform.listEnvironments GET  /providers/Microsoft.BusinessAppPlatform/scopes/admin/environments?api-version=2020-10-01

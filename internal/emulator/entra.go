@@ -54,8 +54,11 @@ func (s *Server) entraRoute(r *http.Request) (route, int, string, string) {
 		rt, method = route{op: "entra.keys", handle: s.keys}, http.MethodGet
 	case "oauth2/v2.0/token":
 		rt, method = route{op: "entra.token", handle: s.token}, http.MethodPost
-	case "adminconsent", "v2.0/adminconsent":
-		rt, method = route{op: "entra.adminConsent", handle: s.adminConsent}, http.MethodGet
+	case "adminconsent", "v2.0/adminconsent": // GET the page, POST its Accept or Cancel (adminconsent.go)
+		rt, method = route{op: "entra.adminConsent", handle: s.adminConsent}, r.Method
+		if r.Method != http.MethodPost {
+			method = http.MethodGet
+		}
 	case "oauth2/v2.0/authorize": // GET the page, POST its form (authorize.go)
 		rt, method = route{op: "entra.authorize", handle: s.authorize}, r.Method
 		if r.Method != http.MethodPost {
@@ -331,104 +334,6 @@ func decodeB64(v string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("bad base64")
-}
-
-// adminConsent records tenant-wide consent (oauth2PermissionGrant, AllPrincipals) for the
-// delegated permissions the app requires, then redirects like Entra. deny=true is the
-// emulator's way to play an admin who clicks "Cancel".
-func (s *Server) adminConsent(w http.ResponseWriter, r *http.Request, c *call) {
-	t, seg := s.tenantFromPath(r)
-	if t == nil {
-		s.consentPage(w, c, http.StatusBadRequest, "AADSTS90002: Tenant '"+seg+"' not found.")
-		return
-	}
-	q := r.URL.Query()
-	clientID, redirect, state := strings.ToLower(q.Get("client_id")), q.Get("redirect_uri"), q.Get("state")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	app := t.appByAppID(clientID)
-	if clientID == "" || app == nil || !s.visible(app.created) {
-		s.consentPage(w, c, http.StatusBadRequest, fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", clientID, t.displayName))
-		return
-	}
-	if redirect != "" && !redirectRegistered(app.redirectURIs, redirect) {
-		s.consentPage(w, c, http.StatusBadRequest, fmt.Sprintf("AADSTS50011: The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'.", redirect, clientID))
-		return
-	}
-	back := func(v url.Values) {
-		if state != "" {
-			v.Set("state", state)
-		}
-		u, _ := url.Parse(redirect)
-		qq := u.Query()
-		for k, vs := range v {
-			qq[k] = vs
-		}
-		u.RawQuery = qq.Encode()
-		c.status = http.StatusFound
-		http.Redirect(w, r, u.String(), http.StatusFound)
-	}
-	// The v2.0 endpoint takes the permissions as scope and refuses a
-	// request without it (v2-admin-consent: "scope: Required").
-	if strings.HasSuffix(r.URL.Path, "/v2.0/adminconsent") && strings.TrimSpace(q.Get("scope")) == "" {
-		s.consentPage(w, c, http.StatusBadRequest, "AADSTS900144: The request body must contain the following parameter: 'scope'.")
-		return
-	}
-	if q.Get("deny") == "true" {
-		const desc = "AADSTS65004: User declined to consent to access the app."
-		if redirect == "" {
-			s.consentPage(w, c, http.StatusOK, "Consent denied. "+desc)
-			return
-		}
-		// Entra's documented error answer of the admin-consent endpoint keeps
-		// admin_consent=True beside the error (v2-admin-consent, "Error
-		// response"): a callback must read error first.
-		back(url.Values{"admin_consent": {"True"}, "error": {"consent_required"}, "error_description": {desc}})
-		return
-	}
-	sp := t.spByAppID(app.appID)
-	if sp == nil { // consent creates the service principal when missing, as Entra does
-		sp = &servicePrincipal{id: newGUID(), appID: app.appID, displayName: app.displayName, created: s.now(), seq: t.next()}
-		t.sps[sp.id] = sp
-	}
-	grantRequestedRoles(app)
-	for _, rra := range app.rra {
-		res := t.spByAppID(rra.ResourceAppID)
-		if res == nil {
-			continue
-		}
-		var names []string
-		for _, ra := range rra.ResourceAccess {
-			if n, ok := delegatedScopes[strings.ToLower(rra.ResourceAppID)][strings.ToLower(ra.ID)]; ok && ra.Type == "Scope" {
-				names = append(names, n)
-			}
-		}
-		if len(names) == 0 {
-			continue
-		}
-		var g *permissionGrant
-		for _, x := range t.grants {
-			if x.clientID == sp.id && x.resourceID == res.id && x.consentType == "AllPrincipals" {
-				g = x
-			}
-		}
-		if g == nil {
-			g = &permissionGrant{id: newGUID(), clientID: sp.id, consentType: "AllPrincipals", resourceID: res.id, seq: t.next()}
-			t.grants[g.id] = g
-		}
-		have := strings.Fields(g.scope)
-		for _, n := range names {
-			if !slices.Contains(have, n) {
-				have = append(have, n)
-			}
-		}
-		g.scope = strings.Join(have, " ")
-	}
-	if redirect == "" {
-		s.consentPage(w, c, http.StatusOK, "Admin consent granted for "+app.displayName+" in "+t.displayName+".")
-		return
-	}
-	back(url.Values{"admin_consent": {"True"}, "tenant": {t.id}})
 }
 
 func (s *Server) consentPage(w http.ResponseWriter, c *call, status int, msg string) {

@@ -162,7 +162,7 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 
 	t.Run("admin consent granted and denied", func(t *testing.T) {
 		base := e.s.URL() + "/" + contosoID + "/adminconsent?client_id=" + appID + "&redirect_uri=" + url.QueryEscape(redirect) + "&state=s-1"
-		denied := e.do(http.MethodGet, base+"&deny=true", "", nil)
+		denied := e.answerConsent(base, false)
 		require.Equal(t, http.StatusFound, denied.status)
 		loc, err := url.Parse(denied.header.Get("Location"))
 		require.NoError(t, err)
@@ -173,7 +173,7 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 		grants := e.do(http.MethodGet, e.graph("/oauth2PermissionGrants?$filter=clientId%20eq%20'"+spID+"'"), tok, nil).json(t)["value"].([]any)
 		assert.Empty(t, grants)
 
-		ok := e.do(http.MethodGet, base, "", nil)
+		ok := e.answerConsent(base, true)
 		require.Equal(t, http.StatusFound, ok.status)
 		loc, err = url.Parse(ok.header.Get("Location"))
 		require.NoError(t, err)
@@ -181,7 +181,7 @@ func TestOnboardingFlowEndToEnd(t *testing.T) {
 		assert.Equal(t, contosoID, loc.Query().Get("tenant"))
 		assert.Equal(t, "s-1", loc.Query().Get("state"))
 		assert.Equal(t, strings.TrimSuffix(redirect, "/"), loc.Scheme+"://"+loc.Host+loc.Path)
-		e.do(http.MethodGet, base, "", nil) // consenting twice keeps one grant
+		e.answerConsent(base, true) // consenting twice keeps one grant
 		grants = e.do(http.MethodGet, e.graph("/oauth2PermissionGrants?$filter=clientId%20eq%20'"+spID+"'"), tok, nil).json(t)["value"].([]any)
 		require.Len(t, grants, 1)
 		g := grants[0].(map[string]any)

@@ -192,3 +192,30 @@ func booleanColumn(schema, display string) map[string]any {
 		"SchemaName":    schema,
 	}
 }
+
+// answerConsent opens an admin-consent URL (the page: it must grant
+// nothing) and clicks Accept (accept) or Cancel; it returns the answer.
+func (e *env) answerConsent(consentURL string, accept bool) resp {
+	e.t.Helper()
+	page := e.do(http.MethodGet, consentURL, "", nil)
+	require.Equal(e.t, http.StatusOK, page.status, string(page.body))
+	u, err := url.Parse(consentURL)
+	require.NoError(e.t, err)
+	action, form, err := ConsentForm(u, page.body, accept)
+	require.NoError(e.t, err)
+	return e.postForm(action, form)
+}
+
+// postForm posts an HTML form without following the redirect.
+func (e *env) postForm(rawURL string, form url.Values) resp {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	require.NoError(e.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := e.hc.Do(req)
+	require.NoError(e.t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(e.t, err)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}

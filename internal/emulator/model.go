@@ -60,6 +60,7 @@ type tenant struct {
 	order           int // creation counter, keeps listings stable
 	passwordLog     []PasswordEvent
 	del             delegated // admins who can sign in, their sessions, codes and refresh tokens
+	consentBlocked  bool      // SeedTenant.AdminConsentBlocked
 }
 
 type application struct {
@@ -235,6 +236,7 @@ func buildWorld(seed *Seed, now time.Time) (map[string]*tenant, map[string]*org,
 			id: strings.ToLower(st.ID), displayName: st.DisplayName, domains: st.Domains,
 			apps: map[string]*application{}, sps: map[string]*servicePrincipal{},
 			grants: map[string]*permissionGrant{}, policies: map[string]*hrdPolicy{}, del: newDelegated(st.Admins),
+			consentBlocked: st.AdminConsentBlocked,
 		}
 		for _, fp := range []struct{ appID, name string }{{dynamicsCRMAppID, "Dynamics CRM"}, {msGraphAppID, "Microsoft Graph"}, {powerAppsAppID, "PowerApps Service"}} {
 			sp := &servicePrincipal{id: newGUID(), appID: fp.appID, displayName: fp.name, seq: t.next()}

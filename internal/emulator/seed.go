@@ -31,6 +31,10 @@ type SeedTenant struct {
 	Domains     []SeedDomain    `yaml:"domains"`
 	Provisioner SeedProvisioner `yaml:"provisioner"`
 	Admins      []SeedAdmin     `yaml:"admins"`
+	// AdminConsentBlocked plays a tenant whose consent policy refuses the
+	// grant: the admin-consent page's Accept redirects with Entra's
+	// consent_required error instead of granting.
+	AdminConsentBlocked bool `yaml:"adminConsentBlocked"`
 }
 
 // SeedAdmin is a person who can sign in on the emulator's sign-in page.

@@ -48,6 +48,7 @@ type Server struct {
 	signKey *rsa.PrivateKey
 	kid     string
 	seed    *Seed
+	formKey []byte // signs the admin-consent page's anti-forgery value
 
 	mu       sync.Mutex // guards everything below
 	tenants  map[string]*tenant
@@ -102,8 +103,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	var rs [32]byte
 	_, _ = rand.Read(rs[:])
+	formKey := make([]byte, 32)
+	_, _ = rand.Read(formKey)
 	s := &Server{
-		log: log, pki: p, caFile: filepath.Join(o.DataDir, "ca.pem"), signKey: key, kid: newGUID()[:8],
+		log: log, pki: p, caFile: filepath.Join(o.DataDir, "ca.pem"), signKey: key, kid: newGUID()[:8], formKey: formKey,
 		seed: o.Seed, failNext: map[string]*failRule{}, rng: mrand.New(mrand.NewChaCha8(rs)), now: time.Now,
 		secretIssued: o.SecretIssued,
 	}

@@ -137,11 +137,19 @@ func TestEmulatedConsentGrantIsVisible(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, grants, "no consent yet")
 
-	// An admin follows the consent URL; the emulator records the grant and redirects.
+	// An admin opens the consent URL and clicks Accept; the emulator records the grant and redirects.
 	q := url.Values{"client_id": {app.AppID}, "redirect_uri": {app.RedirectURIs[0]}, "state": {"xyz"}}
 	noFollow := *e.HTTP
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := noFollow.Get(e.Server.URL() + "/" + emutest.ContosoTenant + "/adminconsent?" + q.Encode())
+	link := e.Server.URL() + "/" + emutest.ContosoTenant + "/adminconsent?" + q.Encode()
+	page, err := noFollow.Get(link)
+	require.NoError(t, err)
+	page.Body.Close()
+	require.Equal(t, http.StatusOK, page.StatusCode, "the link shows the consent page")
+	grants, err = c.ListPermissionGrants(ctx, sp.ID)
+	require.NoError(t, err)
+	assert.Empty(t, grants, "opening the page grants nothing")
+	resp, err := emulator.AnswerConsent(ctx, &noFollow, link, true)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusFound, resp.StatusCode)

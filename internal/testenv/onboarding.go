@@ -72,7 +72,7 @@ func WaitProgress(ctx context.Context, c client.Client, workflowID string, timeo
 }
 
 // GrantConsent plays the tenant admin: it opens the consent URL the workflow
-// published, trusting only the emulator's CA, and expects the emulator to
+// published, trusting only the emulator's CA, clicks Accept on the page, and expects the emulator to
 // redirect to the registered URI with admin_consent=True. The redirect is not
 // followed. A URL that does not point at the emulator is refused, so the test
 // can never reach beyond loopback.
@@ -92,11 +92,8 @@ func GrantConsent(ctx context.Context, emu *emulator.Server, consentURL string) 
 	if u.Scheme != "https" || u.Host != emuURL.Host {
 		return fmt.Errorf("testenv: consent URL %s does not point at the emulator %s", consentURL, emu.URL())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, consentURL, nil)
-	if err != nil {
-		return fmt.Errorf("testenv: %w", err)
-	}
-	resp, err := emulatorHTTP(emu).Do(req)
+	// The page, then its Accept: the emulator's GET grants nothing.
+	resp, err := emulator.AnswerConsent(ctx, emulatorHTTP(emu), consentURL, true)
 	if err != nil {
 		return fmt.Errorf("testenv: consent: %w", err)
 	}
@@ -108,6 +105,9 @@ func GrantConsent(ctx context.Context, emu *emulator.Server, consentURL string) 
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil {
 		return fmt.Errorf("testenv: consent redirect: %w", err)
+	}
+	if e := loc.Query().Get("error"); e != "" {
+		return fmt.Errorf("testenv: consent redirect %s carries error=%s", loc.Redacted(), e)
 	}
 	if got := loc.Query().Get("admin_consent"); got != "True" {
 		return fmt.Errorf("testenv: consent redirect %s has admin_consent=%q, want True", loc.Redacted(), got)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/mktos2s/mktos2s/internal/emulator"
 )
 
 // Names of the default seed's tenant for the customer-admin session mode.
@@ -84,12 +86,28 @@ func (b *Browser) SignIn(authorizeURL, login, action string) *url.URL {
 	return loc
 }
 
-// Consent opens an admin-consent URL and accepts; it returns the redirect.
+// Consent opens an admin-consent URL and clicks Accept on the page (the
+// page's GET grants nothing); it returns the redirect.
 func (b *Browser) Consent(consentURL string) *url.URL {
+	return b.AnswerConsent(consentURL, true)
+}
+
+// AnswerConsent opens an admin-consent URL and clicks Accept (accept) or
+// Cancel; it returns the redirect.
+func (b *Browser) AnswerConsent(consentURL string, accept bool) *url.URL {
 	b.t.Helper()
 	status, loc, body := b.Open(http.MethodGet, consentURL, nil)
+	if status != http.StatusOK {
+		b.t.Fatalf("consent page: HTTP %d: %s", status, body)
+	}
+	page, _ := url.Parse(consentURL)
+	action, form, err := emulator.ConsentForm(page, []byte(body), accept)
+	if err != nil {
+		b.t.Fatalf("%v", err)
+	}
+	status, loc, body = b.Open(http.MethodPost, action, form)
 	if loc == nil {
-		b.t.Fatalf("consent page: HTTP %d without redirect: %s", status, body)
+		b.t.Fatalf("consent: HTTP %d without redirect: %s", status, body)
 	}
 	return loc
 }
