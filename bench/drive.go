@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/workflows"
 )
 
@@ -276,17 +277,13 @@ func runAll(ctx context.Context, svc workflowservice.WorkflowServiceClient, name
 // consentClient plays the tenant's admin on the emulator's consent page.
 type consentClient struct{ hc *http.Client }
 
-// grant opens the consent URL. Entra (and the emulator) answers with a
-// redirect to the app's redirect URI carrying admin_consent=True; the
-// redirect is checked, never followed.
+// grant opens the consent URL and clicks Accept. Entra (and the emulator)
+// answers with a redirect to the app's redirect URI carrying
+// admin_consent=True; the redirect is checked, never followed.
 func (c consentClient) grant(ctx context.Context, consentURL string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, consentURL, nil)
+	resp, err := emulator.AnswerConsent(ctx, c.hc, consentURL, true)
 	if err != nil {
 		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("consent page: %w", err)
 	}
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
