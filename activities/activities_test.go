@@ -599,6 +599,14 @@ func TestCreateServicePrincipalTreatsUnknownAppAsLag(t *testing.T) {
 	ae := asAppErr(t, err)
 	assert.Equal(t, ErrReplicationLag, ae.Type())
 	assert.False(t, ae.NonRetryable())
+
+	// Any other 400 is a refusal that no retry changes.
+	g = &fakeGraph{errs: map[string]error{"UpsertServicePrincipal": &msapi.Error{Service: "graph", Kind: msapi.Invalid, Status: 400,
+		Message: "Property 'displayName' is invalid."}}}
+	_, err = newFakeActivities(g, &dvState{}, nil, nil).CreateServicePrincipal(context.Background(), CreateServicePrincipalInput{AppID: "app"})
+	ae = asAppErr(t, err)
+	assert.Equal(t, ErrInvalidRequest, ae.Type())
+	assert.True(t, ae.NonRetryable())
 }
 
 func TestValidateConnection(t *testing.T) {

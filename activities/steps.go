@@ -384,8 +384,10 @@ type CreateServicePrincipalResult struct {
 
 func (a *Activities) CreateServicePrincipal(ctx context.Context, in CreateServicePrincipalInput) (CreateServicePrincipalResult, error) {
 	sp, created, err := a.graphFor(in.TenantID).UpsertServicePrincipal(ctx, in.AppID)
-	if msapi.IsKind(err, msapi.Invalid) || msapi.IsKind(err, msapi.NotFound) {
-		// Graph answers 400/404 while the app just created is not replicated yet.
+	if graph.IsReplicationLag(err) || msapi.IsKind(err, msapi.NotFound) {
+		// The client waited out the new app's replication for a while
+		// (graph/lag.go); Temporal's retry waits longer. Any other 400 is a
+		// refusal that a retry cannot change.
 		return CreateServicePrincipalResult{}, lagError("create the service principal: application %s not visible yet: %v", in.AppID, err)
 	}
 	if err != nil {

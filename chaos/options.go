@@ -23,6 +23,10 @@ type Options struct {
 	RetryAfterMin          int // seconds
 	RetryAfterMax          int
 	ReplicationLag         time.Duration
+	// AppLagProbability is the chance that a new application is, for
+	// ReplicationLag, unknown where its service principal is created and
+	// its secret added (emulator Faults.AppLagMs).
+	AppLagProbability float64
 	// LostAnswerProbability is the chance that a create (createOps) is
 	// applied and its answer lost, on top of the first write of every
 	// create of every onboarding, which always loses its answer.
@@ -43,7 +47,7 @@ func FullOptions() Options {
 		Granted: 10, Denied: 5, PermissionErrors: 5, FederatedEvery: 3,
 		Kills: 5, ServerRestarts: 1, MinGap: 2 * time.Second, MaxGap: 8 * time.Second,
 		ServerErrorProbability: 0.2, ThrottleProbability: 0.1, RetryAfterMin: 1, RetryAfterMax: 2,
-		ReplicationLag: 2 * time.Second, LostAnswerProbability: 0.1, RequestTimeout: 5 * time.Second,
+		ReplicationLag: 2 * time.Second, AppLagProbability: 0.5, LostAnswerProbability: 0.1, RequestTimeout: 5 * time.Second,
 		Timeout: 25 * time.Minute, LogLevel: "debug",
 	}
 }
@@ -74,6 +78,7 @@ func (o *Options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.RetryAfterMin, "retry-after-min", o.RetryAfterMin, "shortest Retry-After of a 429, seconds")
 	fs.IntVar(&o.RetryAfterMax, "retry-after-max", o.RetryAfterMax, "longest Retry-After of a 429, seconds")
 	fs.DurationVar(&o.ReplicationLag, "lag", o.ReplicationLag, "replication lag of new apps, principals and secrets")
+	fs.Float64Var(&o.AppLagProbability, "papplag", o.AppLagProbability, "probability that a new app is not yet known, for -lag, to its service principal's creation and addPassword")
 	fs.Float64Var(&o.LostAnswerProbability, "plost", o.LostAnswerProbability, "probability that a create is applied and its answer lost (besides each create's first answer, always lost)")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "the worker's microsoft.requestTimeout (how long a stalled answer is waited for)")
 	fs.Int64Var(&o.RandSeed, "seed", o.RandSeed, "random seed of the chaos schedule (0 = from the clock)")

@@ -220,10 +220,10 @@ func (r *runner) setUp(ctx context.Context) error {
 	if r.tbin, err = devserver.Locate(); err != nil {
 		return err
 	}
-	r.say("chaos run: %d granted, %d denied, %d permission errors; %d kills, %d server restarts; 5xx %.0f%%, 429 %.0f%% (Retry-After %d-%d s), lag %s; "+
+	r.say("chaos run: %d granted, %d denied, %d permission errors; %d kills, %d server restarts; 5xx %.0f%%, 429 %.0f%% (Retry-After %d-%d s), lag %s (new apps in Graph: %.0f%%); "+
 		"lost answers: the first write of every create, then %.0f%% (request timeout %s); seed %d",
 		r.o.Granted, r.o.Denied, r.o.PermissionErrors, r.o.Kills, r.o.ServerRestarts,
-		r.o.ServerErrorProbability*100, r.o.ThrottleProbability*100, r.o.RetryAfterMin, r.o.RetryAfterMax, r.o.ReplicationLag,
+		r.o.ServerErrorProbability*100, r.o.ThrottleProbability*100, r.o.RetryAfterMin, r.o.RetryAfterMax, r.o.ReplicationLag, r.o.AppLagProbability*100,
 		r.o.LostAnswerProbability*100, r.o.RequestTimeout, r.o.RandSeed)
 	r.say("building the worker and the starter into %s", bin)
 	workerBin, starterBin, err := buildBinaries(ctx, bin)
@@ -308,6 +308,7 @@ func (r *runner) makeSeed() (*emulator.Seed, error) {
 			ServerErrorProbability: r.o.ServerErrorProbability,
 		},
 		ReplicationLagMs: int(r.o.ReplicationLag.Milliseconds()),
+		AppLagMs:         int(r.o.ReplicationLag.Milliseconds()), AppLagProbability: r.o.AppLagProbability,
 	}
 	// A stall outlasts the worker's request timeout, so the worker gives up on it.
 	seed.Faults.Routes = lostRoutes(seed.Faults.RouteFaults, r.o.LostAnswerProbability, int(2*r.o.RequestTimeout.Milliseconds()))

@@ -10,8 +10,15 @@ import (
 // Faults are the failures the emulator injects. Zero value = none.
 type Faults struct {
 	RouteFaults      `yaml:",inline"`
-	ReplicationLagMs int                    `yaml:"replicationLagMs" json:"replicationLagMs"`
-	Routes           map[string]RouteFaults `yaml:"routes" json:"routes,omitempty"`
+	ReplicationLagMs int `yaml:"replicationLagMs" json:"replicationLagMs"`
+	// AppLagMs plays Entra's replication delay inside Graph: a new
+	// application is, for AppLagMs, unknown to the replica that creates its
+	// service principal (400 "does not reference a valid application
+	// object") and to addPassword (404 Request_ResourceNotFound). It hits
+	// each new application with AppLagProbability (0 = every one).
+	AppLagMs          int                    `yaml:"appLagMs" json:"appLagMs,omitempty"`
+	AppLagProbability float64                `yaml:"appLagProbability" json:"appLagProbability,omitempty"`
+	Routes            map[string]RouteFaults `yaml:"routes" json:"routes,omitempty"`
 }
 
 // RouteFaults apply to every request (Faults), to one service ("graph", "dataverse", "entra")
@@ -54,8 +61,11 @@ func (f Faults) validate() error {
 		}
 		return nil
 	}
-	if f.ReplicationLagMs < 0 {
-		return fmt.Errorf("faults: negative replicationLagMs")
+	if f.ReplicationLagMs < 0 || f.AppLagMs < 0 {
+		return fmt.Errorf("faults: negative replicationLagMs or appLagMs")
+	}
+	if f.AppLagProbability < 0 || f.AppLagProbability > 1 {
+		return fmt.Errorf("faults: appLagProbability must be within 0..1")
 	}
 	if err := check("(global)", f.RouteFaults); err != nil {
 		return err
@@ -82,6 +92,16 @@ func (f Faults) forOp(op string) RouteFaults {
 }
 
 func (f Faults) lag() time.Duration { return time.Duration(f.ReplicationLagMs) * time.Millisecond }
+
+// appLagUntil rolls the Graph replication delay of an application created
+// now; the zero time means none. Called with s.mu held.
+func (s *Server) appLagUntil() time.Time {
+	f := s.faults
+	if f.AppLagMs <= 0 || f.AppLagProbability > 0 && s.rng.Float64() >= f.AppLagProbability {
+		return time.Time{}
+	}
+	return s.now().Add(time.Duration(f.AppLagMs) * time.Millisecond)
+}
 
 func (f Faults) clone() Faults {
 	c := f

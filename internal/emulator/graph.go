@@ -511,7 +511,7 @@ func (s *Server) gUpsertApp(w http.ResponseWriter, r *http.Request, c *call, sel
 		}
 		a = &application{
 			id: newGUID(), appID: newGUID(), uniqueName: sel.val, signInAudience: "AzureADMyOrg",
-			certThumbs: map[string][]byte{}, owner: c.claims.AppID, created: s.now(), seq: t.next(),
+			certThumbs: map[string][]byte{}, owner: c.claims.AppID, created: s.now(), lagUntil: s.appLagUntil(), seq: t.next(),
 		}
 		applyAppWrite(a, &in)
 		t.apps[a.id] = a
@@ -610,6 +610,10 @@ func (s *Server) gAddPassword(w http.ResponseWriter, r *http.Request, c *call, s
 	defer s.mu.Unlock()
 	a := s.appFor(w, c, sel, (*call).canWrite)
 	if a == nil {
+		return
+	}
+	if s.now().Before(a.lagUntil) { // the new app has not replicated to this replica yet
+		s.notFound(w, c, sel.val)
 		return
 	}
 	secret := newSecret()
@@ -738,7 +742,10 @@ func (s *Server) createOrUpdateSP(w http.ResponseWriter, c *call, appID string, 
 		return
 	}
 	a := t.appByAppID(appID)
-	if a == nil {
+	if a == nil || s.now().Before(a.lagUntil) {
+		// Also Entra's answer right after the app's creation, until the
+		// app has replicated (learn.microsoft.com/answers/questions/5883620:
+		// 400 Request_BadRequest, detail NoBackingApplicationObject).
 		s.badRequest(w, c, "The appId '"+appID+"' of the service principal does not reference a valid application object.")
 		return
 	}
@@ -808,6 +815,13 @@ func (s *Server) gListGrants(w http.ResponseWriter, r *http.Request, c *call) {
 		s.writeError(w, svcGraph, c, http.StatusBadRequest, "Request_UnsupportedQuery", "Invalid filter clause: "+err.Error())
 		return
 	}
+	// resources/oauth2permissiongrant: clientId, consentType, principalId and
+	// resourceId "Support $filter (eq only)"; id and scope do not.
+	if prop, ok := filterEqOnly(q.filter, "clientId", "consentType", "principalId", "resourceId"); !ok {
+		s.writeError(w, svcGraph, c, http.StatusBadRequest, "Request_UnsupportedQuery",
+			"Unsupported or invalid query filter clause specified for property '"+prop+"' of resource 'OAuth2PermissionGrant'.")
+		return
+	}
 	s.mu.Lock()
 	var gs []*permissionGrant
 	for _, g := range c.tenant.grants {
@@ -820,6 +834,23 @@ func (s *Server) gListGrants(w http.ResponseWriter, r *http.Request, c *call) {
 		recs = append(recs, map[string]any{"id": g.id, "clientId": g.clientID, "consentType": g.consentType, "principalId": nil, "resourceId": g.resourceID, "scope": g.scope})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.ctxURL("oauth2PermissionGrants"), "value": q.apply(recs, "id")})
+}
+
+// filterEqOnly reports whether every comparison in e is "prop eq …" for one
+// of props; if not, it names the first property compared otherwise.
+func filterEqOnly(e filterExpr, props ...string) (string, bool) {
+	switch x := e.(type) {
+	case nil:
+		return "", true
+	case cmpExpr:
+		return x.prop, !x.neg && slices.Contains(props, x.prop)
+	case boolExpr:
+		if p, ok := filterEqOnly(x.l, props...); !ok {
+			return p, false
+		}
+		return filterEqOnly(x.r, props...)
+	}
+	return "", false
 }
 
 func wirePolicy(p *hrdPolicy) map[string]any {
@@ -945,17 +976,21 @@ func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel se
 	if !s.decodeGraph(w, r, c, &in) {
 		return
 	}
+	// The reference is a Graph URL (serviceprincipal-post-homerealmdiscoverypolicies:
+	// https://graph.microsoft.com/v1.0/policies/homeRealmDiscoveryPolicies/{id});
+	// Graph refuses one on another host. The emulator's own base stands for
+	// graph.microsoft.com, as it does for every call.
 	u, err := url.Parse(in.ODataID)
-	if err != nil || !u.IsAbs() {
+	segs := []string{}
+	if err == nil {
+		segs = strings.Split(strings.Trim(u.Path, "/"), "/")
+	}
+	if err != nil || u.Scheme != "https" || !s.isGraphHost(u.Host) || len(segs) < 3 || segs[0] != "v1.0" ||
+		(strings.Join(segs[1:len(segs)-1], "/") != "policies/homeRealmDiscoveryPolicies" && strings.Join(segs[1:len(segs)-1], "/") != "directoryObjects") {
 		s.badRequest(w, c, "Invalid object identifier '"+in.ODataID+"'.")
 		return
 	}
-	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
 	pid := strings.ToLower(segs[len(segs)-1])
-	if len(segs) < 2 || (segs[len(segs)-2] != "homeRealmDiscoveryPolicies" && segs[len(segs)-2] != "directoryObjects") {
-		s.badRequest(w, c, "Invalid object identifier '"+in.ODataID+"'.")
-		return
-	}
 	// serviceprincipal-post-homerealmdiscoverypolicies: Application.ReadWrite.OwnedBy
 	// and Policy.Read.All (or Policy.ReadWrite.ApplicationConfiguration), checked
 	// against the service principal by canWrite below.
@@ -984,6 +1019,13 @@ func (s *Server) gAssign(w http.ResponseWriter, r *http.Request, c *call, sel se
 	}
 	sp.policies = append(sp.policies, pid)
 	noContent(w, c)
+}
+
+// isGraphHost: graph.microsoft.com, or the emulator's own address, which
+// plays it.
+func (s *Server) isGraphHost(host string) bool {
+	own, _ := url.Parse(s.URL())
+	return strings.EqualFold(host, "graph.microsoft.com") || own != nil && strings.EqualFold(host, own.Host)
 }
 
 func (s *Server) gUnassign(w http.ResponseWriter, c *call, sel selector, pid string) {

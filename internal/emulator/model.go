@@ -73,6 +73,7 @@ type application struct {
 	requestedRoles                                     []string          // granted by the next admin consent (seed: unconsented)
 	owner                                              string            // appId of the creator ("" = seeded)
 	created                                            time.Time
+	lagUntil                                           time.Time // Faults.AppLagMs: not replicated within Graph before
 	seq                                                int
 }
 

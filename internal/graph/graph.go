@@ -168,8 +168,21 @@ func (c *Client) DeleteApplication(ctx context.Context, objectID string) error {
 
 // UpsertServicePrincipal creates the app's service principal if it is missing
 // (PATCH /servicePrincipals(appId='…') with Prefer: create-if-missing and an empty body:
-// the appId in the key is all a new service principal needs).
+// the appId in the key is all a new service principal needs). It waits out
+// the new app's replication for a bounded time (lag.go).
 func (c *Client) UpsertServicePrincipal(ctx context.Context, appID string) (ServicePrincipal, bool, error) {
+	type result struct {
+		sp      ServicePrincipal
+		created bool
+	}
+	r, err := waitOutLag(ctx, c, noBackingApp, func() (result, error) {
+		sp, created, err := c.upsertServicePrincipal(ctx, appID)
+		return result{sp, created}, err
+	})
+	return r.sp, r.created, err
+}
+
+func (c *Client) upsertServicePrincipal(ctx context.Context, appID string) (ServicePrincipal, bool, error) {
 	return upsert(ctx, c, msapi.Request{
 		Op: "upsertServicePrincipal", Method: http.MethodPatch,
 		Path:   "/servicePrincipals(appId=" + literal(appID) + ")",
@@ -198,20 +211,26 @@ func (c *Client) DeleteServicePrincipal(ctx context.Context, objectID string) er
 }
 
 // AddPassword adds a client secret; the returned SecretText is the only copy there will ever be.
+// It waits out the new app's replication for a bounded time (lag.go).
 func (c *Client) AddPassword(ctx context.Context, appObjectID, displayName string, end time.Time) (PasswordCredential, error) {
 	cred := wirePasswordCredential{DisplayName: displayName}
 	if !end.IsZero() {
 		e := end.UTC()
 		cred.EndDateTime = &e
 	}
-	var out wirePasswordCredential
-	_, err := c.api.Do(ctx, msapi.Request{
-		Op: "addPassword", Method: http.MethodPost,
-		Path: "/applications/" + seg(appObjectID) + "/addPassword",
-		Body: struct {
-			PasswordCredential wirePasswordCredential `json:"passwordCredential"`
-		}{cred},
-	}, &out)
+	// A 404 is never a secret added (the write did not apply), so waiting
+	// it out cannot add two.
+	out, err := waitOutLag(ctx, c, appNotReplicated, func() (wirePasswordCredential, error) {
+		var out wirePasswordCredential
+		_, err := c.api.Do(ctx, msapi.Request{
+			Op: "addPassword", Method: http.MethodPost,
+			Path: "/applications/" + seg(appObjectID) + "/addPassword",
+			Body: struct {
+				PasswordCredential wirePasswordCredential `json:"passwordCredential"`
+			}{cred},
+		}, &out)
+		return out, err
+	})
 	if err != nil {
 		return PasswordCredential{}, err
 	}

@@ -17,12 +17,24 @@ const (
 
 // Client calls Microsoft Graph.
 type Client struct {
-	api *msapi.Client
+	api     *msapi.Client
+	lagWait time.Duration
 }
 
+// Option configures a Client.
+type Option func(*Client)
+
+// WithLagWait bounds how long a call waits out the replication delay of a
+// new application (lag.go); the default is DefaultLagWait.
+func WithLagWait(d time.Duration) Option { return func(c *Client) { c.lagWait = d } }
+
 // New returns a Graph client for baseURL (e.g. https://graph.microsoft.com/v1.0).
-func New(baseURL string, hc *http.Client, tokens msapi.TokenSource) *Client {
-	return &Client{api: &msapi.Client{Service: "graph", BaseURL: baseURL, HTTP: hc, Tokens: tokens}}
+func New(baseURL string, hc *http.Client, tokens msapi.TokenSource, opts ...Option) *Client {
+	c := &Client{api: &msapi.Client{Service: "graph", BaseURL: baseURL, HTTP: hc, Tokens: tokens}, lagWait: DefaultLagWait}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // ResourceAccess is one permission of a RequiredResourceAccess; Type is "Scope" or "Role".
