@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -125,4 +126,43 @@ func TestAdminConsentRefusedByTenantPolicy(t *testing.T) {
 	assert.Contains(t, q.Get("error_description"), "consent policy")
 	assert.Equal(t, "s-policy", q.Get("state"))
 	assert.Equal(t, before, e.provisionerRoles(), "a refused Accept grants nothing")
+}
+
+// The page's anti-forgery value: only one the server issued for this very
+// request validates, whatever else is sent.
+func FuzzConsentToken(f *testing.F) {
+	// Fixed key, clock and nonce: every fuzz worker computes the same token.
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := &Server{formKey: []byte("0123456789abcdef0123456789abcdef"), now: func() time.Time { return at }}
+	cr := consentRequest{t: &tenant{id: northwindID}, app: &application{appID: provClient}, redirect: callbackURI, state: "s", scope: "x"}
+	issued := s.consentToken(cr, at, []byte("0123456789abcdef"))
+	f.Add(issued)
+	f.Add("")
+	f.Add(issued[:len(issued)-1] + "A")
+	f.Fuzz(func(t *testing.T, token string) {
+		if token == issued {
+			return
+		}
+		if s.validConsentToken(cr, token) {
+			t.Fatalf("a token the server did not issue validated: %q", token)
+		}
+	})
+}
+
+// ConsentForm reads any page without panicking and finds a form only with
+// its consent_token.
+func FuzzConsentForm(f *testing.F) {
+	f.Add(`<form method="post" action="/t/adminconsent?a=1&amp;b=2"><input type="hidden" name="consent_token" value="v"></form>`)
+	f.Add(`<p>AADSTS700016</p>`)
+	f.Add(`<form method=POST><input type=hidden name=consent_token value=""></form>`)
+	page, _ := url.Parse("https://127.0.0.1:8443/t/adminconsent?x=1")
+	f.Fuzz(func(t *testing.T, body string) {
+		action, form, err := ConsentForm(page, []byte(body), true)
+		if err != nil {
+			return
+		}
+		if form.Get("consent_token") == "" || form.Get("action") != "accept" || action == "" {
+			t.Fatalf("a form without what the POST needs: %q %v", action, form)
+		}
+	})
 }
