@@ -30,6 +30,9 @@ func decodeExact(r io.Reader, v any) (string, error) {
 	if err := json.Unmarshal(b, &top); err != nil {
 		return "", fmt.Errorf("invalid JSON: %w", err)
 	}
+	if top == nil {
+		return "", errors.New("the body must be a JSON object, not null")
+	}
 	if path := unknownName(b, reflect.TypeOf(v)); path != nil {
 		prop := path[len(path)-1]
 		return prop, fmt.Errorf("unknown property '%s'", prop)

@@ -53,4 +53,42 @@ func TestDecodeExactIsCaseSensitiveAtEveryDepth(t *testing.T) {
 	}
 	_, err := decodeExact(strings.NewReader(`{"name":1}`), &body{})
 	assert.Error(t, err, "a value of the wrong type is still refused")
+	_, err = decodeExact(strings.NewReader(`null`), &body{})
+	assert.Error(t, err, "a body is an object")
+}
+
+// FuzzDecodeExact: a body from a client never panics the decoder, and one it
+// accepts names no property the target does not declare in that spelling.
+func FuzzDecodeExact(f *testing.F) {
+	f.Add(`{"name":"x","Options":{"LocalizedLabels":[{"Label":"a","LanguageCode":1033}]}}`)
+	f.Add(`{"Options":{"LocalizedLabels":[{"label":"a"}]}}`)
+	f.Add(`[]`)
+	f.Add(``)
+	f.Add(`null`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var v struct {
+			Name    string `json:"name"`
+			Options *struct {
+				Labels []struct {
+					Label string `json:"Label"`
+				} `json:"LocalizedLabels"`
+			} `json:"Options"`
+		}
+		prop, err := decodeExact(strings.NewReader(in), &v)
+		if err == nil && prop != "" {
+			t.Fatalf("accepted %q but named %q", in, prop)
+		}
+		if err != nil {
+			return
+		}
+		var top map[string]json.RawMessage
+		if json.Unmarshal([]byte(in), &top) != nil || top == nil {
+			t.Fatalf("accepted a body that is no JSON object: %q", in)
+		}
+		for k := range top {
+			if k != "name" && k != "Options" {
+				t.Fatalf("accepted the undeclared property %q", k)
+			}
+		}
+	})
 }
