@@ -128,6 +128,13 @@ func (h *SessionHandler) handle(r *http.Request) sessionPage {
 			p.Message = "You cancelled the sign-in."
 		}
 		p.Next = "Nothing was changed. To continue, open the same link again and sign in as a Power Platform administrator (or Global administrator) of your organisation."
+		if q.Get("error") == "consent_required" {
+			// The admin-consent screen's answer (v2-admin-consent, "Error
+			// response"): a Cancel, or the tenant's consent policy.
+			p.Title = "Consent not granted"
+			p.Next = "Nothing was changed. To continue, open the same link again as a Global Administrator or Privileged Role Administrator and choose Accept; " +
+				"if Microsoft names a consent policy, an administrator first allows the app in the Microsoft Entra admin center (Enterprise applications > Consent and permissions)."
+		}
 		return p
 	case q.Get("code") != "":
 		if err := h.Guard.Use(ctx, c.Nonce, c.Expires); err != nil {
