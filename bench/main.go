@@ -25,6 +25,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mktos2s/mktos2s/internal/config"
@@ -234,7 +235,9 @@ func productWorkload(st *stack) workload {
 			return startOnboarding(ctx, st, i)
 		},
 		consent: func(ctx context.Context, _ int, id string) error {
-			return grantAndSignal(ctx, st.product, st.consent, queries, id)
+			// A query refused or timed out under load is asked again (and
+			// counted again: each is an action).
+			return retry(ctx, func(ctx context.Context) error { return grantAndSignal(ctx, st.product, st.consent, queries, id) })
 		},
 		queries: queries,
 	}
@@ -272,9 +275,12 @@ func bareWorkload(st *stack, shape bareInput) workload {
 			}, bareWorkflowType, shape)
 		},
 		consent: func(ctx context.Context, _ int, id string) error {
-			queries.Add(1)
-			v, err := st.plain.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
-			if err != nil {
+			var v converter.EncodedValue
+			if err := retry(ctx, func(ctx context.Context) (err error) {
+				queries.Add(1)
+				v, err = st.plain.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
+				return err
+			}); err != nil {
 				return fmt.Errorf("query progress: %w", err)
 			}
 			var p bareProgress
