@@ -59,6 +59,7 @@ type options struct {
 	stackAddress   string
 	stackNamespace string
 	stackProcs     string
+	stackMatch     string
 	stackMetrics   string
 }
 
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&o.stackAddress, "stack-address", "127.0.0.1:7233", "with -stack: the Temporal frontend")
 	flag.StringVar(&o.stackNamespace, "stack-namespace", "mktos2s-bench", "with -stack: the namespace, registered with the search attributes if missing (not the stack's own: its workers poll the same task queue there)")
 	flag.StringVar(&o.stackProcs, "stack-procs", "temporal-server,server,postgres", "with -stack: process names (/proc/<pid>/comm) measured together as the server")
+	flag.StringVar(&o.stackMatch, "stack-match", "", "with -stack: measure only those processes whose command line, or their parent's, contains this (e.g. the stack's data directory), so that another stack on the machine is left out")
 	flag.StringVar(&o.stackMetrics, "stack-metrics", "", "with -stack: the server's Prometheus endpoint, for the follow phase's query count (empty = no follow phase)")
 	flag.DurationVar(&o.follow, "follow", 70*time.Second, "watch `starter start --wait` on a waiting onboarding this long and count its queries (0 = skip)")
 	flag.IntVar(&o.warmup, "warmup", 3, "onboardings and bare chains run first, not measured (the first onboarding's history sets the bare chain's shape)")
@@ -134,7 +136,7 @@ func run(o options) error {
 	// follow measurement, then the scale phase.
 	followTenant := o.warmup + o.n
 	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + 1, dbFile: o.dbFile, temporal: o.temporal, stickyCache: o.stickyCache,
-		external: o.stack, address: o.stackAddress, namespace: o.stackNamespace, serverProcs: strings.Split(o.stackProcs, ",")})
+		external: o.stack, address: o.stackAddress, namespace: o.stackNamespace, serverProcs: strings.Split(o.stackProcs, ","), serverMatch: o.stackMatch})
 	if err != nil {
 		return err
 	}

@@ -182,11 +182,30 @@ func runEmulatorRole(addr, dataDir string, from, tenants int) error {
 }
 
 // pidsByName lists the processes whose /proc/<pid>/comm is one of names:
-// the Temporal server and PostgreSQL processes of an external stack.
-func pidsByName(names []string) ([]int, error) {
+// the Temporal server and PostgreSQL processes of an external stack. With
+// match set, only those whose command line, or their parent's, contains it
+// (a PostgreSQL backend's parent is the postmaster, whose command line
+// names the data directory): another stack on the same machine is left out.
+func pidsByName(names []string, match string) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
+	}
+	cmdline := func(pid string) string {
+		b, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		return strings.ReplaceAll(string(b), "\x00", " ")
+	}
+	parent := func(pid string) string {
+		b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+		if err != nil {
+			return ""
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so cut after ")".
+		_, rest, _ := strings.Cut(string(b), ") ")
+		if f := strings.Fields(rest); len(f) > 1 {
+			return f[1]
+		}
+		return ""
 	}
 	var pids []int
 	for _, e := range entries {
@@ -198,12 +217,16 @@ func pidsByName(names []string) ([]int, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		if slices.Contains(names, strings.TrimSpace(string(comm))) {
-			pids = append(pids, pid)
+		if !slices.Contains(names, strings.TrimSpace(string(comm))) {
+			continue
 		}
+		if match != "" && !strings.Contains(cmdline(e.Name()), match) && !strings.Contains(cmdline(parent(e.Name())), match) {
+			continue
+		}
+		pids = append(pids, pid)
 	}
 	if len(pids) == 0 {
-		return nil, fmt.Errorf("bench: no process named %v runs: start the stack first (make stack)", names)
+		return nil, fmt.Errorf("bench: no process named %v (matching %q) runs: start the stack first (make stack)", names, match)
 	}
 	return pids, nil
 }

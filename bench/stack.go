@@ -83,6 +83,7 @@ type stackOptions struct {
 	address     string
 	namespace   string
 	serverProcs []string
+	serverMatch string // with external: only processes whose command line (or parent's) contains it
 }
 
 func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
@@ -139,7 +140,7 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		if err := ensureNamespace(ctx, st.address, st.namespace); err != nil {
 			return st, err
 		}
-		if st.serverPIDs, err = pidsByName(o.serverProcs); err != nil {
+		if st.serverPIDs, err = pidsByName(o.serverProcs, o.serverMatch); err != nil {
 			return st, err
 		}
 	} else {
