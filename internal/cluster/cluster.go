@@ -44,6 +44,9 @@ type Options struct {
 	// (deploy/register-search-attributes.sh), run with TEMPORAL_ADDRESS.
 	RegisterSearchAttributes string
 	Namespace                string
+	// FirstPort is where the nodes' ports are looked for (below 32768);
+	// 0 = 21400. Another range keeps two stacks on one machine apart.
+	FirstPort int
 	// Log receives progress lines; nil = discarded.
 	Log io.Writer
 }
@@ -53,6 +56,8 @@ type Cluster struct {
 	o     Options
 	pg    *Postgres
 	Nodes []*Node
+	// nextLow is where freeLowPort looks next; ports are handed out once.
+	nextLow int
 }
 
 // Start brings PostgreSQL, the schemas, both nodes, the namespace and the
@@ -69,7 +74,10 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			return nil, err
 		}
 	}
-	c = &Cluster{o: o}
+	c = &Cluster{o: o, nextLow: o.FirstPort}
+	if c.nextLow == 0 {
+		c.nextLow = 21400
+	}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -83,7 +91,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	for i := 1; i <= 2; i++ {
-		n, err := newNode(o, i, c.pg.Port)
+		n, err := c.newNode(i)
 		if err != nil {
 			return c, err
 		}
@@ -95,12 +103,13 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			return c, err
 		}
 	}
+	// One after the other: on an empty database both nodes would write the
+	// cluster metadata at once, and the loser exits (duplicate key on
+	// cluster_metadata_info).
 	for _, n := range c.Nodes {
 		if err := n.Start(); err != nil {
 			return c, err
 		}
-	}
-	for _, n := range c.Nodes {
 		if err := c.waitHealthy(ctx, n.Frontend(), 90*time.Second); err != nil {
 			return c, fmt.Errorf("node %d: %w (log %s)", n.Index, err, n.logPath)
 		}
@@ -111,6 +120,61 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// Resume starts PostgreSQL and both nodes again after Stop, on the same
+// ports and data, and waits until both frontends serve.
+func (c *Cluster) Resume(ctx context.Context) error {
+	if err := c.pg.Start(ctx); err != nil {
+		return err
+	}
+	for _, n := range c.Nodes {
+		if err := n.Start(); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.Nodes {
+		if err := c.WaitHealthy(ctx, n); err != nil {
+			return fmt.Errorf("node %d: %w (log %s)", n.Index, err, n.logPath)
+		}
+	}
+	return nil
+}
+
+// Member is one row of Temporal's cluster_membership table: a service of a
+// node that heartbeats into PostgreSQL, which is how the nodes find each
+// other's ringpop ports.
+type Member struct {
+	Role                string // frontend, history, matching, worker
+	Address             string // rpc_address:rpc_port (the membership port)
+	SessionStart, Alive string // session_start, last_heartbeat (UTC)
+}
+
+// roleNames are the role numbers of cluster_membership (the server's
+// persistence.ServiceType).
+var roleNames = map[string]string{"1": "frontend", "2": "history", "3": "matching", "4": "worker"}
+
+// Members lists the services that heartbeat within the last 30 seconds (a
+// killed node's rows stay until they expire), by role and address, with
+// the start of each one's newest session.
+func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
+	// The newest session per address: a restarted node's earlier session
+	// heartbeat moments ago too.
+	const q = `SELECT DISTINCT ON (role, rpc_address, rpc_port) role, rpc_address || ':' || rpc_port, to_char(session_start, 'HH24:MI:SS'), to_char(last_heartbeat, 'HH24:MI:SS')
+FROM cluster_membership WHERE last_heartbeat > now() AT TIME ZONE 'UTC' - interval '30 seconds' ORDER BY role, rpc_address, rpc_port, session_start DESC`
+	out, err := c.pg.Query(ctx, "temporal", q)
+	if err != nil {
+		return nil, err
+	}
+	var ms []Member
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(l, "|")
+		if len(f) != 4 {
+			continue
+		}
+		ms = append(ms, Member{Role: roleNames[f[0]], Address: f[1], SessionStart: f[2], Alive: f[3]})
+	}
+	return ms, nil
 }
 
 // Frontend is node 1's frontend, host:port.
@@ -237,21 +301,18 @@ func FreePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// nextLow is where freeLowPort looks next; ports are handed out once per process.
-var nextLow = 21400
-
 // freeLowPort is a free loopback port below 32768: Temporal keeps
 // membership ports in a PostgreSQL smallint, so the kernel's ephemeral
 // ports (above 32768) make a node fail to join.
-func freeLowPort() (int, error) {
-	for ; nextLow < 32000; nextLow++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(nextLow))
+func (c *Cluster) freeLowPort() (int, error) {
+	for ; c.nextLow < 32000; c.nextLow++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(c.nextLow))
 		if err != nil {
 			continue
 		}
 		ln.Close()
-		nextLow++
-		return nextLow - 1, nil
+		c.nextLow++
+		return c.nextLow - 1, nil
 	}
 	return 0, errors.New("no free loopback port below 32000")
 }
@@ -352,6 +413,18 @@ func (p *Postgres) Dump(ctx context.Context, db string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// Query runs one SQL statement with psql and returns its rows, unaligned,
+// fields separated by |.
+func (p *Postgres) Query(ctx context.Context, db, sql string) ([]byte, error) {
+	cmd := asPostgres("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "temporal", "-d", db, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("psql %s: %w: %s", db, err, errb.String())
+	}
+	return out.Bytes(), nil
+}
+
 // Ports of one node's services.
 type Ports struct {
 	Frontend, FrontendHTTP, History, Matching, Worker                           int
@@ -371,12 +444,13 @@ type Node struct {
 	done    chan struct{}
 }
 
-func newNode(o Options, i, pgPort int) (*Node, error) {
-	n := &Node{Index: i, o: o, pgPort: pgPort, dir: filepath.Join(o.Dir, fmt.Sprintf("node%d", i)),
+func (c *Cluster) newNode(i int) (*Node, error) {
+	o := c.o
+	n := &Node{Index: i, o: o, pgPort: c.pg.Port, dir: filepath.Join(o.Dir, fmt.Sprintf("node%d", i)),
 		logPath: filepath.Join(o.Dir, "logs", fmt.Sprintf("temporal-node%d.log", i))}
 	ports := make([]int, 11)
 	for k := range ports {
-		p, err := freeLowPort()
+		p, err := c.freeLowPort()
 		if err != nil {
 			return nil, err
 		}

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/mktos2s/mktos2s/internal/cli"
 	"github.com/mktos2s/mktos2s/internal/cluster"
@@ -44,8 +46,12 @@ type ClusterStack struct {
 	MetricsURLs []string
 	CallbackURL string
 
-	bin, dir  string
-	workerEnv [][]string
+	bin, dir                string
+	workerEnv               [][]string
+	codecAddr, callbackAddr string
+	// ownEmulator is false when the emulator came in ClusterOptions.Emulator:
+	// Stop leaves it running.
+	ownEmulator bool
 }
 
 // ClusterOptions configure StartCluster.
@@ -61,7 +67,17 @@ type ClusterOptions struct {
 	Faults *emulator.Faults
 	// SecretIssued is told every client secret the emulator issues.
 	SecretIssued func(keyID, secret string)
-	Log          io.Writer
+	// Emulator, when set, is the Microsoft the stack talks to instead of one
+	// it starts: it lives outside the stack (Microsoft does not restart when
+	// a customer's stack does), Stop and Halt leave it running, and Seed,
+	// Faults and SecretIssued are ignored (make test-cluster).
+	Emulator *emulator.Server
+	// FirstPort is where the server nodes' ports start (cluster.Options).
+	FirstPort int
+	// Env is added to every product process's environment after the
+	// stack's own MKTOS2S_* (later entries win), e.g. other codec keys.
+	Env []string
+	Log io.Writer
 }
 
 // StartCluster starts everything of ClusterStack.
@@ -72,7 +88,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (st *ClusterStack, err 
 	if o.Seed == nil {
 		o.Seed = emulator.DefaultSeed()
 	}
-	st = &ClusterStack{Seed: o.Seed, bin: o.Bin, dir: o.Dir}
+	st = &ClusterStack{Seed: o.Seed, bin: o.Bin, dir: o.Dir, Emulator: o.Emulator, ownEmulator: o.Emulator == nil}
 	defer func() {
 		if err != nil {
 			st.Stop()
@@ -83,23 +99,26 @@ func StartCluster(ctx context.Context, o ClusterOptions) (st *ClusterStack, err 
 		SchemaDir:                o.SchemaDir,
 		DynamicConfig:            filepath.Join(o.Repo, "deploy", "dynamicconfig", "mktos2s.yaml"),
 		RegisterSearchAttributes: filepath.Join(o.Repo, "deploy", "register-search-attributes.sh"),
+		FirstPort:                o.FirstPort,
 		Log:                      o.Log,
 	})
 	if err != nil {
 		return st, err
 	}
-	emuLog, err := os.OpenFile(filepath.Join(o.Dir, "logs", "emulator.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return st, err
-	}
-	if st.Emulator, err = emulator.Start(context.WithoutCancel(ctx), emulator.Options{
-		Addr: "127.0.0.1:0", DataDir: filepath.Join(o.Dir, "emulator"), Seed: o.Seed, SecretIssued: o.SecretIssued,
-		Logger: slog.New(slog.NewJSONHandler(emuLog, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	}); err != nil {
-		return st, err
-	}
-	if o.Faults != nil {
-		st.Emulator.SetFaults(*o.Faults)
+	if st.ownEmulator {
+		emuLog, err := os.OpenFile(filepath.Join(o.Dir, "logs", "emulator.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return st, err
+		}
+		if st.Emulator, err = emulator.Start(context.WithoutCancel(ctx), emulator.Options{
+			Addr: "127.0.0.1:0", DataDir: filepath.Join(o.Dir, "emulator"), Seed: o.Seed, SecretIssued: o.SecretIssued,
+			Logger: slog.New(slog.NewJSONHandler(emuLog, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		}); err != nil {
+			return st, err
+		}
+		if o.Faults != nil {
+			st.Emulator.SetFaults(*o.Faults)
+		}
 	}
 	ports := make([]int, 6)
 	for i := range ports {
@@ -128,7 +147,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (st *ClusterStack, err 
 		"log.format":                         "json",
 		"worker.stopTimeout":                 "5s",
 	}
-	st.Env = envOf(set)
+	st.Env = append(envOf(set), o.Env...)
 	for i := 0; i < 2; i++ {
 		addr := "127.0.0.1:" + strconv.Itoa(ports[3+i])
 		env := append(envOf(map[string]string{"worker.metricsListen": addr}), st.Env...)
@@ -142,7 +161,11 @@ func StartCluster(ctx context.Context, o ClusterOptions) (st *ClusterStack, err 
 		st.Workers = append(st.Workers, w)
 	}
 	starter := filepath.Join(o.Bin, "starter")
-	st.Codec = &Proc{Name: "codec-server", Bin: starter, Args: []string{"--config", st.ConfigFile, "codec-server"}, Env: st.Env, Log: filepath.Join(o.Dir, "logs", "codec-server.log")}
+	codecConfig, codecEnv, err := withoutCustody(st.ConfigFile, filepath.Join(o.Dir, "codec-server.yaml"), st.Env)
+	if err != nil {
+		return st, err
+	}
+	st.Codec = &Proc{Name: "codec-server", Bin: starter, Args: []string{"--config", codecConfig, "codec-server"}, Env: codecEnv, Log: filepath.Join(o.Dir, "logs", "codec-server.log")}
 	st.Callback = &Proc{Name: "consent-callback", Bin: starter, Args: []string{"--config", st.ConfigFile, "serve"}, Env: st.Env, Log: filepath.Join(o.Dir, "logs", "consent-callback.log")}
 	for _, pr := range []*Proc{st.Codec, st.Callback} {
 		if err := pr.Start(); err != nil {
@@ -173,30 +196,101 @@ func StartCluster(ctx context.Context, o ClusterOptions) (st *ClusterStack, err 
 			return st, err
 		}
 	}
-	for _, addr := range []string{codecAddr, callbackAddr} {
+	st.codecAddr, st.callbackAddr = codecAddr, callbackAddr
+	return st, st.waitServing(ctx)
+}
+
+func (st *ClusterStack) waitServing(ctx context.Context) error {
+	for _, addr := range []string{st.codecAddr, st.callbackAddr} {
 		if err := waitListening(ctx, addr, 30*time.Second); err != nil {
-			return st, err
+			return err
 		}
 	}
-	return st, nil
+	return nil
 }
 
 // RestartWorker starts worker i again with its environment.
 func (st *ClusterStack) RestartWorker(i int) error { return st.Workers[i].Start() }
 
-// Stop stops the product's processes, the emulator and the cluster.
-func (st *ClusterStack) Stop() {
+// processes are the product's processes, the UI first: the order they stop in.
+func (st *ClusterStack) processes() []*Proc {
+	var out []*Proc
 	for _, p := range append([]*Proc{st.UI, st.Callback, st.Codec}, st.Workers...) {
 		if p != nil {
-			p.Stop(10 * time.Second)
+			out = append(out, p)
 		}
 	}
-	if st.Emulator != nil {
+	return out
+}
+
+// Halt stops everything of the stack as a host shutdown would (the
+// product's processes with SIGTERM, both server nodes, PostgreSQL) but an
+// external emulator; Resume starts it all again on the same ports and data.
+func (st *ClusterStack) Halt() {
+	for _, p := range st.processes() {
+		p.Stop(10 * time.Second)
+	}
+	if st.Cluster != nil {
+		st.Cluster.Stop()
+	}
+}
+
+// Resume starts what Halt stopped, on the same ports, and waits until the
+// frontends, the codec endpoint and the consent callback serve.
+func (st *ClusterStack) Resume(ctx context.Context) error {
+	if err := st.Cluster.Resume(ctx); err != nil {
+		return err
+	}
+	ps := st.processes()
+	slices.Reverse(ps) // workers first, as StartCluster
+	for _, p := range ps {
+		if err := p.Start(); err != nil {
+			return err
+		}
+	}
+	return st.waitServing(ctx)
+}
+
+// Stop stops the product's processes, the emulator (unless it came from
+// outside) and the cluster.
+func (st *ClusterStack) Stop() {
+	for _, p := range st.processes() {
+		p.Stop(10 * time.Second)
+	}
+	if st.Emulator != nil && st.ownEmulator {
 		_ = st.Emulator.Close()
 	}
 	if st.Cluster != nil {
 		st.Cluster.Stop()
 	}
+}
+
+// withoutCustody writes the config file for the codec endpoint: file
+// without its custody section, as `starter codec-server` refuses to start
+// with a custody key (the UI talks to it); env loses the custody keys too.
+func withoutCustody(file, out string, env []string) (string, []string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", nil, err
+	}
+	doc := map[string]any{}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", file, err)
+	}
+	delete(doc, "custody")
+	if b, err = yaml.Marshal(doc); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(out, b, 0o600); err != nil {
+		return "", nil, err
+	}
+	var kept []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, "MKTOS2S_CUSTODY_") {
+			kept = append(kept, e)
+		}
+	}
+	return out, kept, nil
 }
 
 func envOf(set map[string]string) []string {
