@@ -7,7 +7,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 TEMPORAL_CLI_MODULE  := github.com/temporalio/cli/cmd/temporal
 
 # The Temporal server of the same release, its SQL schema tool and the
-# standalone UI server the CLI embeds, for `make stack` and `make test-cluster`.
+# standalone UI server the CLI embeds, for `make stack`; `make test-cluster` needs all but the UI.
 TEMPORAL_SERVER_VERSION := v1.29.1
 TEMPORAL_UI_VERSION     := v2.42.1
 
@@ -99,6 +99,11 @@ bench-scale: $(TEMPORAL)
 .PHONY: chaos
 chaos: $(TEMPORAL)
 	$(GO) run ./chaos $(CHAOS_FLAGS)
+
+## test-cluster: make chaos's 20 onboardings on the production-shaped stack (PostgreSQL 15, two server nodes, two workers) with a worker kill, a node SIGKILL, a PostgreSQL restart and a full stop and start; state, pg_dump leak scan, metrics (README "Production")
+.PHONY: test-cluster
+test-cluster: $(TEMPORAL) $(SERVER) $(SQLTOOL)
+	$(GO) run ./chaos -cluster -bin $(BIN) -schema-dir $(SCHEMA_DIR) $(CHAOS_FLAGS)
 
 ## lint: gofmt must have nothing to say, and go vet must pass
 lint:

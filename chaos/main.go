@@ -9,6 +9,7 @@
 //	go run ./chaos            # the full run (make chaos)
 //	go run ./chaos --short    # the form `make test` runs
 //	go run ./chaos --seed 42 --plan   # what a seed decides, without running
+//	go run ./chaos --cluster --bin bin --schema-dir …/schema/postgresql/v12   # make test-cluster
 package main
 
 import (
@@ -27,19 +28,30 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	short := fs.Bool("short", false, "the short form: fewer onboardings, 1 worker kill, 1 server restart")
+	clusterMode := fs.Bool("cluster", false, "on the production-shaped stack (make test-cluster): PostgreSQL, two server nodes, two workers; a worker kill, a node SIGKILL, a PostgreSQL restart and a full stop and start")
 	planOnly := fs.Bool("plan", false, "print the plan the seed gives (onboardings, chaos events) and exit")
 	o := FullOptions()
 	o.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *short {
-		// The short preset, with the flags given explicitly on top.
-		s := ShortOptions()
-		sfs := flag.NewFlagSet("short", flag.ContinueOnError)
+	if *short && *clusterMode {
+		fmt.Fprintln(os.Stderr, "chaos: --short and --cluster are two presets; pick one")
+		return 2
+	}
+	for _, preset := range []struct {
+		on   bool
+		opts func() Options
+	}{{*short, ShortOptions}, {*clusterMode, ClusterOptions}} {
+		if !preset.on {
+			continue
+		}
+		// The preset, with the flags given explicitly on top.
+		s := preset.opts()
+		sfs := flag.NewFlagSet("preset", flag.ContinueOnError)
 		s.bind(sfs)
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "short" {
+			if f.Name != "short" && f.Name != "cluster" {
 				_ = sfs.Set(f.Name, f.Value.String())
 			}
 		})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"time"
 )
 
@@ -35,6 +36,20 @@ type Options struct {
 	// waits for a stalled answer before it gives up and retries.
 	RequestTimeout time.Duration
 
+	// Cluster runs on the production-shaped stack of `make stack`
+	// (PostgreSQL 15, two Temporal server nodes, two workers, the codec
+	// endpoint and the consent callback) instead of the dev server: make
+	// test-cluster. Bin holds server, sql and temporal; SchemaDir is the
+	// server module's schema/postgresql/v12.
+	Cluster        bool
+	Bin, SchemaDir string
+	NodeKills      int // SIGKILLs of Temporal server node 2, each followed by a restart
+	PGRestarts     int // PostgreSQL stop + start on the same data and port
+	FullRestarts   int // the whole stack (PostgreSQL, both nodes, workers, codec endpoint, callback) stopped and started
+	// Held granted onboardings get their consent only after the full
+	// restart: they wait through it.
+	Held int
+
 	RandSeed int64         // 0 = from the clock; printed so a run can be repeated
 	Dir      string        // work directory (database, logs); empty = a new temporary one
 	Timeout  time.Duration // the whole run
@@ -64,6 +79,21 @@ func ShortOptions() Options {
 	return o
 }
 
+// ClusterOptions is `make test-cluster`: the 20 onboardings and faults of
+// `make chaos` on the production-shaped stack, with one worker kill, one
+// SIGKILL of a server node, one PostgreSQL restart and one full stop and
+// start of the stack that three onboardings wait through for their consent.
+func ClusterOptions() Options {
+	o := FullOptions()
+	o.Cluster = true
+	o.Kills, o.ServerRestarts = 1, 0
+	o.NodeKills, o.PGRestarts, o.FullRestarts, o.Held = 1, 1, 1, 3
+	// Spread over the first minute, while most onboardings still run.
+	o.MinGap, o.MaxGap = 5*time.Second, 15*time.Second
+	o.Timeout = 14 * time.Minute
+	return o
+}
+
 func (o *Options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.Granted, "granted", o.Granted, "onboardings whose consent is granted")
 	fs.IntVar(&o.Denied, "denied", o.Denied, "onboardings whose consent is denied")
@@ -81,6 +111,12 @@ func (o *Options) bind(fs *flag.FlagSet) {
 	fs.Float64Var(&o.AppLagProbability, "papplag", o.AppLagProbability, "probability that a new app is not yet known, for -lag, to its service principal's creation and addPassword")
 	fs.Float64Var(&o.LostAnswerProbability, "plost", o.LostAnswerProbability, "probability that a create is applied and its answer lost (besides each create's first answer, always lost)")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "the worker's microsoft.requestTimeout (how long a stalled answer is waited for)")
+	fs.StringVar(&o.Bin, "bin", o.Bin, "cluster mode: directory of the Temporal server (server), its SQL tool (sql) and the CLI (temporal)")
+	fs.StringVar(&o.SchemaDir, "schema-dir", o.SchemaDir, "cluster mode: the Temporal server module's schema/postgresql/v12")
+	fs.IntVar(&o.NodeKills, "node-kills", o.NodeKills, "cluster mode: SIGKILLs of Temporal server node 2 (each restarted)")
+	fs.IntVar(&o.PGRestarts, "pg-restarts", o.PGRestarts, "cluster mode: PostgreSQL restarts")
+	fs.IntVar(&o.FullRestarts, "full-restarts", o.FullRestarts, "cluster mode: full stops and starts of the stack")
+	fs.IntVar(&o.Held, "held", o.Held, "cluster mode: granted onboardings whose consent waits for the full restart")
 	fs.Int64Var(&o.RandSeed, "seed", o.RandSeed, "random seed of the chaos schedule (0 = from the clock)")
 	fs.StringVar(&o.Dir, "dir", o.Dir, "work directory for the database and the logs (default: a new temporary directory)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "give up after this long")
@@ -96,4 +132,13 @@ func (o Options) seeded() Options {
 		o.RandSeed = time.Now().UnixNano()
 	}
 	return o
+}
+
+// eventsSummary names the run's chaos events for its first line.
+func (o Options) eventsSummary() string {
+	if !o.Cluster {
+		return fmt.Sprintf("%d kills, %d server restarts", o.Kills, o.ServerRestarts)
+	}
+	return fmt.Sprintf("production-shaped stack (PostgreSQL 15, 2 Temporal server nodes, 2 workers); %d worker kills, %d server node SIGKILLs, %d PostgreSQL restarts, %d full stops and starts (%d onboardings waiting through it)",
+		o.Kills, o.NodeKills, o.PGRestarts, o.FullRestarts, o.Held)
 }

@@ -20,14 +20,18 @@ type plan struct {
 
 // event is one chaos event, Gap after the previous one.
 type event struct {
-	Kind string        // eventKill or eventServer
+	Kind string        // eventKill, eventServer, eventNode, eventPG or eventFull
 	Gap  time.Duration // pause before it
-	Down time.Duration // eventKill: how long the worker stays dead
+	Down time.Duration // eventKill, eventNode: how long the process stays dead
 }
 
 const (
 	eventKill   = "kill"
 	eventServer = "server"
+	// The cluster mode's events.
+	eventNode = "node-kill"
+	eventPG   = "pg-restart"
+	eventFull = "full-restart"
 )
 
 // newPlan draws the run's plan from o.RandSeed.
@@ -64,12 +68,36 @@ func newPlan(o Options) plan {
 		}
 		kinds = slices.Insert(kinds, min(at, len(kinds)), eventServer)
 	}
+	// The cluster's events go in at random places too (no draw when there
+	// are none, so a dev-server plan is the same for the same seed).
+	for _, k := range slices.Concat(slices.Repeat([]string{eventNode}, o.NodeKills), slices.Repeat([]string{eventPG}, o.PGRestarts)) {
+		kinds = slices.Insert(kinds, rng.IntN(len(kinds)+1), k)
+	}
 	for _, k := range kinds {
 		ev := event{Kind: k, Gap: o.MinGap + time.Duration(rng.Int64N(int64(o.MaxGap-o.MinGap)+1))}
-		if k == eventKill {
+		switch k {
+		case eventKill:
 			ev.Down = 500*time.Millisecond + time.Duration(rng.Int64N(int64(1500*time.Millisecond)))
+		case eventNode:
+			ev.Down = 2*time.Second + time.Duration(rng.Int64N(int64(3*time.Second)))
 		}
 		p.Events = append(p.Events, ev)
+	}
+	// A full restart comes last: it waits until the held onboardings wait
+	// for their consent, which they get only after it.
+	for range o.FullRestarts {
+		p.Events = append(p.Events, event{Kind: eventFull, Gap: o.MinGap})
+	}
+	var granted []int
+	for i, ob := range p.Onboardings {
+		if ob.Kind == kindGranted {
+			granted = append(granted, i)
+		}
+	}
+	if o.Held > 0 {
+		for _, k := range rng.Perm(len(granted))[:min(o.Held, len(granted))] {
+			p.Onboardings[granted[k]].Held = true
+		}
 	}
 	return p
 }
@@ -82,12 +110,15 @@ func (p plan) print(w io.Writer, seed int64) {
 		if ob.Federated {
 			fed = ", federated"
 		}
+		if ob.Held {
+			fed += ", consent held until after the full restart"
+		}
 		fmt.Fprintf(w, "  %s %s: %s%s\n", ob.TenantID, ob.OrgHost, ob.expected(), fed)
 	}
 	var evs []string
 	for _, ev := range p.Events {
 		s := fmt.Sprintf("%s, %s", ev.Gap.Round(time.Millisecond), ev.Kind)
-		if ev.Kind == eventKill {
+		if ev.Down > 0 {
 			s += fmt.Sprintf(" (down %s)", ev.Down.Round(time.Millisecond))
 		}
 		evs = append(evs, s)

@@ -15,20 +15,29 @@ import (
 
 // buildBinaries compiles the worker and the starter of this module into dir.
 func buildBinaries(ctx context.Context, dir string) (worker, starter string, err error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root, err := moduleRoot(ctx)
 	if err != nil {
-		return "", "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", "", errors.New("not inside the mktos2s module: run chaos from the repository")
+		return "", "", err
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./worker", "./starter")
-	cmd.Dir = filepath.Dir(gomod)
+	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", "", fmt.Errorf("go build ./worker ./starter: %w: %s", err, b)
 	}
 	return filepath.Join(dir, "worker"), filepath.Join(dir, "starter"), nil
+}
+
+// moduleRoot is the repository's root (where go.mod is).
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the mktos2s module: run chaos from the repository")
+	}
+	return filepath.Dir(gomod), nil
 }
 
 // supervisor keeps one worker subprocess running. Kill ends it the way a
@@ -153,12 +162,16 @@ func (s *supervisor) Unexpected() []string {
 // what it prints to one log file per onboarding.
 type starterCLI struct {
 	bin    string
+	config string // --config, when the environment does not say it all
 	env    []string
 	home   string
 	logDir string
 }
 
 func (s starterCLI) run(ctx context.Context, logName string, args ...string) (string, error) {
+	if s.config != "" {
+		args = append([]string{"--config", s.config}, args...)
+	}
 	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Dir = s.home
 	cmd.Env = append([]string{"HOME=" + s.home, "PATH=" + os.Getenv("PATH")}, s.env...)

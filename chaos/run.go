@@ -24,6 +24,7 @@ import (
 
 	"github.com/mktos2s/mktos2s/internal/ctxtime"
 	"github.com/mktos2s/mktos2s/internal/devserver"
+	"github.com/mktos2s/mktos2s/internal/devstack"
 	"github.com/mktos2s/mktos2s/internal/emulator"
 	"github.com/mktos2s/mktos2s/internal/testenv"
 	"github.com/mktos2s/mktos2s/internal/testenv/testcodec"
@@ -52,6 +53,9 @@ type Report struct {
 	Rows           []row
 	Kills          int
 	ServerRestarts int
+	NodeKills      int // cluster mode
+	PGRestarts     int
+	FullRestarts   int
 	WorkerExits    []string // worker exits nobody asked for (restarted)
 	Leak           LeakReport
 	Violations     []string
@@ -71,7 +75,7 @@ type LeakReport struct {
 	Decoded        int // histories and descriptions read through the codec endpoint, as the UI shows them
 	SearchAttrDocs int
 	Logs           int
-	DBFiles        int // the dev server's database and WAL files
+	DBFiles        int // the dev server's database and WAL files, or pg_dump of both databases
 	Bytes          int64
 	Hits           []hit
 }
@@ -95,6 +99,16 @@ type runner struct {
 	starter starterCLI
 	tbin    string
 
+	// The cluster mode: the stack instead of dev and workers.
+	stack *devstack.ClusterStack
+	// resumed is closed when the full restarts are over: the held
+	// onboardings wait for it before their consent; heldWaiting counts
+	// those that wait for it.
+	resumed     chan struct{}
+	releaseOnce sync.Once
+	heldWaiting sync.WaitGroup
+	counts      *workerCounts
+
 	obs []onboarding
 
 	issuedMu sync.Mutex
@@ -111,10 +125,22 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	t0 := time.Now()
-	r := &runner{o: o, w: w, plan: newPlan(o), issued: map[string]string{}}
+	r := &runner{o: o, w: w, plan: newPlan(o), issued: map[string]string{}, resumed: make(chan struct{}), counts: newWorkerCounts()}
 	rep := &Report{}
 	defer r.close()
-	if err := r.setUp(ctx); err != nil {
+	setUp := r.setUp
+	if o.Cluster {
+		setUp = r.setUpCluster
+	}
+	for _, ob := range r.plan.Onboardings {
+		if ob.Held {
+			r.heldWaiting.Add(1)
+		}
+	}
+	if o.FullRestarts == 0 {
+		r.releaseHeld()
+	}
+	if err := setUp(ctx); err != nil {
 		return nil, err
 	}
 	rep.Dir = r.dir
@@ -127,15 +153,27 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	stopChaos()
 	cr := <-chaosDone
 	rep.Kills, rep.ServerRestarts = cr.kills, cr.restarts
-	r.say("all %d onboardings ended after %s; %d worker kills, %d server restarts", len(r.obs), time.Since(t0).Round(time.Second), cr.kills, cr.restarts)
+	rep.NodeKills, rep.PGRestarts, rep.FullRestarts = cr.nodeKills, cr.pgRestarts, cr.fullRestarts
+	if o.Cluster {
+		r.say("all %d onboardings ended after %s; %d worker kills, %d server node SIGKILLs, %d PostgreSQL restarts, %d full stops and starts",
+			len(r.obs), time.Since(t0).Round(time.Second), cr.kills, cr.nodeKills, cr.pgRestarts, cr.fullRestarts)
+	} else {
+		r.say("all %d onboardings ended after %s; %d worker kills, %d server restarts", len(r.obs), time.Since(t0).Round(time.Second), cr.kills, cr.restarts)
+	}
 	if cr.err != nil {
 		rep.Violations = append(rep.Violations, "chaos: "+cr.err.Error())
 	}
 	if cr.kills < o.Kills {
 		rep.Violations = append(rep.Violations, fmt.Sprintf("only %d of %d worker kills happened while onboardings ran", cr.kills, o.Kills))
 	}
-	if cr.restarts < o.ServerRestarts {
-		rep.Violations = append(rep.Violations, fmt.Sprintf("only %d of %d server restarts happened while onboardings ran", cr.restarts, o.ServerRestarts))
+	for _, c := range []struct {
+		done, want int
+		what       string
+	}{{cr.restarts, o.ServerRestarts, "server restarts"}, {cr.nodeKills, o.NodeKills, "server node SIGKILLs"},
+		{cr.pgRestarts, o.PGRestarts, "PostgreSQL restarts"}, {cr.fullRestarts, o.FullRestarts, "full stops and starts"}} {
+		if c.done < c.want {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("only %d of %d %s happened while onboardings ran", c.done, c.want, c.what))
+		}
 	}
 
 	// The table: outcome and emulator state per tenant.
@@ -151,9 +189,13 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	rep.LostAnswers = r.emu.LostAnswers()
 	rep.Violations = append(rep.Violations, printLost(w, rep.LostAnswers, r.reachedOps())...)
 
+	if o.Cluster {
+		r.sayHeld(outs)
+		rep.Violations = append(rep.Violations, r.checkMetrics(ctx, outs)...)
+	}
 	// Stop the worker so its last log lines are on disk before the scan.
-	r.workers.Stop(10 * time.Second)
-	rep.WorkerExits = r.workers.Unexpected()
+	r.stopWorkers()
+	rep.WorkerExits = r.workerExits()
 	for _, e := range rep.WorkerExits {
 		r.say("note: %s (restarted)", e)
 	}
@@ -164,8 +206,12 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	rep.Leak = leak
 	fmt.Fprintf(w, "\nsecret-leak scan: %d secret values (%d client secrets issued, %d of them also recovered from decoded payloads, plus the provisioner's)\n",
 		leak.Secrets, leak.IssuedSecrets, leak.CapturedValues)
-	fmt.Fprintf(w, "  read %d histories, %d views decoded by the codec endpoint, %d search-attribute listings, %d log files, %d database files, %d bytes: %d hits\n",
-		leak.Histories, leak.Decoded, leak.SearchAttrDocs, leak.Logs, leak.DBFiles, leak.Bytes, len(leak.Hits))
+	dbWhat := "database files"
+	if o.Cluster {
+		dbWhat = "pg_dump outputs (temporal, temporal_visibility)"
+	}
+	fmt.Fprintf(w, "  read %d histories, %d views decoded by the codec endpoint, %d search-attribute listings, %d log files, %d %s, %d bytes: %d hits\n",
+		leak.Histories, leak.Decoded, leak.SearchAttrDocs, leak.Logs, leak.DBFiles, dbWhat, leak.Bytes, len(leak.Hits))
 	for _, h := range leak.Hits {
 		rep.Violations = append(rep.Violations, fmt.Sprintf("secret #%d found (%s) in %s", h.Secret, h.How, h.Source))
 	}
@@ -203,54 +249,10 @@ func (r *runner) say(format string, a ...any) {
 // starts the emulator with the faults, the dev server on a database file
 // and the worker.
 func (r *runner) setUp(ctx context.Context) error {
-	var err error
-	r.dir = r.o.Dir
-	if r.dir == "" {
-		if r.dir, err = os.MkdirTemp("", "mktos2s-chaos-"); err != nil {
-			return err
-		}
-	}
-	r.logs = filepath.Join(r.dir, "logs")
-	bin := filepath.Join(r.dir, "bin")
-	for _, d := range []string{r.logs, bin} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
-	if r.tbin, err = devserver.Locate(); err != nil {
-		return err
-	}
-	r.say("chaos run: %d granted, %d denied, %d permission errors; %d kills, %d server restarts; 5xx %.0f%%, 429 %.0f%% (Retry-After %d-%d s), lag %s (new apps in Graph: %.0f%%); "+
-		"lost answers: the first write of every create, then %.0f%% (request timeout %s); seed %d",
-		r.o.Granted, r.o.Denied, r.o.PermissionErrors, r.o.Kills, r.o.ServerRestarts,
-		r.o.ServerErrorProbability*100, r.o.ThrottleProbability*100, r.o.RetryAfterMin, r.o.RetryAfterMax, r.o.ReplicationLag, r.o.AppLagProbability*100,
-		r.o.LostAnswerProbability*100, r.o.RequestTimeout, r.o.RandSeed)
-	r.say("building the worker and the starter into %s", bin)
-	workerBin, starterBin, err := buildBinaries(ctx, bin)
+	workerBin, starterBin, err := r.prepare(ctx)
 	if err != nil {
 		return err
 	}
-
-	r.plan.print(r.w, r.o.RandSeed)
-	r.obs = r.plan.Onboardings
-	if r.seed, err = r.makeSeed(); err != nil {
-		return err
-	}
-	emuLog, err := os.OpenFile(filepath.Join(r.logs, "emulator.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	r.emu, err = emulator.Start(context.WithoutCancel(ctx), emulator.Options{
-		Addr: "127.0.0.1:0", DataDir: filepath.Join(r.dir, "emulator"), Seed: r.seed,
-		Logger: slog.New(slog.NewJSONHandler(emuLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		// Kept in memory only, for the leak scan: also the values whose
-		// response a killed worker never saw.
-		SecretIssued: r.secretIssued,
-	})
-	if err != nil {
-		return err
-	}
-
 	serverLog, err := os.OpenFile(filepath.Join(r.logs, "temporal-server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -264,23 +266,8 @@ func (r *runner) setUp(ctx context.Context) error {
 	r.devOpts.Port, _ = strconv.Atoi(port) // a restart must come back where the clients look
 
 	r.env = &testenv.Env{Dev: r.dev, Emu: r.emu, Seed: r.seed}
-	env := append(r.env.Environ(namespace),
-		"MKTOS2S_LOG_LEVEL="+r.o.LogLevel, "MKTOS2S_LOG_FORMAT=json",
-		// The starter puts this into the workflow input: a grant that the
-		// replication lag hid from the first check is seen seconds later.
-		"MKTOS2S_CONSENT_RECHECKINTERVAL=3s",
-		"MKTOS2S_MICROSOFT_REQUESTTIMEOUT="+r.o.RequestTimeout.String())
-	clientLog, err := os.OpenFile(filepath.Join(r.logs, "chaos-client.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	copts, err := testcodec.ClientOptions(client.Options{HostPort: r.dev.Address, Namespace: namespace,
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewJSONHandler(clientLog, nil)))})
-	if err != nil {
-		return err
-	}
-	r.dc = copts.DataConverter
-	if r.c, err = client.DialContext(ctx, copts); err != nil {
+	env := append(r.env.Environ(namespace), r.processEnv()...)
+	if err := r.dial(ctx, r.dev.Address); err != nil {
 		return err
 	}
 	if r.workers, err = newSupervisor(workerBin, env, r.logs); err != nil {
@@ -289,12 +276,93 @@ func (r *runner) setUp(ctx context.Context) error {
 	if err := r.workers.Start(); err != nil {
 		return err
 	}
+	return r.newStarter(starterBin, env)
+}
+
+// processEnv is what the run adds to the worker's and the starter's
+// environment on top of the stack's settings.
+func (r *runner) processEnv() []string {
+	return []string{"MKTOS2S_LOG_LEVEL=" + r.o.LogLevel, "MKTOS2S_LOG_FORMAT=json",
+		// The starter puts this into the workflow input: a grant that the
+		// replication lag hid from the first check is seen seconds later.
+		"MKTOS2S_CONSENT_RECHECKINTERVAL=3s",
+		"MKTOS2S_MICROSOFT_REQUESTTIMEOUT=" + r.o.RequestTimeout.String()}
+}
+
+// dial connects the run's own client (the codec's test key) to addr.
+func (r *runner) dial(ctx context.Context, addr string) error {
+	clientLog, err := os.OpenFile(filepath.Join(r.logs, "chaos-client.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	copts, err := testcodec.ClientOptions(client.Options{HostPort: addr, Namespace: namespace,
+		Logger: tlog.NewStructuredLogger(slog.New(slog.NewJSONHandler(clientLog, nil)))})
+	if err != nil {
+		return err
+	}
+	r.dc = copts.DataConverter
+	r.c, err = client.DialContext(ctx, copts)
+	return err
+}
+
+func (r *runner) newStarter(bin string, env []string) error {
 	home := filepath.Join(r.logs, "starter-home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return err
 	}
-	r.starter = starterCLI{bin: starterBin, env: env, home: home, logDir: r.logs}
+	r.starter = starterCLI{bin: bin, env: env, home: home, logDir: r.logs}
 	return nil
+}
+
+// prepare makes the work directory, builds the worker and the starter,
+// prints the plan and starts the emulator with one tenant and org per
+// onboarding; both modes begin so.
+func (r *runner) prepare(ctx context.Context) (workerBin, starterBin string, err error) {
+	r.dir = r.o.Dir
+	if r.dir == "" {
+		if r.dir, err = os.MkdirTemp("", "mktos2s-chaos-"); err != nil {
+			return "", "", err
+		}
+	}
+	r.logs = filepath.Join(r.dir, "logs")
+	bin := filepath.Join(r.dir, "bin")
+	for _, d := range []string{r.logs, bin} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", "", err
+		}
+	}
+	if r.o.Cluster {
+		r.tbin = filepath.Join(r.o.Bin, "temporal")
+	} else if r.tbin, err = devserver.Locate(); err != nil {
+		return "", "", err
+	}
+	r.say("chaos run: %d granted, %d denied, %d permission errors; %s; 5xx %.0f%%, 429 %.0f%% (Retry-After %d-%d s), lag %s (new apps in Graph: %.0f%%); "+
+		"lost answers: the first write of every create, then %.0f%% (request timeout %s); seed %d",
+		r.o.Granted, r.o.Denied, r.o.PermissionErrors, r.o.eventsSummary(),
+		r.o.ServerErrorProbability*100, r.o.ThrottleProbability*100, r.o.RetryAfterMin, r.o.RetryAfterMax, r.o.ReplicationLag, r.o.AppLagProbability*100,
+		r.o.LostAnswerProbability*100, r.o.RequestTimeout, r.o.RandSeed)
+	r.say("building the worker and the starter into %s", bin)
+	if workerBin, starterBin, err = buildBinaries(ctx, bin); err != nil {
+		return "", "", err
+	}
+
+	r.plan.print(r.w, r.o.RandSeed)
+	r.obs = r.plan.Onboardings
+	if r.seed, err = r.makeSeed(); err != nil {
+		return "", "", err
+	}
+	emuLog, err := os.OpenFile(filepath.Join(r.logs, "emulator.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", "", err
+	}
+	r.emu, err = emulator.Start(context.WithoutCancel(ctx), emulator.Options{
+		Addr: "127.0.0.1:0", DataDir: filepath.Join(r.dir, "emulator"), Seed: r.seed,
+		Logger: slog.New(slog.NewJSONHandler(emuLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Kept in memory only, for the leak scan: also the values whose
+		// response a killed worker never saw.
+		SecretIssued: r.secretIssued,
+	})
+	return workerBin, starterBin, err
 }
 
 // makeSeed gives every onboarding its own tenant and org, copied from the
@@ -333,6 +401,9 @@ func (r *runner) secretIssued(keyID, secret string) {
 func (r *runner) close() {
 	if r.workers != nil {
 		r.workers.Stop(5 * time.Second)
+	}
+	if r.stack != nil {
+		r.stack.Stop()
 	}
 	if r.c != nil {
 		r.c.Close()
@@ -375,6 +446,14 @@ func (r *runner) orgURL(ob onboarding) string { return r.emu.OrgURL(ob.OrgHost) 
 
 func (r *runner) drive(ctx context.Context, ob onboarding) outcome {
 	log := "starter-" + ob.TenantID + ".log"
+	// A held onboarding counts as waiting once it waits for consent, or once
+	// it ended before that (the full restart must not wait for it).
+	heldDone := func() {}
+	if ob.Held {
+		var once sync.Once
+		heldDone = func() { once.Do(r.heldWaiting.Done) }
+		defer heldDone()
+	}
 	id := workflows.WorkflowID(ob.TenantID, ob.OrgHost+":"+strconv.Itoa(r.emu.Port()))
 	if ob.Kind == kindPermission {
 		r.emu.FailNextTenant(ob.TenantID, ob.FailOp, -1, 403, ob.FailCode)
@@ -396,6 +475,15 @@ func (r *runner) drive(ctx context.Context, ob onboarding) outcome {
 	if err != nil {
 		return r.result(ctx, id)
 	}
+	if ob.Held {
+		// It waits through the full restart(s) before the admin acts.
+		heldDone()
+		select {
+		case <-r.resumed:
+		case <-ctx.Done():
+			return outcome{Err: "the full restart never finished"}
+		}
+	}
 	if ob.Kind == kindDenied {
 		err = retry(ctx, 2*time.Second, func() error {
 			_, err := r.starter.run(ctx, log, append([]string{"consent", "--denied", "--by", "chaos admin", "--wait", "0s"}, target...)...)
@@ -404,8 +492,8 @@ func (r *runner) drive(ctx context.Context, ob onboarding) outcome {
 	} else {
 		// The admin grants consent on the (throttled) consent page, then the
 		// operator tells the workflow.
-		err = retry(ctx, time.Second, func() error { return r.env.GrantConsent(ctx, consentURL) })
-		if err == nil {
+		err = r.grant(ctx, log, consentURL)
+		if err == nil && !r.o.Cluster {
 			err = retry(ctx, 2*time.Second, func() error {
 				_, err := r.starter.run(ctx, log, append([]string{"consent", "--by", "chaos admin", "--wait", "0s"}, target...)...)
 				return sent(err)
@@ -499,13 +587,16 @@ func closedOutcome(err error) outcome {
 }
 
 type chaosResult struct {
-	kills, restarts int
-	err             error
+	kills, restarts                     int
+	nodeKills, pgRestarts, fullRestarts int
+	err                                 error
 }
 
 // chaos kills the worker and restarts the server at random moments until
 // the planned events are done or the onboardings are over.
 func (r *runner) chaos(ctx context.Context) chaosResult {
+	// Held onboardings never wait beyond the chaos, whatever ends it.
+	defer r.releaseHeld()
 	var res chaosResult
 	for _, ev := range r.plan.Events {
 		if ctxtime.Sleep(ctx, ev.Gap) != nil {
@@ -513,6 +604,13 @@ func (r *runner) chaos(ctx context.Context) chaosResult {
 		}
 		switch ev.Kind {
 		case eventKill:
+			if r.o.Cluster {
+				if res.err = r.killStackWorker(ctx, res.kills, ev.Down); res.err != nil {
+					return res
+				}
+				res.kills++
+				continue
+			}
 			pid, err := r.workers.Kill()
 			if err != nil {
 				res.err = err
@@ -525,6 +623,21 @@ func (r *runner) chaos(ctx context.Context) chaosResult {
 				res.err = err
 				return res
 			}
+		case eventNode:
+			if res.err = r.killNode(ctx, ev.Down); res.err != nil {
+				return res
+			}
+			res.nodeKills++
+		case eventPG:
+			if res.err = r.restartPostgres(ctx); res.err != nil {
+				return res
+			}
+			res.pgRestarts++
+		case eventFull:
+			if res.err = r.fullRestart(ctx); res.err != nil {
+				return res
+			}
+			res.fullRestarts++
 		case eventServer:
 			r.say("chaos: stopping the Temporal dev server")
 			if err := r.restartServer(ctx); err != nil {

@@ -112,7 +112,7 @@ func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 	rep.Secrets = len(secrets)
 
 	var sources []source
-	addr := r.server().Address
+	addr := r.frontend()
 	list, err := r.temporalCLI(ctx, "workflow", "list", "--address", addr, "--namespace", namespace, "--output", "json")
 	if err != nil {
 		return rep, err
@@ -173,7 +173,15 @@ func (r *runner) leakScan(ctx context.Context) (LeakReport, error) {
 	}
 	// The server's own files too: whoever copies the database must find
 	// nothing either (payloads are stored as the codec left them).
-	for _, path := range []string{r.devOpts.DBFile, r.devOpts.DBFile + "-wal"} {
+	if r.o.Cluster {
+		dumps, err := r.databaseDumps(ctx)
+		if err != nil {
+			return rep, err
+		}
+		rep.DBFiles += len(dumps)
+		sources = append(sources, dumps...)
+	}
+	for _, path := range r.databaseFiles() {
 		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // no WAL left after a checkpoint
@@ -199,14 +207,21 @@ func openSealed(ring *custody.Keyring) func(sealed, keyID string) (string, bool)
 	}
 }
 
+// codecToken is the codec endpoint's bearer token in the run.
+const codecToken = "chaos-codec-token"
+
 // codecEndpoint serves the product's codec endpoint (codec key only, as
 // `starter codec-server` does) on a loopback port until stop is called.
+// In cluster mode it is the stack's own (starter codec-server).
 func (r *runner) codecEndpoint() (url, token string, stop func(), err error) {
+	if r.stack != nil {
+		return r.stack.CodecURL, codecToken, func() {}, nil
+	}
 	cdc, err := testcodec.New()
 	if err != nil {
 		return "", "", nil, err
 	}
-	token = "chaos-codec-token"
+	token = codecToken
 	h, err := codec.NewHTTPHandler(cdc, codec.HTTPOptions{Token: token})
 	if err != nil {
 		return "", "", nil, err

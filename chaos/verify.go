@@ -27,6 +27,9 @@ type onboarding struct {
 	Federated bool
 	FailOp    string // kindPermission: the emulator operation answered with 403
 	FailCode  string // and the error code it carries
+	// Held (cluster mode): its consent is granted only after the full
+	// restart of the stack, so it waits through it.
+	Held bool
 }
 
 // failStep is the step a compensated onboarding must fail at; failing

@@ -84,35 +84,42 @@ func (e *Env) GrantConsent(ctx context.Context, consentURL string) error {
 // of the starter's dev stack. As the redirect is not followed, no consent
 // callback runs and nothing signals the workflow.
 func GrantConsent(ctx context.Context, emu *emulator.Server, consentURL string) error {
+	_, err := GrantConsentRedirect(ctx, emu, consentURL)
+	return err
+}
+
+// GrantConsentRedirect is GrantConsent, returning where the emulator
+// redirects the admin (the consent callback, for a caller that visits it).
+func GrantConsentRedirect(ctx context.Context, emu *emulator.Server, consentURL string) (*url.URL, error) {
 	u, err := url.Parse(consentURL)
 	if err != nil {
-		return fmt.Errorf("testenv: consent URL: %w", err)
+		return nil, fmt.Errorf("testenv: consent URL: %w", err)
 	}
 	emuURL, _ := url.Parse(emu.URL())
 	if u.Scheme != "https" || u.Host != emuURL.Host {
-		return fmt.Errorf("testenv: consent URL %s does not point at the emulator %s", consentURL, emu.URL())
+		return nil, fmt.Errorf("testenv: consent URL %s does not point at the emulator %s", consentURL, emu.URL())
 	}
 	// The page, then its Accept: the emulator's GET grants nothing.
 	resp, err := emulator.AnswerConsent(ctx, emulatorHTTP(emu), consentURL, true)
 	if err != nil {
-		return fmt.Errorf("testenv: consent: %w", err)
+		return nil, fmt.Errorf("testenv: consent: %w", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusFound {
-		return fmt.Errorf("testenv: consent page answered %d: %s", resp.StatusCode, body)
+		return nil, fmt.Errorf("testenv: consent page answered %d: %s", resp.StatusCode, body)
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil {
-		return fmt.Errorf("testenv: consent redirect: %w", err)
+		return nil, fmt.Errorf("testenv: consent redirect: %w", err)
 	}
 	if e := loc.Query().Get("error"); e != "" {
-		return fmt.Errorf("testenv: consent redirect %s carries error=%s", loc.Redacted(), e)
+		return nil, fmt.Errorf("testenv: consent redirect %s carries error=%s", loc.Redacted(), e)
 	}
 	if got := loc.Query().Get("admin_consent"); got != "True" {
-		return fmt.Errorf("testenv: consent redirect %s has admin_consent=%q, want True", loc.Redacted(), got)
+		return nil, fmt.Errorf("testenv: consent redirect %s has admin_consent=%q, want True", loc.Redacted(), got)
 	}
-	return nil
+	return loc, nil
 }
 
 // emulatorHTTP trusts only the emulator's CA, dials only the emulator's
