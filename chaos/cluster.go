@@ -290,12 +290,20 @@ func (r *runner) fullRestart(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("the held onboardings never reached the consent wait: %w", ctx.Err())
 	}
+	// A stopping worker finishes the tasks it holds, and may complete an
+	// onboarding meanwhile: its /metrics is read until it is gone.
+	stopped := make(chan struct{})
+	var scraping sync.WaitGroup
 	for i, w := range r.stack.Workers {
-		r.counts.scrape(ctx, w, r.stack.MetricsURLs[i])
+		key := r.counts.scrape(ctx, w, r.stack.MetricsURLs[i])
+		scraping.Add(1)
+		go func() { defer scraping.Done(); r.counts.scrapeUntil(ctx, key, r.stack.MetricsURLs[i], stopped) }()
 	}
 	t := time.Now()
 	r.say("chaos: FULL STOP: consent callback, codec endpoint, both workers (SIGTERM), both server nodes, PostgreSQL")
 	r.stack.Halt()
+	close(stopped)
+	scraping.Wait()
 	r.say("chaos: everything stopped after %s; the emulator (Microsoft) runs on", time.Since(t).Round(100*time.Millisecond))
 	_ = ctxtime.Sleep(context.WithoutCancel(ctx), 2*time.Second)
 	t = time.Now()
@@ -331,8 +339,29 @@ func newWorkerCounts() *workerCounts { return &workerCounts{last: map[string]cou
 // sdkFamilies are SDK metric families every polling worker shows.
 var sdkFamilies = []string{"temporal_request_total", "temporal_worker_task_slots_available"}
 
-func (wc *workerCounts) scrape(ctx context.Context, w *devstack.Proc, url string) {
+func (wc *workerCounts) scrape(ctx context.Context, w *devstack.Proc, url string) string {
 	key := fmt.Sprintf("%s pid %d", w.Name, w.Pid())
+	wc.store(key, read(ctx, url))
+	return key
+}
+
+// scrapeUntil reads url every 20 ms until stop, keeping the last answer
+// under key: the values the process showed last before it went away.
+func (wc *workerCounts) scrapeUntil(ctx context.Context, key, url string, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if c := read(ctx, url); c.err == nil {
+			wc.store(key, c)
+		}
+	}
+}
+
+// read is one scrape of the counters the run checks.
+func read(ctx context.Context, url string) counted {
 	var c counted
 	f, err := metrics.Scrape(ctx, url)
 	if err != nil {
@@ -346,6 +375,10 @@ func (wc *workerCounts) scrape(ctx context.Context, w *devstack.Proc, url string
 			}
 		}
 	}
+	return c
+}
+
+func (wc *workerCounts) store(key string, c counted) {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
 	if _, ok := wc.last[key]; !ok {
