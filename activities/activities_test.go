@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -607,6 +608,28 @@ func TestCreateServicePrincipalTreatsUnknownAppAsLag(t *testing.T) {
 	ae = asAppErr(t, err)
 	assert.Equal(t, ErrInvalidRequest, ae.Type())
 	assert.True(t, ae.NonRetryable())
+}
+
+// addPassword's 404 right after the app's creation is waited out by the
+// Graph client; past its bound the activity reports ReplicationLag, as
+// CreateServicePrincipal does, not a retryable "not found" that reads as if
+// the app were gone.
+func TestAddClientSecretReportsReplicationLag(t *testing.T) {
+	lagged := fmt.Errorf("%w (waited 15s): %w", graph.ErrReplicationLag,
+		&msapi.Error{Service: "graph", Op: "addPassword", Kind: msapi.NotFound, Status: 404, Code: "Request_ResourceNotFound"})
+	g := &fakeGraph{errs: map[string]error{"AddPassword": lagged}}
+	_, err := newFakeActivities(g, &dvState{}, nil, nil).AddClientSecret(context.Background(),
+		AddClientSecretInput{AppObjectID: "obj", WorkflowID: "onboarding/t/o", LifetimeMonths: 1})
+	ae := asAppErr(t, err)
+	assert.Equal(t, ErrReplicationLag, ae.Type())
+	assert.False(t, ae.NonRetryable())
+	assert.Contains(t, ae.Message(), "not visible yet")
+
+	// A 404 that is not the lag (the app was deleted) stays NotFound.
+	g = &fakeGraph{errs: map[string]error{"AddPassword": &msapi.Error{Service: "graph", Op: "addPassword", Kind: msapi.NotFound, Status: 404}}}
+	_, err = newFakeActivities(g, &dvState{}, nil, nil).AddClientSecret(context.Background(),
+		AddClientSecretInput{AppObjectID: "obj", WorkflowID: "onboarding/t/o", LifetimeMonths: 1})
+	assert.Equal(t, ErrNotFound, asAppErr(t, err).Type())
 }
 
 func TestValidateConnection(t *testing.T) {

@@ -555,6 +555,11 @@ func (a *Activities) AddClientSecret(ctx context.Context, in AddClientSecretInpu
 		end = a.deps.Now().UTC().Add(in.Lifetime)
 	}
 	pc, err := g.AddPassword(ctx, in.AppObjectID, tag, end)
+	if graph.IsReplicationLag(err) {
+		// The client waited out the new app's replication for a while
+		// (graph/lag.go) and nothing was added; Temporal's retry waits longer.
+		return out, lagError("add the client secret: application %s not visible yet: %v", in.AppObjectID, err)
+	}
 	if err != nil {
 		return out, mapError(ctx, "add the client secret", err, asProvisioner, fix{permission: permApps})
 	}
