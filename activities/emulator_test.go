@@ -29,9 +29,15 @@ const (
 // as the worker does in sandbox mode.
 func emuActivities(t *testing.T) (*Activities, *emulator.Server, *http.Client) {
 	t.Helper()
+	return emuActivitiesSeeded(t, nil)
+}
+
+// emuActivitiesSeeded is emuActivities over seed (nil = the default seed).
+func emuActivitiesSeeded(t *testing.T, seed *emulator.Seed) (*Activities, *emulator.Server, *http.Client) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv, err := emulator.Start(ctx, emulator.Options{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+	srv, err := emulator.Start(ctx, emulator.Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Seed: seed})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 	hc, err := msapi.NewHTTPClient(msapi.HTTPOptions{CAFile: srv.CAFile(), DialOverrides: map[string]string{"*.localhost": "127.0.0.1"}})
@@ -277,4 +283,72 @@ func TestEmulatorHRDAssignRefusedLeavesNoPolicy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, first, out.PolicyID)
 	assert.False(t, out.Created)
+}
+
+// TestEmulatorRefusedUserDeleteEndsDisabledNotDeleted: an org that refuses
+// to delete an application user whose Entra app still exists (0x80048359,
+// seed refuseAppUserDelete) leaves the undo in its defined end state over
+// the real clients: the user disabled and holding no role, recorded as
+// "disabled, not deleted", not a failed compensation. Once the app is gone
+// from Entra, the same undo deletes the user.
+func TestEmulatorRefusedUserDeleteEndsDisabledNotDeleted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the emulator")
+	}
+	seed := emulator.DefaultSeed()
+	refusing := false
+	for i := range seed.Orgs {
+		if seed.Orgs[i].Host == emuHost {
+			seed.Orgs[i].RefuseAppUserDelete, refusing = true, true
+		}
+	}
+	require.True(t, refusing, "the default seed has org %s", emuHost)
+	a, srv, _ := emuActivitiesSeeded(t, seed)
+	ctx := context.Background()
+	orgURL := srv.OrgURL(emuHost)
+
+	pre, err := a.Preflight(ctx, PreflightInput{TenantID: emuTenant, OrgURL: orgURL, SolutionName: "Marketo Lead Management",
+		MinSolutionVersion: "4.0.0.14", RoleName: "Marketo Sync User"})
+	require.NoError(t, err)
+	app, err := a.RegisterApplication(ctx, RegisterApplicationInput{TenantID: emuTenant, OrgHost: emuHost, DisplayName: "Marketo Integration"})
+	require.NoError(t, err)
+	_, err = a.CreateServicePrincipal(ctx, CreateServicePrincipalInput{TenantID: emuTenant, AppID: app.AppID})
+	require.NoError(t, err)
+	user, err := a.CreateApplicationUser(ctx, CreateApplicationUserInput{TenantID: emuTenant, OrgURL: orgURL, AppID: app.AppID, BusinessUnitID: pre.BusinessUnitID})
+	require.NoError(t, err)
+	_, err = a.AssignSecurityRole(ctx, AssignSecurityRoleInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID, RoleID: pre.RoleID})
+	require.NoError(t, err)
+
+	appUser := func() (emulator.UserState, bool) {
+		for _, org := range srv.State().Orgs {
+			for _, u := range org.Users {
+				if u.ID == user.SystemUserID {
+					return u, true
+				}
+			}
+		}
+		return emulator.UserState{}, false
+	}
+
+	res, err := a.RemoveApplicationUser(ctx, RemoveApplicationUserInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID})
+	require.NoError(t, err, "a refused delete is a defined end state, not a failed undo")
+	assert.True(t, strings.HasPrefix(res.Note, DisabledNotDeleted), res.Note)
+	assert.Contains(t, res.Note, dataverse.CodeUserDeleteRefused)
+	assert.False(t, res.AlreadyGone)
+	u, ok := appUser()
+	require.True(t, ok, "Dataverse kept the user")
+	assert.True(t, u.Disabled, "the user cannot sign in")
+	assert.Empty(t, u.RoleIDs, "the user holds no role")
+
+	again, err := a.RemoveApplicationUser(ctx, RemoveApplicationUserInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID})
+	require.NoError(t, err, "a repeated undo ends the same way")
+	assert.True(t, strings.HasPrefix(again.Note, DisabledNotDeleted), again.Note)
+
+	_, err = a.RemoveApplication(ctx, RemoveApplicationInput{TenantID: emuTenant, AppObjectID: app.AppObjectID})
+	require.NoError(t, err)
+	res, err = a.RemoveApplicationUser(ctx, RemoveApplicationUserInput{TenantID: emuTenant, OrgURL: orgURL, SystemUserID: user.SystemUserID})
+	require.NoError(t, err)
+	assert.Empty(t, res.Note, "with the app gone from Entra the user is deleted")
+	_, ok = appUser()
+	assert.False(t, ok, "the user is deleted")
 }
