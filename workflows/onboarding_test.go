@@ -79,9 +79,10 @@ type harness struct {
 	started   []string
 	consent   atomic.Bool // whether VerifyConsent sees a grant
 	federated bool
-	failAt    string // activity name that fails for good
-	failUndo  string // undo activity that fails for good
-	invalid   bool   // validation returns a failed check
+	failAt    string            // activity name that fails for good
+	failUndo  string            // undo activity that fails for good
+	undoNote  map[string]string // note an undo activity returns (it succeeded in a defined end state)
+	invalid   bool              // validation returns a failed check
 	slowCheck time.Duration
 	rotations []RotationInput // inputs of the SecretRotation children started
 
@@ -301,7 +302,7 @@ func (h *harness) undoResult(name string) (activities.UndoResult, error) {
 	if h.failUndo == name {
 		return activities.UndoResult{}, permanent(name + " refused")
 	}
-	return activities.UndoResult{}, nil
+	return activities.UndoResult{Note: h.undoNote[name]}, nil
 }
 
 func (h *harness) startedActivities() []string {
@@ -680,6 +681,40 @@ func TestFailedUndoIsReportedAndTheRestStillRuns(t *testing.T) {
 	assert.False(t, p.Compensation[0].OK)
 	assert.True(t, p.Compensation[1].OK)
 	assert.Contains(t, p.Error, "compensation FAILED")
+}
+
+// Dataverse may refuse to delete the application user while its Entra app
+// exists (issue 13 item 3): RemoveApplicationUser then succeeds with the
+// user disabled and stripped of roles, and the saga records that note with
+// a successful undo, not "compensation FAILED".
+func TestUserDisabledNotDeletedIsACompletedUndo(t *testing.T) {
+	h := newHarness(t)
+	h.failAt = "ConfigureMarketoSolution"
+	note := activities.DisabledNotDeleted + ": Dataverse refused to delete application user u1 while its app exists in Entra (0x80048359)"
+	h.undoNote = map[string]string{"RemoveApplicationUser": note}
+	h.mock()
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "compensation FAILED")
+	assert.Contains(t, err.Error(), "compensation undid all")
+	var report FailureReport
+	require.NoError(t, appErr(t, err).Details(&report))
+	found := false
+	for _, o := range report.Compensation {
+		if o.Undo == "RemoveApplicationUser" {
+			found = true
+			assert.True(t, o.OK, "a user disabled, not deleted is a defined end state")
+			assert.Equal(t, note, o.Note)
+			assert.Empty(t, o.Error)
+		}
+	}
+	assert.True(t, found, "the user's undo ran: %v", h.undos())
+	assert.Contains(t, h.undos(), "RemoveApplication", "the rest of the undo still runs")
+	p := h.progress()
+	assert.NotContains(t, p.Error, "compensation FAILED")
 }
 
 func TestInvalidInputStartsNothing(t *testing.T) {
