@@ -95,11 +95,14 @@ func writeOffboarding(w io.Writer, res workflows.OffboardingResult) {
 		note := ""
 		switch {
 		case act.Error != "":
-			mark, note = markFailed, " FAILED: "+act.Error+" — clean it up by hand"
+			mark, note = markFailed, " FAILED: "+inert.Text(act.Error)+" — clean it up by hand"
 		case act.AlreadyGone:
 			mark, note = markDone, " (already gone)"
 		case act.Done:
 			mark = markDone
+			if act.Note != "" { // e.g. the application user was disabled, not deleted
+				note = ": " + inert.Text(act.Note)
+			}
 		}
 		fmt.Fprintf(w, "  %s %s %s%s\n", mark, act.Action, act.Target, note)
 	}

@@ -112,7 +112,11 @@ func writeFailure(w io.Writer, p workflows.Progress) {
 	fmt.Fprintf(w, "  %s %s: %s\n", markFailed, step, inert.Text(p.Error))
 	for _, u := range p.Compensation {
 		if u.OK {
-			fmt.Fprintf(w, "  %s undone %s (%s)\n", markUndone, u.Step, u.Undo)
+			note := ""
+			if u.Note != "" { // e.g. the application user was disabled, not deleted
+				note = ": " + inert.Text(u.Note)
+			}
+			fmt.Fprintf(w, "  %s undone %s (%s)%s\n", markUndone, u.Step, u.Undo, note)
 		} else {
 			fmt.Fprintf(w, "  %s undo of %s FAILED (%s): %s — clean it up by hand\n", markFailed, u.Step, u.Undo, inert.Text(u.Error))
 		}

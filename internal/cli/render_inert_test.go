@@ -38,3 +38,27 @@ func TestStatusPrintsOutsideTextInert(t *testing.T) {
 		assert.False(t, strings.ContainsAny(out, "\x1b\x07\u202e"), "raw control characters in %q", out)
 	}
 }
+
+// An undo that ended in a defined state other than "removed" (Dataverse
+// kept the application user, disabled and without roles) says so in status
+// and in the offboarding's report, as a success and never as FAILED; an
+// offboarding's failed removal quotes Microsoft's text inert.
+func TestUndoNotesAreShown(t *testing.T) {
+	const note = activities.DisabledNotDeleted + ": Dataverse refused to delete application user u1 while its app exists in Entra (0x80048359)"
+	const hostile = "evil\x1b[2J \u202Etxt"
+	var b bytes.Buffer
+	writeFailure(&b, workflows.Progress{Status: workflows.StatusFailed, FailedStep: workflows.StepConfigureMarketoSolution, Error: "refused",
+		Compensation: []workflows.UndoOutcome{{Step: workflows.StepCreateApplicationUser, Undo: "RemoveApplicationUser", OK: true, Note: note}}})
+	assert.Contains(t, b.String(), "undone "+workflows.StepCreateApplicationUser+" (RemoveApplicationUser): "+note)
+	assert.NotContains(t, b.String(), "FAILED")
+
+	b.Reset()
+	writeOffboarding(&b, workflows.OffboardingResult{Actions: []workflows.OffboardingAction{
+		{Action: "remove application user", Target: "u1", Done: true, Note: note},
+		{Action: "remove application", Target: "app", Error: "graph: " + hostile},
+	}})
+	out := b.String()
+	assert.Contains(t, out, "remove application user u1: "+note)
+	assert.Contains(t, out, "FAILED: graph: evil[2J txt")
+	assert.False(t, strings.ContainsAny(out, "\x1b\u202e"), "raw control characters in %q", out)
+}
