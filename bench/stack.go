@@ -426,7 +426,16 @@ func ensureNamespace(ctx context.Context, address, namespace string) error {
 	for {
 		_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: attrs})
 		var exists *serviceerror.AlreadyExists
-		if err == nil || errors.As(err, &exists) {
+		if errors.As(err, &exists) {
+			break
+		}
+		if err == nil {
+			// Each frontend maps the new attributes when it next refreshes
+			// its namespace cache (every 10 s by default).
+			progress("search attributes added to %s; waiting for the frontends' namespace caches", namespace)
+			if err := ctxtime.Sleep(ctx, 15*time.Second); err != nil {
+				return err
+			}
 			break
 		}
 		if time.Now().After(deadline) {
