@@ -350,6 +350,14 @@ func chownPostgres(path string) error {
 // temporal) and starts PostgreSQL on a free port.
 func StartPostgres(ctx context.Context, dir, logFile string) (*Postgres, error) {
 	p := &Postgres{Dir: dir, log: logFile}
+	// The directories above the data directory must let the postgres user
+	// through; only the data directory itself is private to it.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	if err := postgresCanReach(dir); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
