@@ -111,17 +111,7 @@ func (s *Server) consentRefused(w http.ResponseWriter, r *http.Request, c *call,
 }
 
 func (s *Server) consentBack(w http.ResponseWriter, r *http.Request, c *call, cr consentRequest, v url.Values) {
-	if cr.state != "" {
-		v.Set("state", cr.state)
-	}
-	u, _ := url.Parse(cr.redirect)
-	qq := u.Query()
-	for k, vs := range v {
-		qq[k] = vs
-	}
-	u.RawQuery = qq.Encode()
-	c.status = http.StatusFound
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	redirectWith(w, r, c, cr.redirect, cr.state, v)
 }
 
 // grantAdminConsent records tenant-wide consent: the service principal

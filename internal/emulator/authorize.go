@@ -260,10 +260,16 @@ func (s *Server) issueCode(t *tenant, ar authorizeRequest, a *adminUser, back fu
 }
 
 func (s *Server) redirectBack(w http.ResponseWriter, r *http.Request, c *call, ar authorizeRequest, v url.Values) {
-	if ar.state != "" {
-		v.Set("state", ar.state)
+	redirectWith(w, r, c, ar.redirect, ar.state, v)
+}
+
+// redirectWith sends the browser back to the registered redirect URI with
+// v (and the client's state) added to its query, as Entra's endpoints do.
+func redirectWith(w http.ResponseWriter, r *http.Request, c *call, redirect, state string, v url.Values) {
+	if state != "" {
+		v.Set("state", state)
 	}
-	u, _ := url.Parse(ar.redirect)
+	u, _ := url.Parse(redirect)
 	qq := u.Query()
 	for k, vs := range v {
 		qq[k] = vs
