@@ -79,6 +79,8 @@ func run(args []string) int {
 	if o.Dir == "" && rep.Dir != "" {
 		if err := os.RemoveAll(rep.Dir); err != nil {
 			fmt.Fprintf(os.Stderr, "chaos: removing the work directory %s: %v\n", rep.Dir, err)
+		} else {
+			fmt.Printf("passed: removed the work directory %s and its logs (--dir DIR keeps them)\n", rep.Dir)
 		}
 	}
 	return 0
