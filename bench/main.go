@@ -33,15 +33,17 @@ import (
 )
 
 type options struct {
-	n         int
-	scale     int
-	warmup    int
-	parallel  int
-	out       string
-	dbFile    string
-	temporal  string
-	timeout   time.Duration
-	bareScale bool
+	n        int
+	scale    int
+	warmup   int
+	parallel int
+	out      string
+	dbFile   string
+	// serverConfig are more of the dev server's dynamic config values.
+	serverConfig []string
+	temporal     string
+	timeout      time.Duration
+	bareScale    bool
 	// stickyCache is the product worker's worker.stickyCacheSize.
 	stickyCache int
 	// scaleOnly skips the baselines and the follow measurement: the
@@ -82,6 +84,10 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 32, "start and signal calls in flight at once")
 	flag.StringVar(&o.out, "out", "bench/out", "directory for the report, logs and the worker binary")
 	flag.StringVar(&o.dbFile, "db", "", "SQLite file for the dev server (WAL); empty = in memory")
+	flag.Func("server-config", "a dynamic config value of the dev server, key=value (repeatable; e.g. system.enableActivityEagerExecution=true)", func(v string) error {
+		o.serverConfig = append(o.serverConfig, v)
+		return nil
+	})
 	flag.StringVar(&o.temporal, "temporal", "", "Temporal CLI binary; empty = $MKTOS2S_TEMPORAL_BIN or bin/temporal")
 	flag.BoolVar(&o.bareScale, "scale-bare", false, "before the scale phase, leave -scale bare chains waiting too, to compare the workers' memory")
 	flag.IntVar(&o.stickyCache, "sticky-cache", config.DefaultStickyCacheSize, "the product worker's worker.stickyCacheSize (workflows kept in memory; the SDK's default is 10000)")
@@ -135,7 +141,7 @@ func run(o options) error {
 	// Tenants: [0, warmup) warm-up, then the product phase, one for the
 	// follow measurement, then the scale phase.
 	followTenant := o.warmup + o.n
-	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + 1, dbFile: o.dbFile, temporal: o.temporal, stickyCache: o.stickyCache,
+	st, err := startStack(ctx, stackOptions{out: o.out, modRoot: root, tenants: o.warmup + o.n + 1, dbFile: o.dbFile, serverConfig: o.serverConfig, temporal: o.temporal, stickyCache: o.stickyCache,
 		external: o.stack, address: o.stackAddress, namespace: o.stackNamespace, serverProcs: strings.Split(o.stackProcs, ","), serverMatch: o.stackMatch})
 	if err != nil {
 		return err

@@ -70,11 +70,13 @@ type stack struct {
 }
 
 type stackOptions struct {
-	out      string // bench/out
-	modRoot  string
-	tenants  int
-	dbFile   string
-	temporal string // the Temporal CLI; empty = devserver.Locate
+	out     string // bench/out
+	modRoot string
+	tenants int
+	dbFile  string
+	// serverConfig are more of the dev server's dynamic config values.
+	serverConfig []string
+	temporal     string // the Temporal CLI; empty = devserver.Locate
 	// stickyCache is the product worker's worker.stickyCacheSize.
 	stickyCache int
 	// external: an already running Temporal (the production-shaped stack)
@@ -153,7 +155,7 @@ func startStack(ctx context.Context, o stackOptions) (st *stack, err error) {
 		if err != nil {
 			return st, err
 		}
-		if st.dev, err = devserver.Start(ctx, devserver.Options{Binary: o.temporal, DBFile: o.dbFile, Output: serverLog, MetricsPort: metricsPort}); err != nil {
+		if st.dev, err = devserver.Start(ctx, devserver.Options{Binary: o.temporal, DBFile: o.dbFile, DynamicConfig: o.serverConfig, Output: serverLog, MetricsPort: metricsPort}); err != nil {
 			return st, err
 		}
 		st.address, st.namespace, st.metricsURL = st.dev.Address, st.dev.Namespace, st.dev.MetricsURL

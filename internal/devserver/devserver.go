@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -53,6 +54,10 @@ type Options struct {
 	// MetricsPort serves the server's Prometheus metrics on 127.0.0.1
 	// (MetricsURL); 0 = a free port the caller is not told.
 	MetricsPort int
+	// DynamicConfig are more of the server's dynamic config values,
+	// "key=value" each (e.g. "system.enableActivityEagerExecution=true"),
+	// on top of the one this package always sets.
+	DynamicConfig []string
 	// Output receives the server's stdout and stderr; nil = discarded.
 	Output io.Writer
 	// Logger logs what this package does; nil = discarded.
@@ -173,6 +178,12 @@ func extraArgs(o Options) (args []string, envFile string, err error) {
 		// One history shard polls its transfer queue 20 times a second by
 		// default, which adds ≈50 ms to every activity dispatch (DESIGN.md).
 		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+	}
+	for _, kv := range o.DynamicConfig {
+		if k, v, ok := strings.Cut(kv, "="); !ok || k == "" || v == "" {
+			return nil, "", fmt.Errorf("devserver: dynamic config value %q: want key=value", kv)
+		}
+		args = append(args, "--dynamic-config-value", kv)
 	}
 	if o.DBFile != "" {
 		// Without WAL every commit waits for the disk: ≈1.4 instead of ≈11 workflows/s.
