@@ -326,11 +326,18 @@ type Postgres struct {
 // asPostgres runs a PostgreSQL program: as root through runuser as the
 // unprivileged postgres user (PostgreSQL refuses to run as root).
 func asPostgres(name string, args ...string) *exec.Cmd {
+	return asPostgresContext(context.Background(), name, args...)
+}
+
+// asPostgresContext is asPostgres for a command that must end with ctx (a
+// query); pg_ctl start and stop are not, since the server they start
+// outlives them by design.
+func asPostgresContext(ctx context.Context, name string, args ...string) *exec.Cmd {
 	bin := filepath.Join(PostgresBin, name)
 	if os.Geteuid() == 0 {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
+		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
 	}
-	return exec.Command(bin, args...)
+	return exec.CommandContext(ctx, bin, args...)
 }
 
 func chownPostgres(path string) error {
@@ -424,7 +431,7 @@ func (p *Postgres) Dump(ctx context.Context, db string) ([]byte, error) {
 // Query runs one SQL statement with psql and returns its rows, unaligned,
 // fields separated by |.
 func (p *Postgres) Query(ctx context.Context, db, sql string) ([]byte, error) {
-	cmd := asPostgres("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "temporal", "-d", db, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	cmd := asPostgresContext(ctx, "psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "temporal", "-d", db, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
