@@ -60,6 +60,9 @@ var (
 	hrddenied = tenant{name: "Hrddenied", id: "77777777-7777-7777-7777-777777777777", host: "hrddenied.crm.localhost", federated: true}
 	// dvdenied is where Dataverse refuses the role association (FailNext 403).
 	dvdenied = tenant{name: "Dvdenied", id: "55555555-5555-5555-5555-555555555555", host: "dvdenied.crm.localhost"}
+	// refuseco's org refuses to delete an application user whose Entra app
+	// still exists (0x80048359), and Dataverse refuses its role association.
+	refuseco = tenant{name: "Refuseco", id: "88888888-8888-8888-8888-888888888888", host: "refuseco.crm.localhost"}
 	// cancelco is cancelled while an activity that creates something runs.
 	cancelco = tenant{name: "Cancelco", id: "66666666-6666-6666-6666-666666666666", host: "cancelco.crm.localhost", federated: true}
 )
@@ -103,11 +106,17 @@ func runTests(m *testing.M) int {
 		{dvdenied, contoso.id, nil},
 		{cancelco, fabrikam.id, nil},
 		{hrddenied, fabrikam.id, nil},
+		{refuseco, contoso.id, nil},
 	} {
 		if err := testenv.AddTenant(seed, testenv.Tenant{From: tn.from, ID: tn.t.id, DisplayName: tn.t.name,
 			OrgHost: tn.t.host, WithoutPermissions: tn.without}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
+		}
+	}
+	for i := range seed.Orgs {
+		if seed.Orgs[i].Host == refuseco.host {
+			seed.Orgs[i].RefuseAppUserDelete = true
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -302,6 +311,7 @@ func TestPermissionErrorFailsActionablyAndLeavesNothing(t *testing.T) {
 		undone     []string // undo activities, newest first
 		wantInMsg  []string
 		record     string
+		userNote   string // the prefix of the application user's undo note; "" = none
 	}{
 		{
 			name: "Graph refuses the HRD policy", tenant: hrddenied, failOp: "graph.createHRDPolicy",
@@ -315,6 +325,16 @@ func TestPermissionErrorFailsActionablyAndLeavesNothing(t *testing.T) {
 			failedStep: workflows.StepAssignSecurityRole,
 			undone:     []string{"RemoveApplicationUser", "RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication"},
 			wantInMsg:  []string{"grant", "System Administrator", "application user"},
+		},
+		{
+			// The user is left disabled while the app exists, then deleted
+			// once the app's undo has run: nothing is left behind.
+			name: "Dataverse refuses the role association in an org that keeps the users of live apps", tenant: refuseco,
+			failOp: "dataverse.associateRole", failedStep: workflows.StepAssignSecurityRole,
+			undone:    []string{"RemoveApplicationUser", "RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication"},
+			wantInMsg: []string{"grant", "System Administrator", "application user"},
+			userNote:  workflows.DeletedAfterApp,
+			record:    "onboarding-compensated-user-deleted-after-app.json",
 		},
 	}
 	for _, tc := range cases {
@@ -349,6 +369,13 @@ func TestPermissionErrorFailsActionablyAndLeavesNothing(t *testing.T) {
 			for _, o := range report.Compensation {
 				assert.True(t, o.OK, "%s: %s", o.Undo, o.Error)
 				undone = append(undone, o.Undo)
+				if o.Undo == "RemoveApplicationUser" {
+					if tc.userNote == "" {
+						assert.Empty(t, o.Note)
+					} else {
+						assert.True(t, strings.HasPrefix(o.Note, tc.userNote), o.Note)
+					}
+				}
 			}
 			assert.Equal(t, tc.undone, undone)
 

@@ -200,6 +200,7 @@ func Offboarding(ctx workflow.Context, in OffboardingInput) (OffboardingResult, 
 			}
 		}
 		say(PhaseRemoving, fmt.Sprintf("removing %d resources, newest first", len(actions)))
+		refusedUser, appRemoved := -1, false
 		for _, act := range actions {
 			var u activities.UndoResult
 			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, undoOptions()), act.fn, act.in).Get(ctx, &u)
@@ -208,9 +209,23 @@ func Offboarding(ctx workflow.Context, in OffboardingInput) (OffboardingResult, 
 				act.Error = errorMessage(err)
 				failed = append(failed, act.Activity+" "+act.Target+": "+act.Error)
 			}
+			switch {
+			case act.Done && refusedUserDelete(act.Activity, act.Note):
+				refusedUser = len(res.Actions)
+			case act.Done && act.Activity == activityName(a.RemoveApplication):
+				appRemoved = true
+			}
 			p.Actions = append(p.Actions, act)
 			res.Actions = append(res.Actions, act)
 			p.UpdatedAt = workflow.Now(ctx)
+		}
+		// The next look-up finds users through the app, so a user left
+		// disabled while the app existed would never be seen again.
+		if refusedUser >= 0 && appRemoved {
+			if note := deleteUserAfterApp(ctx, res.Actions[refusedUser].in); note != "" {
+				res.Actions[refusedUser].Note = note
+				p.Actions[refusedUser].Note = note // p.Actions and res.Actions grow together
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,11 @@ type offboardEnv struct {
 	cancelled []string
 	finds     []activities.FindResourcesInput
 	sticky    *activities.FoundResources // found whatever was removed
+	// refuseUserWhileApp: Dataverse refuses to delete the user while the
+	// app exists, and the look-up, like the real one, finds the user only
+	// through the app.
+	refuseUserWhileApp bool
+	userLeft           bool // the user is still in Dataverse, app or not
 }
 
 func newOffboardEnv(t *testing.T, world activities.FoundResources) *offboardEnv {
@@ -54,6 +60,11 @@ func newOffboardEnv(t *testing.T, world activities.FoundResources) *offboardEnv 
 			if o.sticky != nil {
 				return *o.sticky, nil
 			}
+			if o.refuseUserWhileApp && o.world.AppID == "" {
+				f := o.world
+				f.SystemUserID, f.RoleIDs, f.ConfigID = "", nil, ""
+				return f, nil
+			}
 			return o.world, nil
 		})
 	gone := func(f func()) (activities.UndoResult, error) {
@@ -74,7 +85,13 @@ func newOffboardEnv(t *testing.T, world activities.FoundResources) *offboardEnv 
 		return gone(func() { w.RoleIDs = nil })
 	})
 	o.env.OnActivity(a.RemoveApplicationUser, mock.Anything, mock.Anything).Return(func(context.Context, activities.RemoveApplicationUserInput) (activities.UndoResult, error) {
-		return gone(func() { w.SystemUserID = "" })
+		o.mu.Lock()
+		refused := o.refuseUserWhileApp && w.AppID != ""
+		o.mu.Unlock()
+		if refused {
+			return activities.UndoResult{Note: activities.DisabledNotDeleted + ": Dataverse refused (0x80048359)"}, nil
+		}
+		return gone(func() { w.SystemUserID, o.userLeft = "", false })
 	})
 	o.env.OnActivity(a.RemoveClientSecret, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RemoveClientSecretInput) (activities.UndoResult, error) {
 		return gone(func() {
@@ -128,6 +145,42 @@ func TestOffboardingFullyOnboardedRemovesNewestFirst(t *testing.T) {
 	require.NotEmpty(t, o.finds)
 	assert.ElementsMatch(t, []string{activities.SecretTag(WorkflowID(testTenant, host)), activities.SecretTag(RotationWorkflowID(testTenant, host))},
 		o.finds[0].SecretTags, "both the onboarding's and the rotation's secrets are found")
+}
+
+// A user Dataverse would not delete while its app existed is deleted once
+// the app is gone: the next look-up, which finds users through the app,
+// would never see it again.
+func TestOffboardingDeletesTheRefusedUserOnceTheAppIsGone(t *testing.T) {
+	o := newOffboardEnv(t, fullyOnboarded())
+	o.refuseUserWhileApp, o.userLeft = true, true
+	o.env.ExecuteWorkflow(Offboarding, offboardInput(false))
+	require.NoError(t, o.env.GetWorkflowError())
+	var res OffboardingResult
+	require.NoError(t, o.env.GetWorkflowResult(&res))
+
+	assert.Equal(t, []string{"FindOnboardedResources", "RestoreMarketoConfig", "RemoveRoleAssociation", "RemoveHRDPolicy",
+		"RemoveApplicationUser", "RemoveClientSecret", "RemoveClientSecret", "RemoveServicePrincipal", "RemoveApplication",
+		"RemoveApplicationUser", "FindOnboardedResources"}, o.started)
+	assert.False(t, o.userLeft, "the user is deleted")
+	assert.Empty(t, o.world.SystemUserID)
+	var notes []string
+	for _, act := range res.Actions {
+		if act.Activity == "RemoveApplicationUser" {
+			notes = append(notes, act.Note)
+		}
+	}
+	require.Len(t, notes, 1, "one action per object")
+	assert.True(t, strings.HasPrefix(notes[0], DeletedAfterApp), notes[0])
+	v, err := o.env.QueryWorkflow(QueryProgress)
+	require.NoError(t, err)
+	var p OffboardingProgress
+	require.NoError(t, v.Get(&p))
+	require.Len(t, p.Actions, len(res.Actions))
+	for _, act := range p.Actions {
+		if act.Activity == "RemoveApplicationUser" {
+			assert.True(t, strings.HasPrefix(act.Note, DeletedAfterApp), act.Note)
+		}
+	}
 }
 
 func TestOffboardingHalfOnboardedRemovesOnlyWhatExists(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,6 +83,9 @@ type harness struct {
 	failAt    string            // activity name that fails for good
 	failUndo  string            // undo activity that fails for good
 	undoNote  map[string]string // note an undo activity returns (it succeeded in a defined end state)
+	// refuseUserWhileApp makes RemoveApplicationUser end "disabled, not
+	// deleted" until RemoveApplication has run, as Dataverse does.
+	refuseUserWhileApp bool
 	invalid   bool              // validation returns a failed check
 	slowCheck time.Duration
 	rotations []RotationInput // inputs of the SecretRotation children started
@@ -301,6 +305,9 @@ func (h *harness) mock() {
 func (h *harness) undoResult(name string) (activities.UndoResult, error) {
 	if h.failUndo == name {
 		return activities.UndoResult{}, permanent(name + " refused")
+	}
+	if name == "RemoveApplicationUser" && h.refuseUserWhileApp && !slices.Contains(h.startedActivities(), "RemoveApplication") {
+		return activities.UndoResult{Note: activities.DisabledNotDeleted + ": Dataverse refused to delete application user user-1 while its app exists in Entra (0x80048359)"}, nil
 	}
 	return activities.UndoResult{Note: h.undoNote[name]}, nil
 }
@@ -715,6 +722,67 @@ func TestUserDisabledNotDeletedIsACompletedUndo(t *testing.T) {
 	assert.Contains(t, h.undos(), "RemoveApplication", "the rest of the undo still runs")
 	p := h.progress()
 	assert.NotContains(t, p.Error, "compensation FAILED")
+}
+
+// Once the app's undo has run, the user Dataverse would not delete while
+// the app existed is deleted by a second RemoveApplicationUser, and the
+// report says so instead of "disabled, not deleted".
+func TestUserRefusedWhileItsAppExistedIsDeletedAfterIt(t *testing.T) {
+	h := newHarness(t)
+	h.failAt = "ConfigureMarketoSolution"
+	h.refuseUserWhileApp = true
+	h.mock()
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "compensation undid all")
+	undos := h.undos()
+	require.NotEmpty(t, undos)
+	assert.Equal(t, "RemoveApplication", undos[len(undos)-2], "the app goes first: %v", undos)
+	assert.Equal(t, "RemoveApplicationUser", undos[len(undos)-1], "then the user again: %v", undos)
+	var report FailureReport
+	require.NoError(t, appErr(t, err).Details(&report))
+	var notes []string
+	for _, o := range report.Compensation {
+		if o.Undo == "RemoveApplicationUser" {
+			assert.True(t, o.OK)
+			notes = append(notes, o.Note)
+		}
+	}
+	require.Len(t, notes, 1, "one outcome per resource, however many tries")
+	assert.True(t, strings.HasPrefix(notes[0], DeletedAfterApp), notes[0])
+	p := h.progress()
+	require.NotEmpty(t, p.Compensation)
+	found := false
+	for _, o := range p.Compensation {
+		found = found || (o.Undo == "RemoveApplicationUser" && strings.HasPrefix(o.Note, DeletedAfterApp))
+	}
+	assert.True(t, found, "the progress query shows it too: %+v", p.Compensation)
+}
+
+// Without the app's undo (it failed) nothing is retried: the user stays
+// disabled without roles, and the failed undo is reported.
+func TestUserStaysDisabledWhenTheAppCouldNotBeRemoved(t *testing.T) {
+	h := newHarness(t)
+	h.failAt = "ConfigureMarketoSolution"
+	h.refuseUserWhileApp = true
+	h.failUndo = "RemoveApplication"
+	h.mock()
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "compensation FAILED")
+	n := 0
+	for _, u := range h.undos() {
+		if u == "RemoveApplicationUser" {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n, "no second try while the app exists: %v", h.undos())
 }
 
 func TestInvalidInputStartsNothing(t *testing.T) {

@@ -29,6 +29,8 @@ func (r *run) compensate(ctx workflow.Context, cause error) error {
 		r.enter(dctx, StepCompensating)
 	}
 	var failedUndos []string
+	refusedUser, appRemoved := -1, false
+	var refusedUserInput any
 	for i := len(r.undo) - 1; i >= 0; i-- {
 		u := r.undo[i]
 		var res activities.UndoResult
@@ -39,7 +41,18 @@ func (r *run) compensate(ctx workflow.Context, cause error) error {
 			o.Error = errorMessage(err)
 			failedUndos = append(failedUndos, o.Undo+": "+o.Error)
 		}
+		switch {
+		case o.OK && refusedUserDelete(o.Undo, o.Note):
+			refusedUser, refusedUserInput = len(r.progress.Compensation), in
+		case o.OK && o.Undo == activityName(a.RemoveApplication):
+			appRemoved = true
+		}
 		r.progress.Compensation = append(r.progress.Compensation, o)
+	}
+	if refusedUser >= 0 && appRemoved {
+		if note := deleteUserAfterApp(dctx, refusedUserInput); note != "" {
+			r.progress.Compensation[refusedUser].Note = note
+		}
 	}
 
 	report := FailureReport{
