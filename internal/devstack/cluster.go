@@ -161,7 +161,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (st *ClusterStack, err 
 		st.Workers = append(st.Workers, w)
 	}
 	starter := filepath.Join(o.Bin, "starter")
-	codecConfig, codecEnv, err := withoutCustody(st.ConfigFile, filepath.Join(o.Dir, "codec-server.yaml"), st.Env)
+	codecConfig, codecEnv, err := forCodecEndpoint(st.ConfigFile, filepath.Join(o.Dir, "codec-server.yaml"), st.Env)
 	if err != nil {
 		return st, err
 	}
@@ -265,10 +265,13 @@ func (st *ClusterStack) Stop() {
 	}
 }
 
-// withoutCustody writes the config file for the codec endpoint: file
-// without its custody section, as `starter codec-server` refuses to start
-// with a custody key (the UI talks to it); env loses the custody keys too.
-func withoutCustody(file, out string, env []string) (string, []string, error) {
+// forCodecEndpoint writes the config file for the codec endpoint: file
+// without any secret but the codec keys and the endpoint's own token. The
+// Temporal UI talks to it, so it must not hold the custody keys (`starter
+// codec-server` refuses to start with them), and it has no use for the
+// consent callback key, the provisioner's credential or the webhook URL;
+// env loses the same keys.
+func forCodecEndpoint(file, out string, env []string) (string, []string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", nil, err
@@ -277,7 +280,14 @@ func withoutCustody(file, out string, env []string) (string, []string, error) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return "", nil, fmt.Errorf("%s: %w", file, err)
 	}
-	delete(doc, "custody")
+	deletePath(doc, []string{"custody"})
+	drop := map[string]bool{}
+	for _, k := range config.Keys() {
+		if k.Secret && k.Name != "codec.keys" && k.Name != "codecServer.token" {
+			deletePath(doc, strings.Split(k.Name, "."))
+			drop[k.Env()] = true
+		}
+	}
 	if b, err = yaml.Marshal(doc); err != nil {
 		return "", nil, err
 	}
@@ -286,11 +296,27 @@ func withoutCustody(file, out string, env []string) (string, []string, error) {
 	}
 	var kept []string
 	for _, e := range env {
-		if !strings.HasPrefix(e, "MKTOS2S_CUSTODY_") {
+		name, _, _ := strings.Cut(e, "=")
+		if !drop[name] && !strings.HasPrefix(name, "MKTOS2S_CUSTODY_") {
 			kept = append(kept, e)
 		}
 	}
 	return out, kept, nil
+}
+
+// deletePath removes doc's entry at path (a config key split at its dots),
+// matching each name case-insensitively as viper does.
+func deletePath(doc map[string]any, path []string) {
+	for k, v := range doc {
+		if !strings.EqualFold(k, path[0]) {
+			continue
+		}
+		if len(path) == 1 {
+			delete(doc, k)
+		} else if sub, ok := v.(map[string]any); ok {
+			deletePath(sub, path[1:])
+		}
+	}
 }
 
 func envOf(set map[string]string) []string {
