@@ -2,8 +2,8 @@ package workflows
 
 import (
 	"context"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

@@ -86,9 +86,9 @@ type harness struct {
 	// refuseUserWhileApp makes RemoveApplicationUser end "disabled, not
 	// deleted" until RemoveApplication has run, as Dataverse does.
 	refuseUserWhileApp bool
-	invalid   bool              // validation returns a failed check
-	slowCheck time.Duration
-	rotations []RotationInput // inputs of the SecretRotation children started
+	invalid            bool // validation returns a failed check
+	slowCheck          time.Duration
+	rotations          []RotationInput // inputs of the SecretRotation children started
 
 	// The AwaitConsent mock re-checks like the real activity: at its start
 	// and every interval after, until grantAt or its deadline.
@@ -690,21 +690,29 @@ func TestFailedUndoIsReportedAndTheRestStillRuns(t *testing.T) {
 	assert.Contains(t, p.Error, "compensation FAILED")
 }
 
+// compensateAfter runs an onboarding that fails at step after the admin's
+// consent, with set applied to the harness first, and returns its error.
+func compensateAfter(t *testing.T, step string, set func(*harness)) (*harness, error) {
+	h := newHarness(t)
+	h.failAt = step
+	set(h)
+	h.mock()
+	h.grantAndSignal(time.Minute)
+	h.env.ExecuteWorkflow(Onboarding, input())
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	return h, err
+}
+
 // Dataverse may refuse to delete the application user while its Entra app
 // exists (issue 13 item 3): RemoveApplicationUser then succeeds with the
 // user disabled and stripped of roles, and the saga records that note with
 // a successful undo, not "compensation FAILED".
 func TestUserDisabledNotDeletedIsACompletedUndo(t *testing.T) {
-	h := newHarness(t)
-	h.failAt = "ConfigureMarketoSolution"
 	note := activities.DisabledNotDeleted + ": Dataverse refused to delete application user u1 while its app exists in Entra (0x80048359)"
-	h.undoNote = map[string]string{"RemoveApplicationUser": note}
-	h.mock()
-	h.grantAndSignal(time.Minute)
-	h.env.ExecuteWorkflow(Onboarding, input())
-
-	err := h.env.GetWorkflowError()
-	require.Error(t, err)
+	h, err := compensateAfter(t, "ConfigureMarketoSolution", func(h *harness) {
+		h.undoNote = map[string]string{"RemoveApplicationUser": note}
+	})
 	assert.NotContains(t, err.Error(), "compensation FAILED")
 	assert.Contains(t, err.Error(), "compensation undid all")
 	var report FailureReport
@@ -728,15 +736,7 @@ func TestUserDisabledNotDeletedIsACompletedUndo(t *testing.T) {
 // the app existed is deleted by a second RemoveApplicationUser, and the
 // report says so instead of "disabled, not deleted".
 func TestUserRefusedWhileItsAppExistedIsDeletedAfterIt(t *testing.T) {
-	h := newHarness(t)
-	h.failAt = "ConfigureMarketoSolution"
-	h.refuseUserWhileApp = true
-	h.mock()
-	h.grantAndSignal(time.Minute)
-	h.env.ExecuteWorkflow(Onboarding, input())
-
-	err := h.env.GetWorkflowError()
-	require.Error(t, err)
+	h, err := compensateAfter(t, "ConfigureMarketoSolution", func(h *harness) { h.refuseUserWhileApp = true })
 	assert.Contains(t, err.Error(), "compensation undid all")
 	undos := h.undos()
 	require.NotEmpty(t, undos)
@@ -765,16 +765,9 @@ func TestUserRefusedWhileItsAppExistedIsDeletedAfterIt(t *testing.T) {
 // Without the app's undo (it failed) nothing is retried: the user stays
 // disabled without roles, and the failed undo is reported.
 func TestUserStaysDisabledWhenTheAppCouldNotBeRemoved(t *testing.T) {
-	h := newHarness(t)
-	h.failAt = "ConfigureMarketoSolution"
-	h.refuseUserWhileApp = true
-	h.failUndo = "RemoveApplication"
-	h.mock()
-	h.grantAndSignal(time.Minute)
-	h.env.ExecuteWorkflow(Onboarding, input())
-
-	err := h.env.GetWorkflowError()
-	require.Error(t, err)
+	h, err := compensateAfter(t, "ConfigureMarketoSolution", func(h *harness) {
+		h.refuseUserWhileApp, h.failUndo = true, "RemoveApplication"
+	})
 	assert.Contains(t, err.Error(), "compensation FAILED")
 	n := 0
 	for _, u := range h.undos() {
